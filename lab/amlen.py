@@ -1,0 +1,253 @@
+"""A small client for Amlen's REST admin API, in the lab's words.
+
+It uploads files, applies and reads objects, deletes them, and reads the server and endpoint status. One
+request at a time (Amlen closes a connection that pipelines). Amlen's CWLNA error codes become `AmlenError`s
+whose message names the object and whose hint names the fix: this is the only module that reads them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from lab.errors import AmlenError
+
+__all__ = ["CODE_HINTS", "AmlenClient", "AmlenObject", "is_ready", "payload"]
+
+# Every error code the reference records (amlen-admin-api.md, section 2.3 and the appendix), with what a
+# lab user should do about it. tests/test_amlen.py keeps this list complete.
+CODE_HINTS: dict[str, str] = {
+    "CWLNA0100": "Amlen reported a system error; look at `invoke logs`",
+    "CWLNA0111": "a property name is not one Amlen knows; this is a lab bug, please report it",
+    "CWLNA0112": "a property value is out of range; check the LAB_* port and name settings",
+    "CWLNA0113": "the object does not exist (already deleted?)",
+    "CWLNA0115": "an argument is not valid; check object names for trailing spaces",
+    "CWLNA0122": "an object name starts with a digit or punctuation, or holds , = \" \\; rename it in .env",
+    "CWLNA0127": "a property has the wrong JSON type; this is a lab bug, please report it",
+    "CWLNA0133": "an object name is too long (SecurityProfile names: at most 32 characters)",
+    "CWLNA0134": "a required property is missing; this is a lab bug, please report it",
+    "CWLNA0136": "an object it refers to does not exist; run `invoke up` again to recreate the chain",
+    "CWLNA0138": "a property name is not one this Amlen version knows; this is a lab bug, please report it",
+    "CWLNA0155": "another Amlen endpoint already uses that port; choose another LAB_TLS_PORT/LAB_MTLS_PORT",
+    "CWLNA0186": "a TLS security profile needs a certificate profile",
+    "CWLNA0333": "the endpoint needs a connection policy",
+    "CWLNA0334": "the endpoint needs a topic, subscription or queue policy",
+    "CWLNA0372": "Amlen does not allow deleting this object",
+    "CWLNA0375": "password authentication is on but no admin user exists; the lab sends it off explicitly",
+    "CWLNA0376": "the object is still used by another one; delete the user first (`invoke down` does this)",
+    "CWLNA0379": "subscription policies need a topic policy that grants Subscribe",
+    "CWLNA0431": "the message hub does not exist; check LAB_MESSAGE_HUB",
+    "CWLNA0433": "the endpoint needs a valid connection policy; check LAB_CONNECTION_POLICY",
+    "CWLNA0438": "the message hub still has endpoints",
+    "CWLNA0440": "the security profile is still in use",
+    "CWLNA0451": "another certificate profile already uses that certificate file name",
+    "CWLNA0452": "another certificate profile already uses that key file name",
+    "CWLNA0456": "the mutual-TLS profile needs its trusted CA before the endpoint; `invoke up` orders this",
+    "CWLNA6001": "Amlen could not parse the request; this is a lab bug, please report it",
+    "CWLNA6180": "the certificate is not a PEM X.509 certificate; run `invoke certs`",
+    "CWLNA6182": "certificates must be PEM files, not .p12/.pfx",
+    "CWLNA6183": "the trusted certificate is not a CA (CA:TRUE); run `invoke certs --new-ca`",
+    "CWLNA6184": "the certificate file was not uploaded (or was consumed by an earlier apply); run `invoke up` again",
+    "CWLNA6185": "the key file was not uploaded (or was consumed by an earlier apply); run `invoke up` again",
+    "CWLNA6186": "the certificate already exists; the lab re-uploads with Overwrite, so run `invoke up` again",
+    "CWLNA6189": "the server certificate and key do not match; run `invoke certs` to re-issue them",
+    "CWLNA6190": "Amlen could not read the key file; run `invoke certs` to re-issue it",
+    "CWLNA6191": "Amlen needs an unencrypted RSA key (EC or encrypted keys give this code); run `invoke certs`",
+    "CWLNA6192": "the certificate is in an unexpected format; run `invoke certs`",
+    "CWLNA6193": "the key is in an unexpected format or its password is wrong; run `invoke certs`",
+    "CWLNA6205": "a property is longer than Amlen allows (SecurityProfile names: at most 32)",
+    "CWLNA6206": "SecurityProfile names must be letters and digits only; fix it in .env",
+    "CWLNA6207": "password authentication cannot be off with an LTPA profile or AllowNullPassword",
+}
+
+# Codes that mean "not there", for reads and deletes that must succeed when there is nothing to do.
+_NOT_FOUND = {"CWLNA0113", "CWLNA0136"}
+_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class AmlenObject:
+    """One configuration object the lab wants on the server.
+
+    `name` is the object's name; for a TrustedCertificate (an array entry, not a named object) it is
+    `<SecurityProfile>/<file>`. `uploads` are the lab files (name -> bytes) to PUT right before the POST,
+    because Amlen consumes a staged file on every apply.
+    """
+
+    type: str
+    name: str
+    properties: Mapping[str, Any]
+    uploads: Mapping[str, bytes] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """How messages name the object: `Endpoint TLSTestPort`."""
+        return f"{self.type} {self.name}"
+
+
+def payload(obj: AmlenObject) -> dict[str, Any]:
+    """The POST body for `obj`, in Amlen's JSON shape (the one place records become JSON)."""
+    if obj.type == "TrustedCertificate":
+        profile, _, file_name = obj.name.partition("/")
+        return {
+            obj.type: [{"SecurityProfileName": profile, "TrustedCertificate": file_name, **obj.properties}]
+        }
+    return {obj.type: {obj.name: dict(obj.properties)}}
+
+
+def is_ready(status: Mapping[str, Any]) -> bool:
+    """True when a /service/status body says the server runs in production: State 1 and ErrorCode 0.
+
+    `Status == "Running"` alone is not enough: it is also shown in maintenance (9) and standby (10).
+    """
+    server = status.get("Server") or {}
+    return server.get("State") == 1 and server.get("ErrorCode") == 0
+
+
+class AmlenClient:
+    """Talks to one Amlen admin endpoint, e.g. `AmlenClient("http://127.0.0.1:9089")`."""
+
+    def __init__(self, base_url: str, *, timeout: float = _TIMEOUT) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._session = requests.Session()
+
+    def close(self) -> None:
+        """Close the keep-alive connection."""
+        self._session.close()
+
+    def __enter__(self) -> AmlenClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reads -------------------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The server status (`GET /ima/v1/service/status`); raises AmlenError while unreachable."""
+        return self._request("GET", "/ima/v1/service/status", what="read the server status")
+
+    def get(self, object_type: str, name: str | None = None) -> dict[str, Any] | None:
+        """The object's properties as Amlen returns them, or None when it does not exist.
+
+        Without `name`: the dict of all objects of that type (an empty dict when there are none).
+        For TrustedCertificate, `name` is the SecurityProfile and the result is `{"<file>": {...}}`.
+        """
+        path = f"/ima/v1/configuration/{object_type}" + (f"/{name}" if name else "")
+        try:
+            body = self._request("GET", path, what=f"read {object_type} {name or ''}".rstrip())
+        except AmlenError as exc:
+            if exc.code in _NOT_FOUND:
+                return None if name else {}
+            raise
+        found = body.get(object_type)
+        if isinstance(found, list):  # TrustedCertificate: an array of {SecurityProfileName, TrustedCertificate}
+            found = {entry.get("TrustedCertificate"): entry for entry in found}
+        if not isinstance(found, dict):
+            return None if name else {}
+        return found.get(name) if name and object_type != "TrustedCertificate" else found
+
+    def endpoint_monitor(self, name: str) -> dict[str, Any] | None:
+        """The monitor entry of an endpoint, or None when it is not listening.
+
+        Amlen answers 500 CWLNA0100 for an endpoint that no longer exists, and leaves out an endpoint whose
+        port could not be bound: both mean "not live".
+        """
+        try:
+            body = self._request(
+                "GET", "/ima/v1/monitor/Endpoint", params={"Name": name}, what=f"monitor Endpoint {name}"
+            )
+        except AmlenError as exc:
+            if exc.code in _NOT_FOUND | {"CWLNA0100"}:
+                return None
+            raise
+        for entry in body.get("Endpoint") or []:
+            if entry.get("Name") == name:
+                return dict(entry)
+        return None
+
+    # -- writes ------------------------------------------------------------------------------------------
+
+    def upload(self, file_name: str, data: bytes) -> None:
+        """Stage a file (`PUT /ima/v1/file/<name>`, raw body: Amlen does not parse multipart)."""
+        self._request(
+            "PUT",
+            f"/ima/v1/file/{file_name}",
+            data=data,
+            headers={"Content-Type": "application/octet-stream"},
+            what=f"upload {file_name}",
+        )
+
+    def apply(self, obj: AmlenObject) -> None:
+        """Upload the object's files, then create or update it (`POST /ima/v1/configuration`)."""
+        for file_name, data in obj.uploads.items():
+            self.upload(file_name, data)
+        self._request("POST", "/ima/v1/configuration", json_body=payload(obj), what=f"apply {obj.label}")
+
+    def delete(self, object_type: str, name: str) -> bool:
+        """Delete an object; False when it was already gone (so teardown can always be re-run)."""
+        try:
+            self._request(
+                "DELETE", f"/ima/v1/configuration/{object_type}/{name}", what=f"delete {object_type} {name}"
+            )
+        except AmlenError as exc:
+            if exc.code in _NOT_FOUND:
+                return False
+            raise
+        return True
+
+    # -- transport ---------------------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        json_body: Any = None,
+        data: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        url = self.base_url + path
+        if json_body is not None:
+            data = json.dumps(json_body).encode()
+            headers = {"Content-Type": "application/json"}
+        try:
+            response = self._session.request(
+                method, url, data=data, params=params, headers=headers, timeout=self.timeout
+            )
+        except requests.RequestException as exc:
+            raise AmlenError(
+                f"cannot {what}: Amlen's admin API at {self.base_url} did not answer ({_reason(exc)})",
+                "is the lab up? `invoke status` shows the container; `invoke up` starts it",
+            ) from exc
+        try:
+            body = response.json() if response.content else {}
+        except ValueError:
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
+        if response.status_code >= 400:
+            code = str(body.get("Code") or "")
+            message = str(body.get("Message") or response.reason or "no message")
+            raise AmlenError(
+                f"Amlen refused to {what}: {code or 'HTTP ' + str(response.status_code)} {message}".strip(),
+                CODE_HINTS.get(code, "see `invoke logs` for the server's side"),
+                code=code or None,
+                status=response.status_code,
+            )
+        return body
+
+
+def _reason(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.ConnectionError):
+        return "connection refused or reset"
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    return type(exc).__name__

@@ -1,0 +1,470 @@
+"""The lab's toy PKI: the guide's CA, server and client certificates, made with `cryptography`.
+
+Files live in `settings.pki_dir` (mode 0700) under the guide's names: `myCA.key` / `myCA.pem`,
+`test.server.key` / `test.server.crt`, `<client>.key` / `<client>.crt`. Amlen's rules shape the choices:
+every key is RSA 2048 (Amlen matches key and certificate by RSA modulus and rejects other key types), the
+server key is written unencrypted (Amlen crashes on encrypted keys, issues #188/#189), and only the CA key is
+encrypted at rest, like the guide's `genrsa -des3`.
+
+Everything is idempotent: the CA is precious and reused byte for byte unless `new_ca=True`; leaves are
+re-issued only when they would not work (missing, wrong CA, wrong host name, key mismatch, expiring soon).
+Inspection and the pre-upload lint live in `lab.certinfo` (re-exported here).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from lab.certinfo import (
+    CertInfo,
+    PkiPaths,
+    check_certificates,
+    common_name,
+    days_left,
+    describe_certificate,
+    dns_names,
+    is_issued_by,
+    lint_certificates,
+    pki_paths,
+)
+from lab.errors import CertError
+from lab.files import atomic_write
+from lab.settings import Settings
+
+# The inspection half lives in lab.certinfo; it is re-exported so `lab.certs` is the one place to import from.
+__all__ = [
+    "Action",
+    "CertInfo",
+    "FileResult",
+    "PkiPaths",
+    "check_certificates",
+    "describe_certificate",
+    "ensure_certificates",
+    "issue_client_certs",
+    "lint_certificates",
+    "make_foreign_client",
+    "pki_paths",
+]
+
+# RSA only: Amlen checks keys with `openssl rsa -check` and matches them to certificates by modulus.
+KEY_BITS = 2048
+# A leaf this close to its end is re-issued by `invoke certs`, so a lab started today lasts a workshop.
+RENEW_WITHIN_DAYS = 30
+# Back-date notBefore a little so a container whose clock is slightly behind the host accepts new certs.
+_CLOCK_SKEW = dt.timedelta(minutes=5)
+_ORG = "amlen-lab"
+_CA_COMMON_NAME = "amlen-lab toy CA"
+# Client names become file names and CNs; the same rule as LAB_CLIENT_NAMES in lab.settings.
+_CLIENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class Action(StrEnum):
+    """What `invoke certs` did to one file."""
+
+    CREATED = "created"
+    REUSED = "reused"
+    REISSUED = "re-issued"
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """One file of the set, what was done to it, and why (e.g. "expires in 12 days")."""
+
+    path: Path
+    action: Action
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Ca:
+    key: rsa.RSAPrivateKey
+    cert: x509.Certificate
+
+
+def ensure_certificates(settings: Settings, *, new_ca: bool = False) -> list[FileResult]:
+    """Make or refresh the guide's set: CA, server certificate and the configured client certificates.
+
+    An existing CA is reused unless `new_ca` is true; then every leaf is re-issued, since the old ones no
+    longer chain. Raises CertError when the CA key cannot be decrypted or a file cannot be written.
+    """
+    paths = pki_paths(settings)
+    names = _client_names(settings.client_names, paths, setting="LAB_CLIENT_NAMES")
+    _prepare_dir(paths.dir)
+    results: list[FileResult] = []
+    ca = _ensure_ca(settings, paths, new_ca=new_ca, results=results)
+    server = [(settings.hostname, paths.server_key, paths.server_cert)]
+    results += _ensure_leaves(ca, server, days=settings.server_days, server=True)
+    clients = [(name, *paths.client(name)) for name in names]
+    results += _ensure_leaves(ca, clients, days=settings.client_days, server=False)
+    return results
+
+
+def issue_client_certs(settings: Settings, names: Iterable[str], *, force: bool = False) -> list[FileResult]:
+    """Make client certificates `<name>.key`/`<name>.crt` signed by the lab CA (made first if missing).
+
+    Existing valid ones are reused unless `force`. The CA key is decrypted once, so many names are cheap
+    (the RSA key generation, ~40 ms each, dominates).
+    """
+    paths = pki_paths(settings)
+    wanted = _client_names(names, paths, setting="--name")
+    if not wanted:
+        raise CertError("no client name given", "pass --name NAME, or several at once: --name a,b,c")
+    _prepare_dir(paths.dir)
+    results: list[FileResult] = []
+    ca = _ensure_ca(settings, paths, new_ca=False, results=results)
+    clients = [(name, *paths.client(name)) for name in wanted]
+    results += _ensure_leaves(ca, clients, days=settings.client_days, server=False, force=force)
+    return results
+
+
+def _client_names(names: Iterable[str], paths: PkiPaths, *, setting: str) -> list[str]:
+    """The names without repeats; CertError for one that is no safe file name or would overwrite the CA/server."""
+    wanted = list(dict.fromkeys(names))
+    reserved = {paths.ca_key.stem, paths.server_key.stem}
+    for name in wanted:
+        if not _CLIENT_NAME.match(name) or name in reserved:
+            raise CertError(
+                f"{setting}: {name!r} is not a usable client name",
+                "use letters, digits, '.', '_' or '-', at most 64, and neither 'myCA' nor 'test.server'",
+            )
+    return wanted
+
+
+def make_foreign_client(directory: Path, name: str = "intruder") -> tuple[Path, Path, Path]:
+    """Write a throwaway CA plus a client key/cert it signed, NOT from the lab CA: for negative tests.
+
+    Returns (foreign CA certificate, client key, client certificate); a mutual-TLS port must refuse them.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key = _new_key()
+    ca = _Ca(ca_key, _build_ca_cert(ca_key, days=30, cn=f"{name} foreign CA"))
+    key = _new_key()
+    cert = _build_leaf(ca, key, name, days=30, server=False)
+    ca_path = directory / f"{name}-CA.pem"
+    key_path, cert_path = directory / f"{name}.key", directory / f"{name}.crt"
+    _write(ca_path, _cert_pem(ca.cert), mode=0o644)
+    _write(key_path, _key_pem(key), mode=0o600)
+    _write(cert_path, _cert_pem(cert), mode=0o644)
+    return ca_path, key_path, cert_path
+
+
+# --- the CA ---------------------------------------------------------------------------------------------
+
+
+def _ensure_ca(settings: Settings, paths: PkiPaths, *, new_ca: bool, results: list[FileResult]) -> _Ca:
+    """Load the existing CA (byte for byte untouched) or make one; record what happened in `results`."""
+    have_key, have_cert = paths.ca_key.exists(), paths.ca_cert.exists()
+    if not new_ca and have_key:
+        passphrase = _passphrase(settings, paths, results=results, create=False)
+        key = _load_ca_key(paths.ca_key, passphrase)
+        if have_cert:
+            cert = _read_cert(paths.ca_cert)
+            if cert.public_key().public_numbers() != key.public_key().public_numbers():
+                raise CertError(
+                    f"{paths.ca_cert} does not belong to the key {paths.ca_key}",
+                    "restore the matching pair from a backup, or start over with `invoke certs --new-ca`",
+                )
+            _refuse_expired_ca(cert, paths.ca_cert)
+            results += [
+                FileResult(paths.ca_key, Action.REUSED, "existing CA key (encrypted)"),
+                FileResult(paths.ca_cert, Action.REUSED, f"valid for {days_left(cert)} more days"),
+            ]
+            return _Ca(key, cert)
+        # Same key and subject give the same SKI, so certificates it signed before still chain.
+        cert = _build_ca_cert(key, days=settings.ca_days)
+        _write(paths.ca_cert, _cert_pem(cert), mode=0o644)
+        results += [
+            FileResult(paths.ca_key, Action.REUSED, "existing CA key (encrypted)"),
+            FileResult(paths.ca_cert, Action.REISSUED, "was missing; re-made from the existing CA key"),
+        ]
+        return _Ca(key, cert)
+    if not new_ca and have_cert:
+        raise CertError(
+            f"the CA certificate {paths.ca_cert} exists but its key {paths.ca_key} is missing",
+            "restore myCA.key from a backup; or make a new CA with `invoke certs --new-ca` "
+            "and trust the new myCA.pem wherever the old one was trusted",
+        )
+    passphrase = _passphrase(settings, paths, results=results, create=True)
+    key = _new_key()
+    cert = _build_ca_cert(key, days=settings.ca_days)
+    action, reason = (Action.REISSUED, "--new-ca asked for it") if have_key else (Action.CREATED, "new CA")
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase),
+    )
+    # Key first: a crash between the writes leaves a key without its certificate, which the next run repairs.
+    _write(paths.ca_key, key_pem, mode=0o600)
+    _write(paths.ca_cert, _cert_pem(cert), mode=0o644)
+    results += [
+        FileResult(paths.ca_key, action, f"{reason}; RSA {KEY_BITS}, encrypted with the CA passphrase"),
+        FileResult(paths.ca_cert, action, f"{reason}; valid for {settings.ca_days} days"),
+    ]
+    return _Ca(key, cert)
+
+
+def _passphrase(settings: Settings, paths: PkiPaths, *, results: list[FileResult], create: bool) -> bytes:
+    """LAB_CA_PASSPHRASE if set, else the one kept in the lab directory, generated once when `create`."""
+    # An empty LAB_CA_PASSPHRASE= line in .env means "not set" (and PEM encryption needs a non-empty one).
+    if settings.ca_passphrase is not None and settings.ca_passphrase.get_secret_value():
+        return settings.ca_passphrase.get_secret_value().encode()
+    file = paths.passphrase_file
+    if file.exists():
+        try:
+            value = file.read_bytes().strip()
+        except OSError as exc:
+            raise CertError(f"cannot read {file}: {exc.strerror}", "check its permissions") from exc
+        if value:
+            results.append(FileResult(file, Action.REUSED, "CA passphrase (never printed)"))
+            return value
+    if not create:
+        raise CertError(
+            f"the CA key {paths.ca_key} is encrypted, but LAB_CA_PASSPHRASE is not set and {file} is missing",
+            "set LAB_CA_PASSPHRASE to the CA's passphrase; only if it is lost, `invoke certs --new-ca` "
+            "makes a new CA, and mind that the CA is precious: everything that trusts it must be updated",
+        )
+    value = secrets.token_urlsafe(32).encode()
+    _write(file, value + b"\n", mode=0o600)
+    results.append(FileResult(file, Action.CREATED, "generated CA passphrase (never printed)"))
+    return value
+
+
+def _load_ca_key(path: Path, passphrase: bytes) -> rsa.RSAPrivateKey:
+    data = _read(path)
+    try:
+        key = serialization.load_pem_private_key(data, password=passphrase)
+    except TypeError:
+        # An unencrypted CA key (e.g. the user's own) still works; the lint is not about the CA key.
+        key = serialization.load_pem_private_key(data, password=None)
+    except ValueError as exc:
+        raise CertError(
+            f"cannot decrypt the CA key {path}: wrong passphrase (or not a PEM key)",
+            "set LAB_CA_PASSPHRASE to the passphrase it was made with; only if it is lost, run "
+            "`invoke certs --new-ca`, and mind that the CA is precious: everything that trusts it must be updated",
+        ) from exc
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise CertError(f"the CA key {path} is not an RSA key", "make a new CA with `invoke certs --new-ca`")
+    return key
+
+
+def _refuse_expired_ca(cert: x509.Certificate, path: Path) -> None:
+    if cert.not_valid_after_utc <= _now():
+        raise CertError(
+            f"the CA {path} expired on {cert.not_valid_after_utc:%Y-%m-%d}",
+            "make a new CA with `invoke certs --new-ca` and trust the new myCA.pem",
+        )
+
+
+# --- leaves ---------------------------------------------------------------------------------------------
+
+
+def _ensure_leaves(
+    ca: _Ca, leaves: list[tuple[str, Path, Path]], *, days: int, server: bool, force: bool = False
+) -> list[FileResult]:
+    """Reuse each working (name, key path, cert path) pair, or issue a fresh one and say why."""
+    problems = ["--force" if force else _leaf_problem(ca, k, c, n, server=server) for n, k, c in leaves]
+    keys = iter(_new_keys(sum(problem is not None for problem in problems)))
+    results: list[FileResult] = []
+    for (name, key_path, cert_path), problem in zip(leaves, problems, strict=True):
+        if problem is None:
+            cert = _read_cert(cert_path)
+            results += [
+                FileResult(key_path, Action.REUSED, f"RSA {KEY_BITS}, matches the certificate"),
+                FileResult(cert_path, Action.REUSED, f"signed by the CA, valid for {days_left(cert)} more days"),
+            ]
+            continue
+        key = next(keys)
+        cert = _build_leaf(ca, key, name, days=days, server=server)
+        # Key first: a crash in between leaves a mismatched pair, which the next run detects and re-issues.
+        _write(key_path, _key_pem(key), mode=0o600)
+        _write(cert_path, _cert_pem(cert), mode=0o644)
+        action = Action.CREATED if problem == "missing" else Action.REISSUED
+        results += [
+            FileResult(key_path, action, f"{problem}; new RSA {KEY_BITS} key, unencrypted (Amlen needs that)"),
+            FileResult(cert_path, action, f"{problem}; valid for {_lifetime_days(cert)} days"),
+        ]
+    return results
+
+
+def _leaf_problem(ca: _Ca, key_path: Path, cert_path: Path, name: str, *, server: bool) -> str | None:
+    """Why this leaf must be (re-)issued, in words; None when it is fine as it is."""
+    if not cert_path.exists():
+        return "missing"
+    if not key_path.exists():
+        return "its key file is missing"
+    try:
+        cert = x509.load_pem_x509_certificate(_read(cert_path))
+        key = serialization.load_pem_private_key(_read(key_path), password=None)
+    except (ValueError, TypeError):
+        return "the key or certificate cannot be read (or the key is encrypted)"
+    if not isinstance(key, rsa.RSAPrivateKey):
+        return "the key is not RSA"
+    if key.public_key().public_numbers() != cert.public_key().public_numbers():
+        return "the key does not match the certificate"
+    if not is_issued_by(cert, ca.cert):
+        return "not signed by the current CA"
+    if server:
+        names = dns_names(cert)
+        if name not in names:
+            return f"issued for {', '.join(names) or 'no DNS name'}, not {name}"
+    elif common_name(cert) != name:
+        return f"its CN is {common_name(cert)!r}, not {name!r}"
+    left = days_left(cert)
+    if left < RENEW_WITHIN_DAYS:
+        return f"expired {-left} days ago" if left < 0 else f"expires in {left} days"
+    return None
+
+
+# --- building blocks ------------------------------------------------------------------------------------
+
+
+def _new_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
+
+
+def _new_keys(count: int) -> list[rsa.RSAPrivateKey]:
+    # Serial on purpose: cryptography holds the GIL while generating, and a process pool would have to
+    # fork (unsafe with threads) or spawn (re-imports the caller's __main__); ~45 ms a key is acceptable.
+    return [_new_key() for _ in range(count)]
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([
+        x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, _ORG),
+    ])
+
+
+def _build_ca_cert(key: rsa.RSAPrivateKey, *, days: int, cn: str = _CA_COMMON_NAME) -> x509.Certificate:
+    now = _now()
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _CLOCK_SKEW)
+        .not_valid_after(now + dt.timedelta(days=days))
+        # pathlen 0: the toy CA signs leaves only, never another CA.
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
+        .add_extension(ski, critical=False)
+        # Self-referencing AKI: strict verifiers (Python >= 3.13's VERIFY_X509_STRICT) like it present.
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def _build_leaf(ca: _Ca, key: rsa.RSAPrivateKey, name: str, *, days: int, server: bool) -> x509.Certificate:
+    """A server certificate (SAN DNS:name, serverAuth) or a client certificate (CN=name, clientAuth only)."""
+    now = _now()
+    # Never outlive the CA: a chain is only as valid as its shortest link.
+    not_after = min(now + dt.timedelta(days=days), ca.cert.not_valid_after_utc)
+    try:
+        ca_ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski)
+    except x509.ExtensionNotFound:
+        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.cert.public_key())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(name))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _CLOCK_SKEW)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(aki, critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    if server:
+        builder = (
+            builder.add_extension(
+                _key_usage(digital_signature=True, content_commitment=True, key_encipherment=True,
+                           data_encipherment=True),
+                critical=True,
+            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        )
+    else:
+        # clientAuth only, so a client certificate cannot pose as a server (mkcert adds both; we do not).
+        builder = builder.add_extension(
+            _key_usage(digital_signature=True, key_encipherment=True), critical=True
+        ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    return builder.sign(ca.key, hashes.SHA256())
+
+
+def _key_usage(**flags: bool) -> x509.KeyUsage:
+    names = ["digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+             "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only"]
+    return x509.KeyUsage(**{n: flags.get(n, False) for n in names})
+
+
+def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
+    # Unencrypted PKCS#1 ("BEGIN RSA PRIVATE KEY"), what the guide's `openssl genrsa` gives and Amlen reads.
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+
+
+def _cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _lifetime_days(cert: x509.Certificate) -> int:
+    return round((cert.not_valid_after_utc - _now()).total_seconds() / 86400)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+# --- files ----------------------------------------------------------------------------------------------
+
+
+def _prepare_dir(directory: Path) -> None:
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # mkdir's mode is masked by umask and ignored for an existing directory: set it explicitly.
+        os.chmod(directory, 0o700)
+    except OSError as exc:
+        raise CertError(f"cannot create {directory}: {exc.strerror}", "check LAB_DIR's permissions") from exc
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CertError(f"cannot read {path}: {exc.strerror}", "check the file's permissions") from exc
+
+
+def _read_cert(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(_read(path))
+    except ValueError as exc:
+        raise CertError(f"{path} is not a PEM certificate", "restore it, or `invoke certs --new-ca`") from exc
+
+
+def _write(path: Path, data: bytes, *, mode: int) -> None:
+    try:
+        atomic_write(path, data, mode=mode)
+    except OSError as exc:
+        raise CertError(
+            f"cannot write {path}: {exc.strerror or exc}", "check free space and permissions of LAB_DIR"
+        ) from exc

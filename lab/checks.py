@@ -1,0 +1,331 @@
+"""The verification matrix: real MQTT clients prove each promise of the TLS setup, the good and the bad paths.
+
+| row | port   | client                                    | expected                              |
+|-----|--------|-------------------------------------------|---------------------------------------|
+| 1   | TLS    | trusts only myCA.pem, name verified       | subscribe + publish N, all received   |
+| 2   | mutual | + the lab's client certificate            | the same round trip                   |
+| 3   | mutual | no client certificate                     | rejected, no CONNACK                  |
+| 4   | mutual | client certificate from another CA        | rejected, no CONNACK                  |
+| 5   | TLS    | dialled by address (name not in the cert) | refused by the client: name mismatch  |
+| 6   | TLS    | plain MQTT, no TLS                        | rejected, no CONNACK                  |
+
+Protocols: the round trips (1, 2) run once per MQTT version asked for (3.1.1 and 5 by default), because that
+is where the versions differ; rows 3-6 are refused at the TLS layer before any MQTT byte is read, so they run
+once, with the first version asked for.
+
+Rows 1-2 connect the way the guide's clients do: by host name, so they also prove the hosts entry. With
+`no_hosts` (`--no-hosts`) they dial `settings.host_ip` and send/verify the host name through the TLS
+context (see `lab.mqtt`), still a full MQTT round trip. Rows 3, 4 and 6 always dial the address and do not
+judge the server's certificate: they test the server's policy, so a broken hosts entry or a swapped server
+certificate turns rows 1-2 red, not these.
+"""
+
+from __future__ import annotations
+
+import ssl
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from lab.certinfo import pki_paths
+from lab.certs import make_foreign_client
+from lab.errors import CheckError
+from lab.mqtt import DEFAULT_TIMEOUT, ConnectOutcome, Protocol, handshake, round_trip, tls_context, try_connect
+from lab.settings import Settings
+
+__all__ = [
+    "DEFAULT_COUNT",
+    "CheckResult",
+    "ClientTarget",
+    "Target",
+    "VerifyReport",
+    "client_target",
+    "parse_protocols",
+    "run_matrix",
+    "target_from_settings",
+    "verify",
+]
+
+DEFAULT_COUNT = 5  # the guide publishes five messages
+TOPIC_FILTER = "topic1/#"
+TOPIC = "topic1/subtopic2"
+ALL_PROTOCOLS = (Protocol.MQTT311, Protocol.MQTT5)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One row of the matrix: what was expected, whether it happened, and why, in words."""
+
+    name: str
+    expected: str
+    passed: bool
+    detail: str
+    seconds: float
+    row: int = 0
+    protocol: str = ""
+    actual: str = ""
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """All rows; `passed` only when every row came out as expected."""
+
+    rows: list[CheckResult]
+    passed: bool
+    seconds: float = 0.0
+    no_hosts: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for `--json`."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and with which files to check: the broker's name and address, its ports, the lab's files."""
+
+    hostname: str
+    address: str
+    tls_port: int
+    mtls_port: int
+    ca_file: Path
+    client_key: Path
+    client_cert: Path
+
+
+def target_from_settings(settings: Settings) -> Target:
+    """The lab's broker and files; CheckError when a file is missing (nothing could be verified)."""
+    paths = pki_paths(settings)
+    if not settings.client_names:
+        raise CheckError("no client certificate is configured (LAB_CLIENT_NAMES is empty)",
+                         "set LAB_CLIENT_NAMES, e.g. test.client1")
+    client_key, client_cert = paths.client(settings.client_names[0])
+    for path in (paths.ca_cert, client_key, client_cert):
+        if not path.is_file():
+            raise CheckError(f"cannot verify: {path} is missing", "run `invoke certs` (or `invoke up`)")
+    return Target(
+        hostname=settings.hostname,
+        address=settings.host_ip,
+        tls_port=settings.tls_port,
+        mtls_port=settings.mtls_port,
+        ca_file=paths.ca_cert,
+        client_key=client_key,
+        client_cert=client_cert,
+    )
+
+
+def parse_protocols(text: str) -> tuple[Protocol, ...]:
+    """`both`, `3.1.1` (or `311`, `4`) or `5` -> the protocol versions to check; CheckError otherwise."""
+    value = text.strip().lower().removeprefix("mqtt").removeprefix("v")
+    if value in ("both", "all", ""):
+        return ALL_PROTOCOLS
+    if value in ("3.1.1", "311", "4"):
+        return (Protocol.MQTT311,)
+    if value in ("5", "5.0"):
+        return (Protocol.MQTT5,)
+    raise CheckError(f"unknown MQTT protocol {text!r}", "use --protocol 3.1.1, 5 or both")
+
+
+@dataclass(frozen=True)
+class ClientTarget:
+    """Where a guide-style client connects, and with which TLS context (None: plain MQTT)."""
+
+    host: str
+    port: int
+    context: ssl.SSLContext | None
+    description: str
+
+
+def client_target(
+    settings: Settings,
+    *,
+    host: str = "",
+    port: int = 0,
+    tls: bool = True,
+    cacerts: Path | None = None,
+    cert: Path | None = None,
+    key: Path | None = None,
+) -> ClientTarget:
+    """The guide's client flags with the lab's defaults: its host name, the TLS port, myCA.pem.
+
+    On the mutual port the lab's first client certificate is used unless `cert` says otherwise.
+    """
+    paths = pki_paths(settings)
+    port = port or settings.tls_port
+    host = host or settings.hostname
+    if not tls:
+        return ClientTarget(host, port, None, f"{host}:{port}, plain MQTT")
+    if cert is None and port == settings.mtls_port and settings.client_names:
+        key, cert = paths.client(settings.client_names[0])
+    if cert is not None and key is None:
+        key = cert.with_suffix(".key")
+    ca_file = cacerts or paths.ca_cert
+    for path in (ca_file, cert, key):
+        if path is not None and not path.is_file():
+            raise CheckError(f"{path} does not exist", "run `invoke certs`, or give --cacerts/--cert/--key")
+    context = tls_context(ca_file=ca_file, cert=cert, key=key)
+    who = f", client certificate {cert.name}" if cert else ""
+    return ClientTarget(host, port, context, f"{host}:{port}, TLS trusting {ca_file.name}{who}")
+
+
+def verify(
+    settings: Settings,
+    *,
+    count: int = DEFAULT_COUNT,
+    protocols: Sequence[Protocol] = ALL_PROTOCOLS,
+    no_hosts: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> VerifyReport:
+    """Run the matrix against the lab described by `settings` (rows in parallel; about 0.2 s when healthy)."""
+    return run_matrix(
+        target_from_settings(settings), count=count, protocols=protocols, no_hosts=no_hosts, timeout=timeout
+    )
+
+
+def run_matrix(
+    target: Target,
+    *,
+    count: int = DEFAULT_COUNT,
+    protocols: Sequence[Protocol] = ALL_PROTOCOLS,
+    no_hosts: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> VerifyReport:
+    """Run every row against `target`, concurrently (each row is its own connection), in row order."""
+    if count < 1:
+        raise CheckError(f"count must be at least 1, not {count}", "pass --count 5")
+    if not protocols:
+        raise CheckError("no MQTT protocol version selected", "pass --protocol 3.1.1, 5 or both")
+    jobs: list[Callable[[], CheckResult]] = []
+    for protocol in protocols:
+        jobs.append(lambda p=protocol: _round_trip_row(1, target, p, count, no_hosts, timeout))
+        jobs.append(lambda p=protocol: _round_trip_row(2, target, p, count, no_hosts, timeout))
+    first = protocols[0]
+    jobs += [
+        lambda: _no_certificate_row(target, first, timeout),
+        lambda: _foreign_certificate_row(target, first, timeout),
+        lambda: _wrong_name_row(target, first, timeout),
+        lambda: _plain_row(target, first, timeout),
+    ]
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="verify") as pool:
+        rows = list(pool.map(lambda job: job(), jobs))
+    rows.sort(key=lambda r: (r.row, r.protocol))
+    return VerifyReport(rows, all(r.passed for r in rows), time.perf_counter() - start, no_hosts)
+
+
+# --- rows -----------------------------------------------------------------------------------------------
+
+
+def _round_trip_row(
+    row: int, target: Target, protocol: Protocol, count: int, no_hosts: bool, timeout: float
+) -> CheckResult:
+    mutual = row == 2
+    port = target.mtls_port if mutual else target.tls_port
+    host = target.address if no_hosts else target.hostname
+    via = f"by address {target.address}, name {target.hostname}" if no_hosts else f"as {target.hostname}"
+    name = (f"mutual {port}, client certificate, {via}" if mutual else f"TLS {port}, trusting only the CA, {via}")
+    start = time.perf_counter()
+    context = tls_context(
+        ca_file=target.ca_file,
+        cert=target.client_cert if mutual else None,
+        key=target.client_key if mutual else None,
+        server_name=target.hostname if no_hosts else None,
+    )
+    result = round_trip(host, port, context=context, topic_filter=TOPIC_FILTER, topic=TOPIC, count=count,
+                        protocol=protocol, timeout=timeout)
+    passed = result.received >= count
+    if result.connect.accepted:
+        actual = f"{result.received}/{count} received"
+    else:
+        actual = "refused" if result.connect.reached else "not reached"
+    detail = result.reason
+    if mutual and result.connect.reached and not result.connect.accepted and "TLS alert" not in detail:
+        # As in rows 3-4: paho may lose the server's alert to a reset; a bare handshake reads it.
+        alert = _alert(target, target.client_cert, target.client_key, target.mtls_port)()
+        detail = f"no CONNACK: {alert}" if alert else detail
+    if not result.connect.accepted and not no_hosts and "does not resolve" in result.reason:
+        detail += f": {target.hostname} needs the lab's hosts entry (`invoke up`), or run with --no-hosts"
+    return CheckResult(name, f"{count}/{count} received", passed, detail, time.perf_counter() - start,
+                       row, protocol.value, actual)
+
+
+def _rejection(
+    row: int, name: str, expected: str, protocol: Protocol, outcome: ConnectOutcome, start: float,
+    *, explain_alert: Callable[[], str | None] | None = None,
+) -> CheckResult:
+    if outcome.accepted:
+        return CheckResult(name, expected, False, f"accepted: {outcome.reason}; the port lets this client in",
+                           time.perf_counter() - start, row, protocol.value, "accepted")
+    if not outcome.reached:
+        return CheckResult(name, expected, False, f"could not test: {outcome.reason}",
+                           time.perf_counter() - start, row, protocol.value, "not reached")
+    reason = outcome.reason.removeprefix("no CONNACK: ")
+    if explain_alert is not None and "TLS alert" not in reason:
+        # paho often loses the server's TLS 1.3 alert to a reset; a bare handshake reads it reliably.
+        reason = explain_alert() or reason
+    return CheckResult(name, expected, True, f"no CONNACK: {reason}", time.perf_counter() - start, row,
+                       protocol.value, "rejected")
+
+
+def _alert(target: Target, cert: Path | None = None, key: Path | None = None,
+           port: int | None = None) -> Callable[[], str | None]:
+    def probe() -> str | None:
+        context = tls_context(ca_file=None, cert=cert, key=key)
+        shake = handshake(target.address, port or target.mtls_port, context=context,
+                          server_name=target.hostname, wait_for_alert=True)
+        return shake.error or shake.alert
+    return probe
+
+
+def _no_certificate_row(target: Target, protocol: Protocol, timeout: float) -> CheckResult:
+    start = time.perf_counter()
+    context = tls_context(ca_file=None, server_name=target.hostname)
+    outcome = try_connect(target.address, target.mtls_port, context=context, protocol=protocol, timeout=timeout)
+    return _rejection(3, f"mutual {target.mtls_port}, no client certificate", "rejected, no CONNACK",
+                      protocol, outcome, start, explain_alert=_alert(target))
+
+
+def _foreign_certificate_row(target: Target, protocol: Protocol, timeout: float) -> CheckResult:
+    start = time.perf_counter()
+    name = f"mutual {target.mtls_port}, certificate from another CA"
+    with tempfile.TemporaryDirectory(prefix="lab-foreign-") as tmp:
+        _ca, key, cert = make_foreign_client(Path(tmp), "intruder")
+        context = tls_context(ca_file=None, cert=cert, key=key, server_name=target.hostname)
+        outcome = try_connect(target.address, target.mtls_port, context=context, protocol=protocol,
+                              timeout=timeout)
+        return _rejection(4, name, "rejected, no CONNACK", protocol, outcome, start,
+                          explain_alert=_alert(target, cert, key))
+
+
+def _wrong_name_row(target: Target, protocol: Protocol, timeout: float) -> CheckResult:
+    start = time.perf_counter()
+    name = f"TLS {target.tls_port}, dialled as {target.address} (not in the certificate)"
+    expected = "refused: hostname mismatch"
+    context = tls_context(ca_file=target.ca_file)
+    outcome = try_connect(target.address, target.tls_port, context=context, protocol=protocol, timeout=timeout)
+    seconds = time.perf_counter() - start
+    if outcome.hostname_mismatch:
+        return CheckResult(name, expected, True, outcome.reason, seconds, 5, protocol.value, "refused")
+    if outcome.accepted:
+        actual, detail = "accepted", f"accepted: the certificate covers {target.address}, so a wrong name passes"
+    elif outcome.reached:
+        actual, detail = "refused", f"refused for another reason than the name: {outcome.reason}"
+    else:
+        actual, detail = "not reached", f"could not test: {outcome.reason}"
+    return CheckResult(name, expected, False, detail, seconds, 5, protocol.value, actual)
+
+
+def _plain_row(target: Target, protocol: Protocol, timeout: float) -> CheckResult:
+    start = time.perf_counter()
+    outcome = try_connect(target.address, target.tls_port, context=None, protocol=protocol, timeout=timeout)
+    result = _rejection(6, f"TLS {target.tls_port}, plain MQTT without TLS", "rejected, no CONNACK",
+                        protocol, outcome, start)
+    if result.passed:
+        return CheckResult(result.name, result.expected, True,
+                           f"{result.detail} (the port speaks only TLS)", result.seconds, 6, protocol.value,
+                           result.actual)
+    return result

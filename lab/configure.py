@@ -1,0 +1,231 @@
+"""The guide's Amlen configuration as data, and how to converge a server to it and back.
+
+One sequence serves `invoke up`, `invoke configure` (any running Amlen) and the testcontainers module:
+`desired_objects` lists the objects in the order Amlen requires (a mutual-TLS endpoint needs its trusted CA
+first, CWLNA0456), `converge` applies only what differs, `confirm_live` proves the endpoints listen (a 200
+from Amlen is not a bound port), and `teardown` deletes in reverse dependency order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from lab.amlen import AmlenClient, AmlenObject
+from lab.certs import PkiPaths, describe_certificate
+from lab.errors import AmlenError
+from lab.settings import Settings
+
+__all__ = [
+    "ObjectAction",
+    "ObjectResult",
+    "confirm_live",
+    "converge",
+    "desired_objects",
+    "fingerprint",
+    "teardown",
+]
+
+# Properties Amlen accepts on POST but never returns (or returns transformed): not compared on read-back.
+_WRITE_ONLY = {"Overwrite", "KeyFilePassword", "CertFilePassword"}
+
+
+class ObjectAction(StrEnum):
+    """What `converge` did with one object."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class ObjectResult:
+    """One object's outcome; `existed` tells `down` whether the lab may delete it later."""
+
+    object: AmlenObject
+    action: ObjectAction
+    existed: bool
+
+
+def fingerprint(data: bytes) -> str:
+    """sha256 of a file's bytes: how the lab remembers which certificate Amlen holds."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def desired_objects(settings: Settings, pki: PkiPaths) -> list[AmlenObject]:
+    """The guide's objects, in the order Amlen accepts them (reference section 7)."""
+    server_cert = pki.server_cert.read_bytes()
+    server_key = pki.server_key.read_bytes()
+    ca_cert = pki.ca_cert.read_bytes()
+
+    def security_profile(name: str, *, client_certs: bool) -> AmlenObject:
+        # Every property is sent: Amlen's schema defaults differ from the WebUI's (UsePasswordAuthentication
+        # defaults to true), and sending all of them makes a read-back comparison meaningful.
+        return AmlenObject("SecurityProfile", name, {
+            "TLSEnabled": True,
+            "MinimumProtocolMethod": "TLSv1.2",
+            "Ciphers": "Fast",
+            "UseClientCertificate": client_certs,
+            "UsePasswordAuthentication": False,
+            "UseClientCipher": False,
+            "CertificateProfile": settings.certificate_profile,
+        })
+
+    def endpoint(name: str, port: int, profile: str) -> AmlenObject:
+        return AmlenObject("Endpoint", name, {
+            "Enabled": True,
+            "Port": port,
+            "Interface": "All",
+            "Protocol": "All",
+            "MessageHub": settings.message_hub,
+            "SecurityProfile": profile,
+            "ConnectionPolicies": settings.connection_policy,
+            "TopicPolicies": settings.topic_policy,
+            "SubscriptionPolicies": settings.subscription_policy,
+            "MaxMessageSize": "1024KB",
+            "Description": "amlen-lab: the TLS guide's endpoint",
+        })
+
+    return [
+        AmlenObject(
+            "CertificateProfile",
+            settings.certificate_profile,
+            {"Certificate": pki.server_cert.name, "Key": pki.server_key.name, "Overwrite": True},
+            uploads={pki.server_cert.name: server_cert, pki.server_key.name: server_key},
+        ),
+        security_profile(settings.security_profile, client_certs=False),
+        endpoint(settings.tls_endpoint, settings.tls_port, settings.security_profile),
+        security_profile(settings.mutual_security_profile, client_certs=True),
+        AmlenObject(
+            "TrustedCertificate",
+            f"{settings.mutual_security_profile}/{pki.ca_cert.name}",
+            {"Overwrite": True},
+            uploads={pki.ca_cert.name: ca_cert},
+        ),
+        endpoint(settings.mtls_endpoint, settings.mtls_port, settings.mutual_security_profile),
+    ]
+
+
+def converge(
+    amlen: AmlenClient,
+    objects: Sequence[AmlenObject],
+    fingerprints: dict[str, str],
+    *,
+    progress: Callable[[str], None] = lambda _: None,
+    on_result: Callable[[ObjectResult], None] = lambda _: None,
+) -> list[ObjectResult]:
+    """Apply each object that is missing or differs; leave matching ones alone.
+
+    `on_result` hears about each object as soon as it is done, so a failure half-way still leaves a record
+    of what was created before it.
+
+    `fingerprints` (file name -> sha256 of what Amlen holds) is read and updated in place: a changed
+    certificate is re-uploaded with Overwrite. When a trusted CA is replaced, its SecurityProfile is posted
+    again, because Amlen rebuilds an endpoint's trust list only when the endpoint's profile changes.
+    """
+    results: list[ObjectResult] = []
+    for obj in objects:
+        progress(obj.label)
+        existing = _read(amlen, obj)
+        same_files = all(fingerprints.get(name) == fingerprint(data) for name, data in obj.uploads.items())
+        if existing is not None and same_files and _matches(obj, existing):
+            results.append(ObjectResult(obj, ObjectAction.UNCHANGED, existed=True))
+            on_result(results[-1])
+            continue
+        amlen.apply(obj)
+        for name, data in obj.uploads.items():
+            fingerprints[name] = fingerprint(data)
+        if obj.type == "TrustedCertificate" and existing is not None:
+            profile = obj.name.partition("/")[0]
+            for other in objects:
+                if other.type == "SecurityProfile" and other.name == profile:
+                    amlen.apply(other)
+        action = ObjectAction.CREATED if existing is None else ObjectAction.UPDATED
+        results.append(ObjectResult(obj, action, existed=existing is not None))
+        on_result(results[-1])
+    return results
+
+
+def _read(amlen: AmlenClient, obj: AmlenObject) -> Mapping[str, Any] | None:
+    if obj.type == "TrustedCertificate":
+        profile, _, file_name = obj.name.partition("/")
+        entries = amlen.get("TrustedCertificate", profile) or {}
+        return entries.get(file_name)
+    return amlen.get(obj.type, obj.name)
+
+
+def _matches(obj: AmlenObject, existing: Mapping[str, Any]) -> bool:
+    wanted = {k: v for k, v in obj.properties.items() if k not in _WRITE_ONLY}
+    if any(existing.get(k) != v for k, v in wanted.items()):
+        return False
+    if obj.type == "CertificateProfile":
+        # Amlen shows the certificate's expiry: a different one means a different certificate.
+        expiry = describe_certificate(obj.uploads[obj.properties["Certificate"]]).not_after
+        return existing.get("ExpirationDate") == expiry.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return True
+
+
+def teardown(amlen: AmlenClient, objects: Iterable[AmlenObject]) -> list[str]:
+    """Delete `objects` in reverse order (endpoints before profiles); returns the labels deleted.
+
+    Objects that are already gone are skipped, so teardown can always be run again.
+    """
+    deleted = []
+    for obj in reversed(list(objects)):
+        if amlen.delete(obj.type, obj.name):
+            deleted.append(obj.label)
+    return deleted
+
+
+def confirm_live(
+    amlen: AmlenClient,
+    endpoints: Mapping[str, tuple[str, int]],
+    *,
+    ca_file: str,
+    server_name: str,
+    timeout: float = 10.0,
+) -> None:
+    """Wait until every endpoint is in Amlen's monitor and completes a TLS handshake on its host port.
+
+    `endpoints` maps an endpoint name to the (host, port) clients use. Docker's port proxy accepts TCP even
+    when nothing listens inside, so only a handshake proves the listener.
+    """
+    context = ssl.create_default_context(cafile=ca_file)
+    deadline = time.monotonic() + timeout
+    for name, (host, port) in endpoints.items():
+        problem = ""
+        while True:
+            entry = amlen.endpoint_monitor(name)
+            if entry is None:
+                problem = "it is missing from Amlen's endpoint monitor (port held by another process?)"
+            elif not entry.get("Enabled") or entry.get("LastErrorCode"):
+                problem = f"the monitor shows Enabled={entry.get('Enabled')} LastErrorCode={entry.get('LastErrorCode')}"
+            else:
+                problem = _handshake_problem(context, host, port, server_name)
+                if not problem:
+                    break
+            if time.monotonic() > deadline:
+                raise AmlenError(
+                    f"Endpoint {name} was accepted but is not live on {host}:{port}: {problem}",
+                    "run `invoke doctor`, and `invoke logs` for Amlen's side (look for CWLNA1102)",
+                )
+            time.sleep(0.1)
+
+
+def _handshake_problem(context: ssl.SSLContext, host: str, port: int, server_name: str) -> str:
+    try:
+        with (
+            socket.create_connection((host, port), timeout=2) as raw,
+            context.wrap_socket(raw, server_hostname=server_name),
+        ):
+            return ""
+    except ssl.SSLCertVerificationError as exc:
+        return f"its certificate does not verify ({exc.verify_message})"
+    except (OSError, ssl.SSLError) as exc:
+        return f"no TLS handshake ({exc.__class__.__name__}: {exc})"

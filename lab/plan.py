@@ -1,0 +1,212 @@
+"""The lab plan: ordered steps from settings, run forward with rollback (`up`) or backward (`down`).
+
+`up` skips steps whose check passes and applies the rest. When a step fails it undoes what this run
+created, in reverse, and ends with one of three plain outcomes: rolled back; kept for inspection
+(`--keep-on-failure`); or rollback failed too, with the leftovers listed. Nothing here prints: events go
+to a callback and the results come back as data for `lab.report` to render.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from lab.errors import LabError
+from lab.files import lab_lock
+from lab.ledger import Ledger
+from lab.settings import Settings
+from lab.steps import (
+    AmlenConfigStep,
+    CertificatesStep,
+    ContainerStep,
+    EndpointsLiveStep,
+    HostsStep,
+    LabContext,
+    Options,
+    PreflightStep,
+    ReadyStep,
+    Step,
+    VerifyStep,
+)
+
+__all__ = ["Outcome", "PlanFailed", "RunReport", "StepEvent", "StepStatus", "configure", "down", "up"]
+
+
+class StepStatus(StrEnum):
+    """Where a step stands."""
+
+    RUNNING = "running"
+    APPLIED = "applied"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    UNDONE = "undone"
+
+
+class Outcome(StrEnum):
+    """How a run ended."""
+
+    OK = "ok"
+    ROLLED_BACK = "rolled back"
+    KEPT = "kept for inspection"
+    ROLLBACK_FAILED = "rollback failed"
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """One thing that happened to a step; `detail` is a line for people."""
+
+    step: str
+    status: StepStatus
+    detail: str = ""
+    seconds: float = 0.0
+    index: int = 0
+    total: int = 0
+
+
+@dataclass
+class RunReport:
+    """What a run did, step by step, and how it ended."""
+
+    events: list[StepEvent] = field(default_factory=list)
+    outcome: Outcome = Outcome.OK
+    leftovers: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class PlanFailed(LabError):
+    """A step failed; `report` says what was undone. The message and hint are the failing step's."""
+
+    def __init__(self, error: LabError, step: str, report: RunReport) -> None:
+        super().__init__(f"{step} failed: {error.message}", error.hint, details=error.details)
+        self.report = report
+        self.cause = error
+
+
+Listener = Callable[[StepEvent], None]
+Progress = Callable[[str, str], None]
+
+
+def up_steps() -> list[Step]:
+    """The whole lab, in order (the guide's steps, plus the checks it does by hand)."""
+    return [PreflightStep(), CertificatesStep(), ContainerStep(), ReadyStep(), AmlenConfigStep(),
+            EndpointsLiveStep(), HostsStep(), VerifyStep()]
+
+
+def configure_steps() -> list[Step]:
+    """Steps 5-7 of `up` for an Amlen that already runs somewhere (`invoke configure`)."""
+    return [CertificatesStep(), ReadyStep(), AmlenConfigStep(), EndpointsLiveStep(), HostsStep(), VerifyStep()]
+
+
+def up(settings: Settings, options: Options | None = None, *, on_event: Listener = lambda _: None,
+       on_progress: Progress = lambda _s, _d: None) -> RunReport:
+    """Bring the lab up (or converge a running one); raises PlanFailed after rolling back."""
+    return _forward(settings, options or Options(), up_steps(), on_event, on_progress)
+
+
+def configure(settings: Settings, options: Options | None = None, *, on_event: Listener = lambda _: None,
+              on_progress: Progress = lambda _s, _d: None) -> RunReport:
+    """Apply the guide's configuration to the Amlen at `settings.admin_base_url`."""
+    return _forward(settings, options or Options(), configure_steps(), on_event, on_progress)
+
+
+def down(settings: Settings, options: Options | None = None, *, on_event: Listener = lambda _: None) -> RunReport:
+    """Undo everything the ledger records (and anything marked as this lab's), in reverse order.
+
+    Idempotent: with nothing up, every step says so and `down` succeeds.
+    """
+    report = RunReport()
+    started = time.monotonic()
+    steps = list(reversed([CertificatesStep(), ContainerStep(), AmlenConfigStep(), HostsStep()]))
+    with lab_lock(settings.lab_dir):
+        ctx = LabContext(settings, Ledger.load(settings.state_file), _run_id(), options or Options(), undo_all=True)
+        failures: list[LabError] = []
+        try:
+            for index, step in enumerate(steps, 1):
+                on_event(StepEvent(step.name, StepStatus.RUNNING, index=index, total=len(steps)))
+                t0 = time.monotonic()
+                try:
+                    detail, status = step.undo(ctx), StepStatus.UNDONE
+                except LabError as exc:
+                    # Go on with the other steps: a hosts file we may not write must not keep a container alive.
+                    failures.append(exc)
+                    detail, status = exc.message, StepStatus.FAILED
+                event = StepEvent(step.name, status, detail, time.monotonic() - t0, index, len(steps))
+                report.events.append(event)
+                on_event(event)
+        finally:
+            ctx.close()
+        if ctx.ledger.is_empty():
+            ctx.ledger.delete()
+    report.seconds = time.monotonic() - started
+    if failures:
+        report.outcome = Outcome.ROLLBACK_FAILED
+        report.leftovers = [f.message for f in failures]
+        first = failures[0]
+        raise PlanFailed(first, "down", report)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _forward(settings: Settings, options: Options, steps: Sequence[Step], on_event: Listener,
+             on_progress: Progress) -> RunReport:
+    report = RunReport()
+    started = time.monotonic()
+    with lab_lock(settings.lab_dir):
+        ctx = LabContext(settings, Ledger.load(settings.state_file), _run_id(), options)
+        try:
+            current = ""
+            ctx.progress = lambda text: on_progress(current, text)
+            for index, step in enumerate(steps, 1):
+                current = step.name
+                on_event(StepEvent(step.name, StepStatus.RUNNING, index=index, total=len(steps)))
+                t0 = time.monotonic()
+                try:
+                    if skip := step.check(ctx):
+                        status, detail = StepStatus.SKIPPED, skip if isinstance(skip, str) else "already done"
+                    else:
+                        status, detail = StepStatus.APPLIED, step.apply(ctx)
+                except (LabError, KeyboardInterrupt) as exc:
+                    error = exc if isinstance(exc, LabError) else LabError("interrupted (Ctrl-C)")
+                    event = StepEvent(step.name, StepStatus.FAILED, error.message, time.monotonic() - t0,
+                                      index, len(steps))
+                    report.events.append(event)
+                    on_event(event)
+                    _roll_back(ctx, steps, report, on_event)
+                    report.seconds = time.monotonic() - started
+                    raise PlanFailed(error, step.name, report) from exc
+                event = StepEvent(step.name, status, detail, time.monotonic() - t0, index, len(steps))
+                report.events.append(event)
+                on_event(event)
+            ctx.ledger.save()
+        finally:
+            ctx.close()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _roll_back(ctx: LabContext, steps: Sequence[Step], report: RunReport, on_event: Listener) -> None:
+    if ctx.options.keep_on_failure:
+        report.outcome = Outcome.KEPT
+        return
+    report.outcome = Outcome.ROLLED_BACK
+    for step in reversed(steps):
+        t0 = time.monotonic()
+        try:
+            detail = step.undo(ctx)
+        except LabError as exc:
+            report.outcome = Outcome.ROLLBACK_FAILED
+            report.leftovers.append(f"{step.name}: {exc.message}")
+            continue
+        if detail:
+            event = StepEvent(step.name, StepStatus.UNDONE, detail, time.monotonic() - t0)
+            report.events.append(event)
+            on_event(event)
+    if ctx.ledger.is_empty():
+        ctx.ledger.delete()
+
+
+def _run_id() -> str:
+    return uuid.uuid4().hex[:12]

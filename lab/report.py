@@ -1,0 +1,148 @@
+"""The one place that prints: step progress, summaries and errors, for people (rich) or scripts (JSON)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.status import Status
+from rich.table import Table
+
+from lab.certs import pki_paths
+from lab.errors import LabError
+from lab.plan import Outcome, RunReport, StepEvent, StepStatus
+from lab.settings import Settings
+
+__all__ = ["StepPrinter", "console", "error_line", "print_json", "print_rows", "up_summary"]
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+_MARKS = {
+    StepStatus.APPLIED: "[green]✔[/]",
+    StepStatus.SKIPPED: "[cyan]•[/]",
+    StepStatus.FAILED: "[red]✘[/]",
+    StepStatus.UNDONE: "[yellow]↺[/]",
+}
+
+
+class StepPrinter:
+    """Shows each step as it runs: a spinner line with a counter and elapsed time, then a result line."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self._status: Status | None = None
+        self._started = 0.0
+        self._label = ""
+
+    def on_event(self, event: StepEvent) -> None:
+        """Receive a plan event."""
+        if event.status is StepStatus.RUNNING:
+            self._started = time.monotonic()
+            self._label = f"[{event.index}/{event.total}] {event.step}"
+            self._spin(self._label)
+            return
+        self._stop()
+        counter = f"[{event.index}/{event.total}] " if event.total else ""
+        console.print(f"{_MARKS[event.status]} {counter}{event.step}: {event.detail} [dim]({event.seconds:.1f} s)[/]")
+
+    def on_progress(self, step: str, text: str) -> None:
+        """Update the spinner line with what the running step is doing now."""
+        elapsed = time.monotonic() - self._started
+        self._spin(f"{self._label}: {text} [dim]({elapsed:.1f} s)[/]")
+
+    def finish(self, report: RunReport) -> None:
+        """Close the spinner and print how the run ended."""
+        self._stop()
+        if report.outcome is Outcome.OK:
+            console.print(f"[bold green]{self.title} done[/] in {report.seconds:.1f} s")
+        elif report.outcome is Outcome.ROLLBACK_FAILED:
+            what = "could not remove" if self.title == "down" else "rollback left things behind"
+            err_console.print(f"[red]{what}:[/] " + "; ".join(report.leftovers))
+        elif report.outcome is Outcome.KEPT:
+            err_console.print("kept what this run created for inspection (--keep-on-failure); `invoke down` removes it")
+        else:
+            err_console.print("rolled back: this run left nothing behind")
+
+    def _spin(self, text: str) -> None:
+        if not console.is_terminal:
+            return
+        if self._status is None:
+            self._status = console.status(text)
+            self._status.start()
+        else:
+            self._status.update(text)
+
+    def _stop(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+
+def error_line(error: LabError) -> str:
+    """One line for the user: what went wrong and what to do (the details, if any, go above it)."""
+    if error.details:
+        err_console.print(error.details, markup=False)
+    return f"error: {error}"
+
+
+def print_json(data: Any) -> None:
+    """Machine output: JSON on stdout, nothing else."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def print_rows(title: str, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
+    """A simple table for people."""
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(str(cell) for cell in row))
+    console.print(table)
+
+
+def up_summary(settings: Settings) -> Mapping[str, Any]:
+    """What a user needs after `up`: endpoints, files and copy-paste commands for the guide's clients."""
+    pki = pki_paths(settings)
+    client = settings.client_names[0]
+    client_key, client_cert = pki.client(client)
+    host, ca = settings.hostname, shlex.quote(str(pki.ca_cert))
+    mutual = f"--cert {shlex.quote(str(client_cert))} --key {shlex.quote(str(client_key))}"
+    return {
+        "endpoints": [
+            {"name": settings.tls_endpoint, "url": f"mqtts://{host}:{settings.tls_port}", "client cert": "no"},
+            {"name": settings.mtls_endpoint, "url": f"mqtts://{host}:{settings.mtls_port}", "client cert": "required"},
+            {"name": "admin API", "url": settings.admin_base_url + "/ima/v1/service/status", "client cert": "-"},
+        ],
+        "files": {
+            "CA certificate": str(pki.ca_cert),
+            "server certificate": str(pki.server_cert),
+            "client certificate": str(client_cert),
+            "client key": str(client_key),
+        },
+        "commands": {
+            "subscribe (TLS)": f"invoke sub -H {host} -P {settings.tls_port} -t 'topic1/#' -s",
+            "publish (TLS)": f"invoke pub -H {host} -P {settings.tls_port} -t topic1/subtopic2 -s -m hello",
+            "publish (mutual TLS)": f"invoke pub -P {settings.mtls_port} -t topic1/subtopic2 -s -m hello",
+            "mosquitto_sub": f"mosquitto_sub -h {host} -p {settings.tls_port} --cafile {ca} -t 'topic1/#' -v",
+            "mosquitto_sub (mutual)": f"mosquitto_sub -h {host} -p {settings.mtls_port} --cafile {ca} {mutual}"
+            " -t 'topic1/#' -v",
+            "openssl": f"openssl s_client -connect {settings.host_ip}:{settings.tls_port} -servername {host}"
+            f" -CAfile {ca} -verify_hostname {host} -showcerts </dev/null",
+            "admin API": f"curl -s {settings.admin_base_url}/ima/v1/configuration/Endpoint",
+        },
+    }
+
+
+def print_summary(summary: Mapping[str, Any]) -> None:
+    """Render `up_summary` as tables."""
+    print_rows("Endpoints", ("name", "url", "client cert"), (e.values() for e in summary["endpoints"]))
+    print_rows("Files", ("what", "path"), summary["files"].items())
+    console.print("[bold]Try it:[/]")
+    for label, command in summary["commands"].items():
+        console.print(f"  [dim]# {label}[/]\n  {command}", markup=True, soft_wrap=True)

@@ -1,0 +1,316 @@
+"""The container runtime, through the docker SDK: one labelled Amlen container and its data volume.
+
+Only this module talks to Docker and translates docker SDK errors into `ContainerError`s. Everything the lab
+creates carries `amlen-lab.*` labels naming the lab directory, so `down` and `status` find exactly what this
+lab made, and never a container of the user's that happens to share the name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import socket
+import tarfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from lab import __version__
+from lab.errors import ContainerError
+from lab.settings import Settings
+
+__all__ = [
+    "AMLEN_ADMIN_PORT",
+    "AMLEN_DATA_PATH",
+    "AMLEN_LOG_DIR",
+    "ContainerSpec",
+    "docker_client",
+    "ensure_image",
+    "find_lab_container",
+    "follow_server_log",
+    "lab_labels",
+    "port_is_free",
+    "published_ports",
+    "read_server_logs",
+    "remove_container",
+    "remove_volume",
+    "start_container",
+]
+
+AMLEN_ADMIN_PORT = 9089  # inside the container; the host side is settings.admin_port
+AMLEN_DATA_PATH = "/var/lib/amlen-server"
+AMLEN_LOG_DIR = f"{AMLEN_DATA_PATH}/diag/logs"
+# Amlen stops cleanly in about 1.5 s; a short timeout keeps `down` fast when something hangs.
+STOP_TIMEOUT = 5
+_LABEL = "amlen-lab"
+
+
+def lab_labels(settings: Settings) -> dict[str, str]:
+    """The labels that mark a container or volume as this lab's (directory, name, version)."""
+    return {
+        f"{_LABEL}.dir": str(settings.lab_dir),
+        f"{_LABEL}.name": settings.container_name,
+        f"{_LABEL}.version": __version__,
+    }
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """What the lab container looks like: image, name, loopback-only ports, volume, memory, labels."""
+
+    image: str
+    name: str
+    volume: str
+    ports: dict[str, tuple[str, int | None]]  # "8889/tcp" -> ("127.0.0.1", host port or None for random)
+    memory: str
+    labels: dict[str, str]
+    environment: dict[str, str]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ContainerSpec:
+        """The lab's container: every port published on 127.0.0.1 only, at the same number as inside."""
+        loopback = "127.0.0.1"
+        return cls(
+            image=settings.image,
+            name=settings.container_name,
+            volume=f"{settings.container_name}-data",
+            ports={
+                f"{AMLEN_ADMIN_PORT}/tcp": (loopback, settings.admin_port),
+                f"{settings.tls_port}/tcp": (loopback, settings.tls_port),
+                f"{settings.mtls_port}/tcp": (loopback, settings.mtls_port),
+            },
+            memory=settings.memory,
+            labels=lab_labels(settings),
+            environment={},
+        )
+
+
+def _context_host() -> str | None:
+    """The endpoint of the current docker context (`docker context use`), as the docker CLI would use it.
+
+    The SDK's `from_env` only reads DOCKER_HOST; Podman and Docker Desktop users often rely on a context.
+    """
+    config_dir = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
+    name = os.environ.get("DOCKER_CONTEXT")
+    if not name:
+        try:
+            name = json.loads((config_dir / "config.json").read_text()).get("currentContext")
+        except (OSError, ValueError):
+            return None
+    if not name or name == "default":
+        return None
+    meta = config_dir / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest() / "meta.json"
+    try:
+        return json.loads(meta.read_text())["Endpoints"]["docker"]["Host"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def docker_client() -> docker.DockerClient:
+    """A connected docker client (DOCKER_HOST, else the current docker context, else the default socket)."""
+    try:
+        host = None if os.environ.get("DOCKER_HOST") else _context_host()
+        client = docker.DockerClient(base_url=host) if host else docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        where = os.environ.get("DOCKER_HOST") or _context_host() or "the default socket"
+        raise ContainerError(
+            f"Docker is not reachable at {where}",
+            "start Docker (or Podman's socket) and check `docker info`; DOCKER_HOST selects another engine",
+        ) from exc
+    return client
+
+
+def find_lab_container(client: docker.DockerClient, settings: Settings) -> Container | None:
+    """This lab's container (by its directory label), running or not; None when there is none."""
+    found = client.containers.list(all=True, filters={"label": f"{_LABEL}.dir={settings.lab_dir}"})
+    return found[0] if found else None
+
+
+def ensure_image(client: docker.DockerClient, image: str, *, progress: Callable[[str], None]) -> bool:
+    """Make sure `image` is present; pull it when missing. True when it had to be pulled."""
+    try:
+        client.images.get(image)
+        return False
+    except docker.errors.ImageNotFound:
+        pass
+    except docker.errors.APIError as exc:
+        raise ContainerError(f"cannot inspect image {image}: {exc.explanation}") from exc
+    repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
+    try:
+        layers: dict[str, str] = {}
+        for event in client.api.pull(repository, tag=tag, stream=True, decode=True):
+            if "error" in event:
+                raise docker.errors.APIError(event["error"])
+            if "id" in event and "status" in event:
+                layers[event["id"]] = event["status"]
+                done = sum(1 for s in layers.values() if s in ("Pull complete", "Already exists"))
+                progress(f"pulling {image}: {done}/{len(layers)} layers")
+        client.images.get(image)
+    except docker.errors.DockerException as exc:
+        raise ContainerError(
+            f"cannot pull image {image} ({_short(exc)})",
+            "check the network or `docker login`; for offline use `docker load` an image and set LAB_IMAGE",
+        ) from exc
+    return True
+
+
+def start_container(client: docker.DockerClient, spec: ContainerSpec) -> tuple[Container, bool]:
+    """Create (if needed) and start the container described by `spec`; returns it and whether it was created.
+
+    A container of that name that is not ours is never touched: that is an error with a hint.
+    """
+    created = False
+    try:
+        container = client.containers.get(spec.name)
+    except docker.errors.NotFound:
+        container = None
+    if container is not None and container.labels.get(f"{_LABEL}.dir") != spec.labels[f"{_LABEL}.dir"]:
+        raise ContainerError(
+            f"a container named {spec.name} exists and does not belong to this lab",
+            "remove it, or choose another LAB_CONTAINER_NAME",
+        )
+    try:
+        if container is None:
+            _ensure_volume(client, spec)
+            container = client.containers.create(
+                spec.image,
+                name=spec.name,
+                labels=spec.labels,
+                ports=dict(spec.ports),
+                volumes={spec.volume: {"bind": AMLEN_DATA_PATH, "mode": "rw"}},
+                mem_limit=spec.memory,
+                environment=spec.environment,
+                detach=True,
+            )
+            created = True
+        if container.status != "running":
+            container.start()
+        container.reload()
+    except docker.errors.APIError as exc:
+        if created and container is not None:
+            with contextlib.suppress(docker.errors.DockerException):
+                container.remove(force=True)
+        raise _start_error(exc, spec) from exc
+    return container, created
+
+
+def _ensure_volume(client: docker.DockerClient, spec: ContainerSpec) -> None:
+    try:
+        volume = client.volumes.get(spec.volume)
+    except docker.errors.NotFound:
+        client.volumes.create(spec.volume, labels=spec.labels)
+        return
+    if (volume.attrs.get("Labels") or {}).get(f"{_LABEL}.dir") != spec.labels[f"{_LABEL}.dir"]:
+        raise ContainerError(
+            f"a volume named {spec.volume} exists and does not belong to this lab",
+            "remove it, or choose another LAB_CONTAINER_NAME",
+        )
+
+
+def _start_error(exc: docker.errors.APIError, spec: ContainerSpec) -> ContainerError:
+    text = _short(exc)
+    if "port is already allocated" in text or "address already in use" in text:
+        return ContainerError(
+            f"cannot start {spec.name}: a host port is already in use ({text})",
+            "stop what holds it, or choose other LAB_*_PORT values",
+        )
+    if "No such image" in text:
+        return ContainerError(f"image {spec.image} is not present", "set LAB_IMAGE to a local image")
+    return ContainerError(f"cannot start container {spec.name}: {text}", "see `docker info` and `docker ps -a`")
+
+
+def published_ports(container: Container) -> dict[int, tuple[str, int]]:
+    """Container port -> (host address, host port) for every published TCP port."""
+    container.reload()
+    result: dict[int, tuple[str, int]] = {}
+    for key, bindings in (container.attrs["NetworkSettings"]["Ports"] or {}).items():
+        if bindings and key.endswith("/tcp"):
+            result[int(key.split("/")[0])] = (bindings[0]["HostIp"], int(bindings[0]["HostPort"]))
+    return result
+
+
+def read_server_logs(container: Container, *, lines: int = 30, names: Iterable[str] = ()) -> str:
+    """The last `lines` lines of Amlen's log files, fetched from inside the container.
+
+    Amlen logs to files under /var/lib/amlen-server/diag/logs, not to stdout, so `docker logs` shows little.
+    `get_archive` works on stopped containers too, which is when the logs matter most.
+    """
+    wanted = tuple(names) or ("imaserver-default.log", "imaserver_start.log")
+    chunks: list[str] = []
+    for name in wanted:
+        try:
+            stream, _ = container.get_archive(f"{AMLEN_LOG_DIR}/{name}")
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+                member = archive.extractfile(archive.getmembers()[0])
+                text = member.read().decode("utf-8", "replace") if member else ""
+        except (docker.errors.DockerException, tarfile.TarError, IndexError):
+            continue
+        tail = text.splitlines()[-lines:]
+        if tail:
+            chunks.append(f"--- {name} ---\n" + "\n".join(tail))
+    if not chunks:
+        with contextlib.suppress(docker.errors.DockerException):
+            chunks.append(container.logs(tail=lines).decode("utf-8", "replace"))
+    return "\n".join(chunks).strip()
+
+
+def follow_server_log(container: Container, *, lines: int = 50) -> Iterator[str]:
+    """Stream Amlen's main log file as it grows (`tail -F` inside the container)."""
+    path = f"{AMLEN_LOG_DIR}/imaserver-default.log"
+    try:
+        result = container.exec_run(["tail", "-n", str(lines), "-F", path], stream=True)
+    except docker.errors.APIError as exc:
+        raise ContainerError(f"cannot follow {path}: {_short(exc)}") from exc
+    for chunk in result.output:
+        yield chunk.decode("utf-8", "replace")
+
+
+def remove_container(container: Container) -> None:
+    """Stop (short timeout) and remove the container; a container that is already gone is fine."""
+    try:
+        if container.status == "running":
+            container.stop(timeout=STOP_TIMEOUT)
+        container.remove(force=True)
+    except docker.errors.NotFound:
+        return
+    except docker.errors.APIError as exc:
+        raise ContainerError(f"cannot remove container {container.name}: {_short(exc)}") from exc
+
+
+def remove_volume(client: docker.DockerClient, name: str, settings: Settings) -> bool:
+    """Remove this lab's volume `name`; False when it is not there. A volume of someone else's stays."""
+    try:
+        volume = client.volumes.get(name)
+    except docker.errors.NotFound:
+        return False
+    if (volume.attrs.get("Labels") or {}).get(f"{_LABEL}.dir") != str(settings.lab_dir):
+        return False
+    try:
+        volume.remove(force=True)
+    except docker.errors.APIError as exc:
+        raise ContainerError(f"cannot remove volume {name}: {_short(exc)}") from exc
+    return True
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when nothing on this machine holds `host:port` (we can bind it ourselves)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _short(exc: Exception) -> str:
+    explanation: Any = getattr(exc, "explanation", None)
+    return str(explanation or exc).splitlines()[0][:300]

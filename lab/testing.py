@@ -1,0 +1,414 @@
+"""A TLS-ready Amlen for other projects' tests: a testcontainers module built on the lab's own code.
+
+`AmlenLabContainer` starts an Amlen image on random free host ports and, before `start()` returns, runs the
+same sequence as `invoke up` minus the hosts file: the lab's certificates (`lab.certs`), readiness through the
+status API (`lab.waits`), the guide's objects (`lab.configure.converge`) and a TLS handshake on both endpoints
+(`lab.configure.confirm_live`). Certificates are made while Amlen boots, so they cost no wall time.
+
+No hosts entry is needed: clients dial `host:port` by address and verify the certificate against
+`server_hostname` (testserver.getting.started). `ssl_context()` returns a context that does exactly that,
+also for paho, which otherwise checks the name it dialled (paho #133/#734): the context substitutes the
+lab's name in `wrap_socket` (see `lab.mqtt.tls_context`), so hostname verification stays on while paho
+connects to an IP address.
+
+    with AmlenLabContainer("quay.io/amlen/amlen-server:main") as amlen:
+        with amlen.connected_client(mutual=True) as client:
+            client.publish("demo/topic", b"hello", qos=1).wait_for_publish()
+
+Docker is found the way testcontainers finds it (DOCKER_HOST, TC_HOST, ~/.testcontainers.properties).
+Ryuk, testcontainers' reaper, is used when its image is present or can be pulled; when it cannot be had
+(no registry, Podman), it is switched off with a log line instead of failing the start, and `stop()` (the
+context manager, the pytest fixtures) removes the container and, when this object made it, the lab
+directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import secrets
+import shutil
+import ssl
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+import docker.errors
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from testcontainers.core.config import testcontainers_config
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.exceptions import ContainerStartException
+
+from lab.amlen import AmlenClient
+from lab.certs import ensure_certificates, issue_client_certs, pki_paths
+from lab.configure import confirm_live, converge, desired_objects
+from lab.errors import CheckError, ContainerError, LabError
+from lab.mqtt import explain, tls_context
+from lab.runtime import AMLEN_ADMIN_PORT, ensure_image, lab_labels, read_server_logs
+from lab.settings import Settings, load_settings
+from lab.waits import wait_until_ready
+
+__all__ = ["AmlenLabContainer"]
+
+logger = logging.getLogger(__name__)
+
+# MQTT CONNACK on loopback arrives in milliseconds; five seconds absorbs a loaded CI machine.
+CONNECT_TIMEOUT = 5.0
+# Marks containers started by this module, next to the lab's own amlen-lab.* labels and testcontainers'.
+_ROLE_LABEL = "amlen-lab.role"
+
+
+@dataclass(frozen=True)
+class _Published:
+    """Where clients reach the started container: one host and the mapped ports."""
+
+    host: str
+    admin_port: int
+    tls_port: int
+    mtls_port: int
+
+
+class AmlenLabContainer(DockerContainer):
+    """An Amlen container with the guide's TLS (`tls_port`) and mutual-TLS (`mtls_port`) endpoints ready.
+
+    `image` defaults to the settings' image (LAB_IMAGE). `settings` defaults to `load_settings()` with
+    `dir=lab_dir`; without `lab_dir` a fresh temporary directory holds the certificates and is removed by
+    `stop()`. A given lab directory is kept, and a CA already in it is reused. `ready_timeout` (seconds)
+    defaults to LAB_READY_TIMEOUT. Raises ContainerError when Docker cannot be reached.
+    """
+
+    def __init__(
+        self,
+        image: str | None = None,
+        *,
+        settings: Settings | None = None,
+        lab_dir: Path | str | None = None,
+        ready_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._owned_dir: Path | None = None
+        if lab_dir is None and (settings is None or "dir" not in settings.model_fields_set):
+            # Named now, created by start(): an object that is never started leaves nothing on disk.
+            lab_dir = Path(tempfile.gettempdir()) / f"amlen-lab-{secrets.token_hex(6)}"
+            self._owned_dir = lab_dir
+        if settings is None:
+            settings = load_settings(dir=lab_dir, image=image)
+        else:
+            updates = {"dir": Path(lab_dir) if lab_dir is not None else None, "image": image}
+            settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
+        self.settings = settings
+        self.ready_timeout = ready_timeout or settings.ready_timeout
+        self.pki = pki_paths(settings)
+        self.startup: dict[str, float] = {}
+        self._published: _Published | None = None
+        try:
+            super().__init__(settings.image, **kwargs)
+        except docker.errors.DockerException as exc:
+            raise _docker_unreachable(exc) from exc
+        self.with_exposed_ports(AMLEN_ADMIN_PORT, settings.tls_port, settings.mtls_port)
+        # The caller's docker kwargs win; our labels are merged in, not replaced.
+        labels = {**lab_labels(settings), _ROLE_LABEL: "testcontainers", **self._kwargs.get("labels", {})}
+        self.with_kwargs(**{"mem_limit": settings.memory, **self._kwargs, "labels": labels})
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Start Amlen and configure both endpoints; returns when a TLS handshake succeeds on each.
+
+        Raises a LabError (ContainerError, CertError, AmlenError) after removing what it started.
+        """
+        marks = [("begin", time.perf_counter())]
+        try:
+            client = self.get_docker_client().client
+            _settle_reaper(client)
+            ensure_image(client, self.image, progress=logger.info)
+            marks.append(("image", time.perf_counter()))
+            try:
+                super().start()
+            except (docker.errors.DockerException, ContainerStartException) as exc:
+                raise ContainerError(
+                    f"cannot start a container from {self.image}: {_short(exc)}",
+                    "check `docker info` and that the image runs (`docker run --rm IMAGE`)",
+                ) from exc
+            marks.append(("container", time.perf_counter()))
+            self._published = self._find_published()
+            if self._owned_dir is not None:
+                self._owned_dir.mkdir(mode=0o700)
+            # Amlen boots meanwhile: the RSA keys (the slow part) cost no wall time.
+            ensure_certificates(self.settings)
+            marks.append(("certificates", time.perf_counter()))
+            with AmlenClient(self.admin_url) as amlen:
+                wait_until_ready(amlen, timeout=self.ready_timeout, container=self.get_wrapped_container())
+                marks.append(("ready", time.perf_counter()))
+                converge(amlen, desired_objects(self.settings, self.pki), {})
+                marks.append(("configured", time.perf_counter()))
+                endpoints = {
+                    self.settings.tls_endpoint: (self.host, self.tls_port),
+                    self.settings.mtls_endpoint: (self.host, self.mtls_port),
+                }
+                confirm_live(amlen, endpoints, ca_file=str(self.ca_file), server_name=self.server_hostname)
+                marks.append(("live", time.perf_counter()))
+        except BaseException:
+            self.stop()
+            raise
+        self.startup = {name: end - begin for (_, begin), (name, end) in itertools.pairwise(marks)}
+        logger.info("Amlen ready at %s (TLS %d, mutual TLS %d)", self.host, self.tls_port, self.mtls_port)
+        return self
+
+    def stop(self, force: bool = True, delete_volume: bool = True) -> None:
+        """Remove the container with its anonymous volumes, and the lab directory if this object made it.
+
+        Safe to call twice, and after a failed start.
+        """
+        try:
+            with contextlib.suppress(docker.errors.NotFound):
+                super().stop(force=force, delete_volume=delete_volume)
+        except docker.errors.DockerException as exc:
+            raise ContainerError(
+                f"cannot remove the Amlen container: {_short(exc)}", "see `docker ps -a`"
+            ) from exc
+        finally:
+            self._container = None
+            self._published = None
+            if self._owned_dir is not None:
+                shutil.rmtree(self._owned_dir, ignore_errors=True)
+
+    def _find_published(self) -> _Published:
+        try:
+            return _Published(
+                host=self.get_container_host_ip(),
+                admin_port=int(self.get_exposed_port(AMLEN_ADMIN_PORT)),
+                tls_port=int(self.get_exposed_port(self.settings.tls_port)),
+                mtls_port=int(self.get_exposed_port(self.settings.mtls_port)),
+            )
+        except (docker.errors.DockerException, ConnectionError, TimeoutError, RuntimeError) as exc:
+            raise ContainerError(
+                f"the container from {self.image} is not running with its ports published ({_short(exc)})",
+                "does the image start? `docker run --rm IMAGE` shows why it exits",
+                details=read_server_logs(self.get_wrapped_container()),
+            ) from exc
+
+    # -- where clients connect ---------------------------------------------------------------------------
+
+    @property
+    def _ports(self) -> _Published:
+        if self._published is None:
+            raise ContainerError("the Amlen container is not started", "call start() or use a `with` block")
+        return self._published
+
+    @property
+    def host(self) -> str:
+        """The address clients dial (testcontainers' answer: localhost, a gateway, or DOCKER_HOST's host)."""
+        return self._ports.host
+
+    @property
+    def admin_port(self) -> int:
+        """Host port of Amlen's REST admin API (9089 inside)."""
+        return self._ports.admin_port
+
+    @property
+    def admin_url(self) -> str:
+        """Base URL of the admin API, for `lab.amlen.AmlenClient` or any HTTP client."""
+        return f"http://{self.host}:{self.admin_port}"
+
+    @property
+    def tls_port(self) -> int:
+        """Host port of the TLS endpoint (server certificate only; settings.tls_port inside)."""
+        return self._ports.tls_port
+
+    @property
+    def mtls_port(self) -> int:
+        """Host port of the mutual-TLS endpoint (a client certificate from the lab CA is required)."""
+        return self._ports.mtls_port
+
+    @property
+    def server_hostname(self) -> str:
+        """The name in the server certificate: verify against it (and send it as SNI), whatever you dial."""
+        return self.settings.hostname
+
+    @property
+    def ca_file(self) -> Path:
+        """The lab CA (`myCA.pem`) that signed the server and client certificates."""
+        return self.pki.ca_cert
+
+    @property
+    def client_name(self) -> str:
+        """The default client's name (first of LAB_CLIENT_NAMES): the CN of `client_cert`."""
+        return self.settings.client_names[0]
+
+    @property
+    def client_key(self) -> Path:
+        """The default client's private key (unencrypted PEM)."""
+        return self.pki.client(self.client_name)[0]
+
+    @property
+    def client_cert(self) -> Path:
+        """The default client's certificate, signed by the lab CA."""
+        return self.pki.client(self.client_name)[1]
+
+    def issue_client_cert(self, name: str) -> tuple[Path, Path]:
+        """Issue (or reuse) a client certificate with CN `name` from the lab CA; returns (key, cert) paths."""
+        issue_client_certs(self.settings, [name])
+        return self.pki.client(name)
+
+    # -- clients -----------------------------------------------------------------------------------------
+
+    def ssl_context(self, client: str | None = None, *, server_hostname: str | None = None) -> ssl.SSLContext:
+        """A client context trusting only the lab CA and always verifying `server_hostname`.
+
+        `client` names a client certificate to present (the default one is `client_name`; others come from
+        `issue_client_cert`). The name is substituted in `wrap_socket`, so paho or a plain socket can dial
+        `host` by address and still check the certificate's name. `server_hostname` replaces the name to
+        verify, for tests that prove a wrong name is refused.
+        """
+        cert = key = None
+        if client is not None:
+            key, cert = self.pki.client(client)
+            if not cert.exists():
+                raise CheckError(f"no client certificate {cert}", f"call issue_client_cert({client!r}) first")
+        name = server_hostname or self.server_hostname
+        context = tls_context(ca_file=self.ca_file, cert=cert, key=key, server_name=name)
+        # paho does not close the socket when the handshake fails in connect(); this class does, so a
+        # refused connection leaves no ResourceWarning (an error under `-W error`).
+        context.sslsocket_class = _ClosingSSLSocket
+        return context
+
+    def connection_params(self, mutual: bool = False, client_name: str | None = None) -> dict[str, Any]:
+        """Everything another MQTT client needs: host, port, server_hostname and the PEM file paths.
+
+        With `mutual`, the mutual-TLS port and a client pair (`client_name`, default `client_name`).
+        """
+        params: dict[str, Any] = {
+            "host": self.host,
+            "port": self.mtls_port if mutual else self.tls_port,
+            "server_hostname": self.server_hostname,
+            "ca_certs": str(self.ca_file),
+            "certfile": None,
+            "keyfile": None,
+        }
+        if mutual or client_name:
+            key, cert = self.pki.client(client_name or self.client_name)
+            params.update(certfile=str(cert), keyfile=str(key))
+        return params
+
+    def mqtt_client(
+        self, *, mutual: bool = False, client_name: str | None = None, **paho_kwargs: Any
+    ) -> paho.Client:
+        """A paho client with the lab's TLS context set, not yet connected.
+
+        Connect it with `client.connect(amlen.host, amlen.mtls_port if mutual else amlen.tls_port)`.
+        `paho_kwargs` go to `paho.Client` (callback API version 2 unless given).
+        """
+        paho_kwargs.setdefault("callback_api_version", CallbackAPIVersion.VERSION2)
+        client = paho.Client(**paho_kwargs)
+        client.tls_set_context(self.ssl_context(client_name or (self.client_name if mutual else None)))
+        return client
+
+    @contextlib.contextmanager
+    def connected_client(
+        self,
+        *,
+        mutual: bool = False,
+        client_name: str | None = None,
+        timeout: float = CONNECT_TIMEOUT,
+        **paho_kwargs: Any,
+    ) -> Iterator[paho.Client]:
+        """A paho client connected (CONNACK received) with its network loop running; disconnected after.
+
+        Raises CheckError naming the reason (TLS alert, hostname mismatch, no CONNACK) when it cannot connect.
+        """
+        client = self.mqtt_client(mutual=mutual, client_name=client_name, **paho_kwargs)
+        port = self.mtls_port if mutual else self.tls_port
+        connack = threading.Event()
+        outcome: list[Any] = []
+
+        def on_connect(_client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+            outcome.append(reason)
+            connack.set()
+
+        def on_disconnect(*_args: Any) -> None:
+            # A refused client certificate (TLS 1.3) shows up here, after connect() returned: stop waiting.
+            connack.set()
+
+        client.on_connect = on_connect
+        client.on_disconnect = on_disconnect
+        try:
+            client.connect(self.host, port)
+        except (OSError, ssl.SSLError) as exc:
+            raise CheckError(f"cannot connect to {self.host}:{port}: {explain(exc)}", _CONNECT_HINT) from exc
+        client.loop_start()
+        try:
+            answered = connack.wait(timeout)
+            if not outcome or outcome[0].is_failure:
+                reason = (
+                    f"CONNACK {outcome[0]}" if outcome
+                    else "the server closed the connection before CONNACK" if answered
+                    else f"no CONNACK within {timeout:.0f} s"
+                )
+                raise CheckError(f"MQTT connect to {self.host}:{port} failed: {reason}", _CONNECT_HINT)
+            client.on_connect = client.on_disconnect = None
+            yield client
+        finally:
+            with contextlib.suppress(Exception):  # the server may already have closed the connection
+                client.disconnect()
+            client.loop_stop()
+
+
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """An SSLSocket that closes itself when its handshake fails (paho leaves that socket to the GC)."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
+_CONNECT_HINT = "mutual TLS needs a client certificate from this lab's CA (issue_client_cert)"
+
+
+def _settle_reaper(client: docker.DockerClient) -> None:
+    """Keep Ryuk when its image can be had; otherwise switch it off for this process, and say so.
+
+    testcontainers would otherwise fail every start where the reaper image cannot be pulled (no registry,
+    Podman without the socket Ryuk needs). Cleanup then rests on stop(), which the context manager and the
+    pytest fixtures always call; only a killed test process leaves containers (label org.testcontainers).
+    """
+    if testcontainers_config.ryuk_disabled:
+        return
+    image = testcontainers_config.ryuk_image
+    try:
+        client.images.get(image)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    try:
+        client.images.pull(image)
+        return
+    except docker.errors.DockerException as exc:
+        logger.warning(
+            "testcontainers' reaper image %s cannot be pulled (%s): Ryuk disabled for this session; "
+            "containers are removed by stop(). Set TESTCONTAINERS_RYUK_DISABLED=true to skip this check.",
+            image, _short(exc),
+        )
+    testcontainers_config.ryuk_disabled = True
+
+
+def _docker_unreachable(exc: Exception) -> LabError:
+    return ContainerError(
+        f"Docker is not reachable at {os.environ.get('DOCKER_HOST') or 'the default socket'} ({_short(exc)})",
+        "start Docker and check `docker info`; DOCKER_HOST (or TC_HOST) selects another engine",
+    )
+
+
+def _short(exc: BaseException) -> str:
+    text = str(getattr(exc, "explanation", None) or exc) or type(exc).__name__
+    return text.splitlines()[0][:300]

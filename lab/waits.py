@@ -1,0 +1,79 @@
+"""Waiting for Amlen: poll the status API until the server says it runs, with a useful failure.
+
+Readiness is `Server.State == 1 and Server.ErrorCode == 0`, nothing less: the admin port answers with
+starting states (4, 11, 16) before that, and refuses connections before even that.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import docker.errors
+from docker.models.containers import Container
+
+from lab.amlen import AmlenClient, is_ready
+from lab.errors import AmlenError, ContainerError
+from lab.runtime import read_server_logs
+
+__all__ = ["wait_until_ready"]
+
+_FIRST_DELAY = 0.05
+_MAX_DELAY = 1.0
+
+
+def wait_until_ready(
+    amlen: AmlenClient,
+    *,
+    timeout: float,
+    container: Container | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Poll `GET /ima/v1/service/status` until Amlen is running; returns the last status body.
+
+    Connection refused/reset and 5xx are expected while the server starts and are retried with backoff.
+    When `container` is given and exits, or on timeout, the error carries the tail of Amlen's log files.
+    """
+    deadline = time.monotonic() + timeout
+    delay = _FIRST_DELAY
+    last = "the admin port did not answer"
+    while True:
+        try:
+            status = amlen.status()
+        except AmlenError as exc:
+            if exc.status is not None and exc.status < 500:
+                raise
+            status = None
+        if status is not None:
+            if is_ready(status):
+                return status
+            server = status.get("Server") or {}
+            last = f"State {server.get('State')} ({server.get('StateDescription', '?')})"
+            if server.get("ErrorCode"):
+                last += f", ErrorCode {server.get('ErrorCode')}: {server.get('ErrorMessage', '')}"
+        progress(f"waiting for Amlen: {last}")
+        if container is not None:
+            _fail_if_exited(container)
+        if time.monotonic() + delay > deadline:
+            raise ContainerError(
+                f"Amlen at {amlen.base_url} was not ready after {timeout:.0f} s: {last}",
+                "raise LAB_READY_TIMEOUT for slow machines; `invoke logs` shows the whole server log",
+                details=read_server_logs(container) if container is not None else "",
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, _MAX_DELAY)
+
+
+def _fail_if_exited(container: Container) -> None:
+    try:
+        container.reload()
+    except docker.errors.NotFound as exc:
+        raise ContainerError(f"container {container.name} disappeared while Amlen was starting") from exc
+    if container.status in ("exited", "dead"):
+        code = container.attrs.get("State", {}).get("ExitCode")
+        raise ContainerError(
+            f"container {container.name} exited (code {code}) before Amlen was ready",
+            "`invoke logs` shows why; check LAB_IMAGE and the memory limit (LAB_MEMORY)",
+            details=read_server_logs(container),
+        )

@@ -1,0 +1,405 @@
+"""amlen-lab tasks: `invoke up` builds the Amlen TLS lab, `invoke down` removes it. `invoke --list` shows all.
+
+Each task parses its options, builds the settings, makes one call into `lab` and renders the result.
+Errors the user can fix (LabError) end as one line with a hint and exit code 1; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+from invoke import Context, Exit, Task, task
+
+from lab.errors import LabError
+
+
+@contextmanager
+def _lab_errors() -> Iterator[None]:
+    """Turn a LabError into one line on stderr and exit code 1 (Ctrl-C into 130), never a traceback."""
+    from lab.report import error_line
+
+    try:
+        yield
+    except LabError as exc:
+        raise Exit(error_line(exc), code=1) from None
+    except KeyboardInterrupt:
+        raise Exit("interrupted", code=130) from None
+
+
+def _settings(**overrides: Any) -> Any:
+    from lab.settings import load_settings
+
+    return load_settings(**overrides)
+
+
+@task(help={
+    "hosts": "add the hosts-file entry (--no-hosts skips it and verifies by address instead)",
+    "force_hosts": "add the lab's line even if a line of yours maps the name elsewhere (yours stays)",
+    "verify": "run the TLS matrix at the end (--no-verify skips it)",
+    "keep_on_failure": "on failure, keep what this run created for inspection instead of rolling back",
+})
+def up(c: Context, hosts: bool = True, force_hosts: bool = False, verify: bool = True,
+       keep_on_failure: bool = False) -> None:
+    """Build the whole TLS lab: certificates, Amlen container, endpoints 8889/8890, hosts entry, checks."""
+    from lab.plan import PlanFailed
+    from lab.plan import up as run_up
+    from lab.report import StepPrinter, error_line, print_summary, up_summary
+    from lab.steps import Options
+
+    with _lab_errors():
+        settings = _settings()
+        printer = StepPrinter("up")
+        options = Options(hosts=hosts, force_hosts=force_hosts, verify=verify, keep_on_failure=keep_on_failure)
+        try:
+            report = run_up(settings, options, on_event=printer.on_event, on_progress=printer.on_progress)
+        except PlanFailed as exc:
+            printer.finish(exc.report)
+            raise Exit(error_line(exc), code=1) from None
+        printer.finish(report)
+        print_summary(up_summary(settings))
+        if not hosts:
+            print(f"No hosts entry: clients must reach {settings.hostname} some other way; "
+                  f"`invoke verify --no-hosts` checks the TLS handshakes by address.")
+
+
+@task(help={
+    "keep_container": "delete the lab's Amlen objects but keep the container running",
+    "purge": "also delete the certificates, including the CA (which browsers may trust)",
+})
+def down(c: Context, keep_container: bool = False, purge: bool = False) -> None:
+    """Remove what `up` created: endpoints, container, volume, hosts line (certificates stay unless --purge)."""
+    from lab.plan import PlanFailed
+    from lab.plan import down as run_down
+    from lab.report import StepPrinter, error_line
+    from lab.steps import Options
+
+    with _lab_errors():
+        settings = _settings()
+        printer = StepPrinter("down")
+        try:
+            report = run_down(settings, Options(keep_container=keep_container, purge=purge),
+                              on_event=printer.on_event)
+        except PlanFailed as exc:
+            printer.finish(exc.report)
+            raise Exit(error_line(exc), code=1) from None
+        printer.finish(report)
+
+
+@task(help={
+    "admin_url": "the admin API of the Amlen to configure, e.g. http://amlen.example:9089 (default: LAB_ADMIN_URL)",
+    "hosts": "add the hosts-file entry (--no-hosts skips it)",
+    "verify": "run the TLS matrix at the end (--no-verify skips it)",
+})
+def configure(c: Context, admin_url: str = "", hosts: bool = True, verify: bool = True) -> None:
+    """Apply the guide's certificates and endpoints to an Amlen that already runs (e.g. `docker compose up`)."""
+    from lab.plan import PlanFailed
+    from lab.plan import configure as run_configure
+    from lab.report import StepPrinter, error_line, print_summary, up_summary
+    from lab.steps import Options
+
+    with _lab_errors():
+        settings = _settings(admin_url=admin_url or None)
+        printer = StepPrinter("configure")
+        try:
+            report = run_configure(settings, Options(hosts=hosts, verify=verify),
+                                   on_event=printer.on_event, on_progress=printer.on_progress)
+        except PlanFailed as exc:
+            printer.finish(exc.report)
+            raise Exit(error_line(exc), code=1) from None
+        printer.finish(report)
+        print_summary(up_summary(settings))
+
+
+@task(help={"json": "print JSON for scripts"})
+def status(c: Context, json: bool = False) -> None:
+    """Show the container, Amlen's readiness, each endpoint, the hosts entry and certificate expiry."""
+    from lab.report import print_json, print_rows
+    from lab.status import lab_status
+
+    with _lab_errors():
+        data = lab_status(_settings())
+    if json:
+        print_json(data)
+        return
+    container = data.get("container") or {}
+    rows = [("lab directory", data["lab_dir"]),
+            ("container", container.get("error") or (f"{container['name']} ({container['state']})"
+                                                     if container else "not created"))]
+    amlen = data.get("amlen") or {}
+    rows.append(("amlen", amlen.get("error") or (f"ready, {amlen.get('version')}" if amlen.get("ready")
+                                                 else f"not ready ({amlen.get('state')})")))
+    for name, endpoint in (data.get("endpoints") or {}).items():
+        rows.append((f"endpoint {name}", f"port {endpoint['port']}: {'live' if endpoint['live'] else 'NOT live'}"))
+    hosts = data.get("hosts") or {}
+    rows.append(("hosts entry", hosts.get("error") or hosts.get("message")))
+    for label, cert in data["certificates"].items():
+        rows.append((f"{label} certificate", f"expires {cert['expires'][:10]} ({cert['days_left']} days)"))
+    print_rows("amlen-lab status", ("what", "state"), rows)
+
+
+@task(help={"follow": "keep printing new lines (Ctrl-C stops)", "lines": "how many lines to show first"})
+def logs(c: Context, follow: bool = False, lines: int = 50) -> None:
+    """Show Amlen's server log from inside the container (Amlen logs to files, not to `docker logs`)."""
+    from lab import runtime
+
+    with _lab_errors():
+        settings = _settings()
+        container = runtime.find_lab_container(runtime.docker_client(), settings)
+        if container is None:
+            raise LabError("no lab container", "`invoke up` starts one")
+        if not follow or container.status != "running":
+            print(runtime.read_server_logs(container, lines=lines))
+            return
+        for chunk in runtime.follow_server_log(container, lines=lines):
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+
+
+@task(help={"new_ca": "replace the CA and re-issue every certificate it signed (the old CA is gone for good)"})
+def certs(c: Context, new_ca: bool = False) -> None:
+    """Make or refresh the CA, server and client certificates (keeps what is still good)."""
+    from lab.certs import ensure_certificates
+    from lab.files import lab_lock
+    from lab.report import print_rows
+
+    with _lab_errors():
+        settings = _settings()
+        with lab_lock(settings.lab_dir):
+            results = ensure_certificates(settings, new_ca=new_ca)
+    print_rows("Certificates", ("action", "file", "why"), ((r.action, r.path, r.reason) for r in results))
+
+
+@task(iterable=["name"], help={
+    "name": "client name, used as CN and file name; repeat the flag or separate names with commas",
+    "force": "re-issue even when the existing certificate is still good",
+})
+def client_cert(c: Context, name: list[str], force: bool = False) -> None:
+    """Make more client certificates from the lab CA, e.g. --name alice,bob."""
+    from lab.certs import issue_client_certs
+    from lab.files import lab_lock
+    from lab.report import print_rows
+
+    names = [part.strip() for value in name for part in value.split(",") if part.strip()]
+    with _lab_errors():
+        settings = _settings()
+        with lab_lock(settings.lab_dir):
+            results = issue_client_certs(settings, names, force=force)
+    print_rows("Client certificates", ("action", "file", "why"), ((r.action, r.path, r.reason) for r in results))
+
+
+@task(help={
+    "install": "trust the lab CA in your Chrome/Chromium and Firefox certificate databases (Linux; certutil)",
+    "uninstall": "remove the lab CA from them again (only the entry the lab added)",
+})
+def trust(c: Context, install: bool = False, uninstall: bool = False) -> None:
+    """Browser trust for the lab CA: show where and how (default), --install it, or --uninstall it."""
+    from lab import trust as lab_trust
+    from lab.report import console, print_rows
+
+    if install and uninstall:
+        raise Exit("error: choose one of --install and --uninstall", code=1)
+    with _lab_errors():
+        settings = _settings()
+        guide = lab_trust.trust_guide(settings)
+        if uninstall:
+            removed = lab_trust.uninstall_ca(settings)
+            console.print("\n".join(f"removed the lab CA from {db}" for db in removed) or "nothing to remove")
+            return
+        if install and not lab_trust.supports_automatic_trust():
+            system = "Windows" if sys.platform == "win32" else "macOS"
+            console.print(f"Not changing trust on {system} automatically. To trust the lab CA for your user, run:")
+            commands = guide.os_commands[system]
+            console.print("\n".join(f"  {cmd}" for cmd in commands["install"]), markup=False, soft_wrap=True)
+            console.print("To undo:\n" + "\n".join(f"  {cmd}" for cmd in commands["uninstall"]),
+                          markup=False, soft_wrap=True)
+            return
+        if install:
+            added = lab_trust.install_ca(settings)
+            console.print("\n".join(f"trusted the lab CA in {db}" for db in added) or "already trusted everywhere")
+            console.print("Restart the browser so it rereads its certificate database.")
+            console.print(guide.meaning, markup=False)
+        else:
+            console.print(guide.meaning + f"\n\nThe lab CA: {guide.ca_file}", markup=False)
+            for browser, steps in guide.browser_steps.items():
+                console.print(f"\n{browser}:\n" + "\n".join(f"  {n}. {s}" for n, s in enumerate(steps, 1)),
+                              markup=False, soft_wrap=True)
+            console.print("\nOr let the lab do it for Chrome/Chromium and Firefox on Linux: invoke trust --install")
+            for system, commands in guide.os_commands.items():
+                console.print(f"{system}: " + " ; ".join(commands["install"]), markup=False, soft_wrap=True)
+        rows = [(t.db.browser, t.db.path, t.state.value) for t in lab_trust.trust_status(settings)]
+        print_rows(f"Lab CA ({guide.nickname}) in NSS databases", ("browser", "database", "lab CA"), rows)
+
+
+@task(help={
+    "port": "port for the page on 127.0.0.1 (0: any free port)",
+    "no_open": "only print the URL; do not open a browser",
+})
+def browser(c: Context, port: int = 0, no_open: bool = False) -> None:
+    """Serve a local MQTT-over-secure-WebSocket page prefilled for the lab, and open it; Ctrl-C stops."""
+    from lab.browser import open_page, serve_page
+    from lab.report import console
+
+    with _lab_errors():
+        settings = _settings()
+        server = serve_page(settings, port=port)
+    with server:
+        console.print(f"MQTT web client: {server.url}  (connects to wss://{settings.hostname}:{settings.tls_port})",
+                      soft_wrap=True)
+        console.print("The browser must trust the lab CA first: `invoke trust` shows how. Ctrl-C stops the page.")
+        if not no_open and not open_page(server.url):
+            console.print("No desktop browser here: open the URL in a browser on this machine.")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            console.print("page stopped")
+
+
+@task(help={
+    "add": "add the lab's line (no change when it, or a line of yours for the same address, is there)",
+    "remove": "remove the lab's line (only this lab directory's marked line)",
+    "show": "show which line makes the host name resolve (the default)",
+    "force": "with --add: put the lab's line above a line of yours that maps the name elsewhere (yours stays)",
+})
+def hosts(c: Context, add: bool = False, remove: bool = False, show: bool = False, force: bool = False) -> None:
+    """Add, remove or show the lab's line in the hosts file (default: show); the `up`/`down` step alone."""
+    from lab.hosts import add_hosts_entry, hosts_status, remove_hosts_entry
+    from lab.report import console
+
+    # No lab_lock: under sudo it would create a root-owned .lab/.lock that later runs as the user cannot open;
+    # lab.hosts re-reads the file just before writing instead.
+    if add + remove + show > 1:
+        raise Exit("error: choose one of --add, --remove and --show", code=1)
+    if force and not add:
+        raise Exit("error: --force goes with --add", code=1)
+    with _lab_errors():
+        settings = _settings()
+        if add:
+            outcome = add_hosts_entry(settings, force=force)
+        elif remove:
+            outcome = remove_hosts_entry(settings)
+        else:
+            outcome = hosts_status(settings)
+    console.print(outcome.message, markup=False, highlight=False, soft_wrap=True)
+
+
+@task(help={
+    "count": "messages each round trip publishes and must receive back",
+    "protocol": "MQTT version for the rows: 3.1.1, 5 or both (round trips run once per version)",
+    "no_hosts": "dial the lab's address and send the host name in TLS, for when the hosts entry is absent",
+    "json": "print JSON for scripts",
+})
+def verify(c: Context, count: int = 5, protocol: str = "both", no_hosts: bool = False, json: bool = False) -> None:
+    """Prove the TLS setup with real MQTT clients: six rows, what must work works, what must fail fails."""
+    from lab.checks import parse_protocols
+    from lab.checks import verify as run_verify
+    from lab.report import print_json, print_rows
+
+    with _lab_errors():
+        report = run_verify(_settings(), count=count, protocols=parse_protocols(protocol), no_hosts=no_hosts)
+    if json:
+        print_json(report.as_dict())
+    else:
+        print_rows(f"TLS verification ({report.seconds:.2f} s)",
+                   ("#", "check", "MQTT", "expected", "actual", "result", "time", "reason"),
+                   [(r.row, r.name, r.protocol, r.expected, r.actual,
+                     "[green]as expected[/]" if r.passed else "[red]NOT as expected[/]",
+                     f"{r.seconds * 1000:.0f} ms", r.detail) for r in report.rows])
+    if not report.passed:
+        raise Exit("error: some rows are not as expected (hint: `invoke doctor` names the cause)" if not json
+                   else None, code=1)
+
+
+class _GuideFlags(Task):  # type: ignore[type-arg]
+    """The paho examples' short flags (-H host, -P port, -t topic, -s TLS, -N count, -m message, -q qos)."""
+
+    SHORT: ClassVar[dict[str, str]] = {
+        "host": "H", "port": "P", "topic": "t", "tls": "s", "count": "N", "message": "m", "qos": "q",
+    }
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Any]:
+        arguments = super().get_arguments(ignore_unknown_help)
+        for argument in arguments:
+            long_name = argument.names[0]
+            argument.names = (long_name, self.SHORT[long_name]) if long_name in self.SHORT else (long_name,)
+        return arguments
+
+
+_CLIENT_HELP = {
+    "host": "broker host name (default: the lab's, as in the certificate)",
+    "port": "broker port (default: the TLS port; on the mutual port the lab's client certificate is used)",
+    "topic": "topic (filter for sub)",
+    "tls": "TLS (the default; -s is accepted as in the guide, --no-tls for plain MQTT)",
+    "cacerts": "CA file to trust (default: the lab's myCA.pem)",
+    "key": "client key file",
+    "cert": "client certificate file",
+    "count": "sub: stop after N messages (0: until Ctrl-C); pub: publish N messages",
+    "qos": "quality of service 0, 1 or 2",
+}
+
+
+def _client(host: str, port: int, tls: bool, cacerts: str, key: str, cert: str) -> Any:
+    from pathlib import Path
+
+    from lab.checks import client_target
+
+    return client_target(_settings(), host=host, port=port, tls=tls, cacerts=Path(cacerts) if cacerts else None,
+                         key=Path(key) if key else None, cert=Path(cert) if cert else None)
+
+
+@task(klass=_GuideFlags, auto_shortflags=False, help=_CLIENT_HELP)
+def sub(c: Context, host: str = "", port: int = 0, topic: str = "topic1/#", tls: bool = True, cacerts: str = "",
+        key: str = "", cert: str = "", count: int = 0, qos: int = 0) -> None:
+    """Subscribe like the guide's paho client and print messages as they arrive (Ctrl-C stops)."""
+    from lab.mqtt import subscribe
+    from lab.report import console
+
+    received = 0
+    try:
+        with _lab_errors():
+            target = _client(host, port, tls, cacerts, key, cert)
+            console.print(f"subscribing to {topic} on {target.description}", markup=False)
+            for message in subscribe(target.host, target.port, topic, context=target.context, qos=qos):
+                console.print(f"{message.topic} {message.payload.decode(errors='replace')}", markup=False)
+                received += 1
+                if count and received >= count:
+                    break
+    except Exit as exc:
+        if exc.code == 130:
+            raise Exit(code=130) from None  # Ctrl-C is how sub is meant to end: no message
+        raise
+
+
+@task(klass=_GuideFlags, auto_shortflags=False, help={**_CLIENT_HELP, "message": "payload to publish"})
+def pub(c: Context, host: str = "", port: int = 0, topic: str = "topic1/subtopic2", tls: bool = True,
+        cacerts: str = "", key: str = "", cert: str = "", count: int = 1, message: str = "hello",
+        qos: int = 0) -> None:
+    """Publish like the guide's paho client: N messages to a topic, over TLS with the lab's files."""
+    from lab.mqtt import publish
+    from lab.report import console
+
+    with _lab_errors():
+        target = _client(host, port, tls, cacerts, key, cert)
+        sent = publish(target.host, target.port, topic, [message] * count, context=target.context, qos=qos)
+    console.print(f"published {sent} message(s) to {topic} on {target.description}", markup=False)
+
+
+@task(help={"json": "print JSON for scripts"})
+def doctor(c: Context, json: bool = False) -> None:
+    """Diagnose the lab: Docker, container, Amlen, names, ports, TLS chains, files; each with a hint."""
+    from lab.doctor import doctor as run_doctor
+    from lab.report import print_json, print_rows
+
+    colours = {"OK": "green", "WARN": "yellow", "FAIL": "red", "SKIP": "dim"}
+    with _lab_errors():
+        report = run_doctor(_settings())
+    if json:
+        print_json(report.as_dict())
+    else:
+        print_rows("amlen-lab doctor", ("check", "result", "finding", "hint"),
+                   [(check.name, f"[{colours[check.status]}]{check.status}[/]", check.detail, check.hint)
+                    for check in report.checks])
+    if not report.ok:
+        raise Exit(None if json else "error: some checks failed (hints above)", code=1)

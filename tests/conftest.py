@@ -1,0 +1,105 @@
+"""Shared fixtures: the Amlen stand-in image, a private lab per test, and `invoke` run like a user runs it.
+
+Tests that need Docker really run (CI starts dockerd in .ci/run); nothing here skips.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+INVOKE = str(Path(sys.executable).with_name("invoke"))
+
+
+@pytest.fixture(scope="session")
+def standin_image() -> str:
+    """The Amlen stand-in image (test infrastructure): $STANDIN_IMAGE, else built or reused now."""
+    image = os.environ.get("STANDIN_IMAGE")
+    if image:
+        return image
+    result = subprocess.run(["bash", str(ROOT / "tests/standin/build-image.sh")], capture_output=True, text=True,
+                            check=True, timeout=900)
+    return result.stdout.strip().splitlines()[-1]
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (the kernel's pick)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class LabEnv:
+    """One private lab: its directory, unique names and free ports, as LAB_* variables."""
+
+    dir: Path
+    env: dict[str, str]
+
+    @property
+    def tls_port(self) -> int:
+        return int(self.env["LAB_TLS_PORT"])
+
+    @property
+    def mtls_port(self) -> int:
+        return int(self.env["LAB_MTLS_PORT"])
+
+    @property
+    def admin_port(self) -> int:
+        return int(self.env["LAB_ADMIN_PORT"])
+
+    @property
+    def hostname(self) -> str:
+        return self.env["LAB_HOSTNAME"]
+
+    @property
+    def container_name(self) -> str:
+        return self.env["LAB_CONTAINER_NAME"]
+
+    def invoke(self, *args: str, timeout: float = 300, **extra_env: str) -> subprocess.CompletedProcess[str]:
+        """Run `invoke <args>` in a subprocess, from the repository, like a user at a terminal would."""
+        env = {**self.env, **extra_env}
+        return subprocess.run([INVOKE, "-r", str(ROOT), *args], capture_output=True, text=True, env=env,
+                              cwd=self.dir.parent, timeout=timeout)
+
+
+@pytest.fixture
+def lab_env(tmp_path: Path, standin_image: str) -> Iterator[LabEnv]:
+    """A lab in a temp directory on the stand-in image, with its own container name, host name and ports."""
+    tag = uuid.uuid4().hex[:8]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAB_")}
+    env.update({
+        "LAB_DIR": str(tmp_path / "lab"),
+        "LAB_IMAGE": standin_image,
+        "LAB_CONTAINER_NAME": f"amlen-lab-test-{tag}",
+        "LAB_HOSTNAME": f"lab-{tag}.getting.started",
+        "LAB_TLS_PORT": str(free_port()),
+        "LAB_MTLS_PORT": str(free_port()),
+        "LAB_ADMIN_PORT": str(free_port()),
+        "LAB_READY_TIMEOUT": "60",
+        "LAB_MEMORY": "512m",
+    })
+    lab = LabEnv(tmp_path / "lab", env)
+    yield lab
+    # Whatever a test left behind (a failing assertion mid-way) must not leak into the next test.
+    subprocess.run(["docker", "rm", "-f", lab.container_name], capture_output=True)
+    subprocess.run(["docker", "volume", "rm", "-f", f"{lab.container_name}-data"], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def slow_standin_image(standin_image: str) -> str:
+    """The stand-in told to stay in its starting states for 10 minutes (for readiness timeouts)."""
+    tag = f"{standin_image.rsplit(':', 1)[0]}:slow-{standin_image.rsplit(':', 1)[1]}"
+    dockerfile = f"FROM {standin_image}\nENV STANDIN_START_DELAY=600\n"
+    subprocess.run(["docker", "build", "-q", "-t", tag, "-"], input=dockerfile, text=True, check=True,
+                   capture_output=True, timeout=300)
+    return tag

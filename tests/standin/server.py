@@ -1,0 +1,431 @@
+"""Amlen stand-in: test infrastructure that answers like Eclipse Amlen where amlen-lab touches it.
+
+It is not Amlen. It serves Amlen's REST admin API on port 9089 (HTTP and HTTPS on the same port, like Amlen's
+default admin endpoint) with the JSON shapes, HTTP statuses and CWLNA codes recorded from a real server, and
+it turns enabled Endpoints into real TLS listeners backed by Debian's mosquitto (see ``endpoints.py``).
+
+Start-up follows the real server: the admin port refuses connections for ``STANDIN_LISTEN_DELAY`` seconds,
+then ``GET /ima/v1/service/status`` answers HTTP 200 with the starting states 11, 16 and 4 for
+``STANDIN_START_DELAY`` seconds, then ``State`` 1 "Running (production)". Environment (all optional):
+
+    STANDIN_LISTEN_DELAY=0.5   STANDIN_START_DELAY=0.4   STANDIN_STOP_DELAY=1.0   STANDIN_BROKER_PORT=18830
+    STANDIN_ADMIN_PASSWORD_SET=1 (0: behave as a server without AdminUserID/AdminUserPassword, see CWLNA0375)
+    MESSAGESIGHT_ADMIN_PORT=9089   MESSAGESIGHT_ADMIN_HOST=All   STANDIN_DATA_PATH=/var/lib/amlen-server
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import ssl
+import string
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+# The stand-in's own modules sit next to this file (python3 puts the script's directory on sys.path).
+from broker import Broker, BrokerPorts
+from certs import DataPaths
+from defaults import ADMIN_CERTIFICATE, ADMIN_KEY
+from diag import ServerLog
+from endpoints import EndpointManager
+from messages import AmlenError, success_body
+from schema import parse_request_json
+from store import Configuration
+
+VERSION = "1.1dev 20261126-0000 (Amlen stand-in)"
+
+# Server states (server_admin/include/admin.h) -> (Status, StateDescription) as adminInternal.c maps them.
+RUNNING, STOPPING, TRANSPORT_STARTED, STARTING_STORE, STARTING_ENGINE = 1, 2, 4, 11, 16
+_STATE_TEXT = {
+    RUNNING: ("Running", "Running (production)"),
+    STOPPING: ("Stopping", "Stopping"),
+    TRANSPORT_STARTED: ("Initializing", "TransportStarted"),
+    STARTING_STORE: ("StoreStarting", "StoreStarting"),
+    STARTING_ENGINE: ("EngineStarting", "EngineStarting"),
+}
+_START_PHASES = (STARTING_STORE, STARTING_ENGINE, TRANSPORT_STARTED)
+
+
+def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name, "")
+    return float(value) if value.strip() else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The stand-in's knobs, read once from the environment."""
+
+    data_path: Path
+    install_certificates: Path
+    admin_port: int
+    admin_host: str
+    listen_delay: float
+    start_delay: float
+    stop_delay: float
+    broker_port: int
+    admin_password_set: bool
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Settings from ``env``; durations in seconds."""
+        return cls(
+            data_path=Path(env.get("STANDIN_DATA_PATH", "/var/lib/amlen-server")),
+            install_certificates=Path(
+                env.get("STANDIN_INSTALL_CERTIFICATES", "/usr/share/amlen-server/certificates")
+            ),
+            admin_port=int(env.get("MESSAGESIGHT_ADMIN_PORT", "9089")),
+            admin_host=env.get("MESSAGESIGHT_ADMIN_HOST", "All"),
+            listen_delay=_env_float(env, "STANDIN_LISTEN_DELAY", 0.5),
+            start_delay=_env_float(env, "STANDIN_START_DELAY", 0.4),
+            stop_delay=_env_float(env, "STANDIN_STOP_DELAY", 1.0),
+            broker_port=int(env.get("STANDIN_BROKER_PORT", "18830")),
+            admin_password_set=env.get("STANDIN_ADMIN_PASSWORD_SET", "1") != "0",
+        )
+
+
+def _container_id() -> str:
+    """The Docker container id, found like Amlen's ``container_uuid.sh`` finds it, else the hostname."""
+    try:
+        match = re.search(r"/containers/([0-9a-f]{64})/", Path("/proc/self/mountinfo").read_text())
+    except OSError:
+        match = None
+    return match.group(1) if match else socket.gethostname()
+
+
+class _Terminated(BaseException):
+    """Raised in the main thread by the SIGTERM/SIGINT handler to unwind whatever it is waiting on."""
+
+
+class StandIn:
+    """The whole server: state, configuration, broker, endpoints and the admin HTTP server."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.paths = DataPaths(settings.data_path)
+        self.paths.create()
+        self.log = ServerLog(self.paths.logs)
+        self.state = 0
+        self.started = time.monotonic()
+        self.uid = self._server_uid()
+        self.container = _container_id()
+        ports = BrokerPorts(settings.broker_port)
+        self.broker = Broker(
+            self.paths.broker, self.paths.logs / "standin-mosquitto.log", ports, self.log.log
+        )
+        self.endpoints = EndpointManager(ports, self.log.log)
+        self.config: Configuration | None = None
+        self.http: AdminServer | None = None
+        self._finished = threading.Event()
+        self._exit_action = "exit"
+
+    def _server_uid(self) -> str:
+        path = self.paths.config / "standin-server-uid"
+        if not path.exists():
+            path.write_text("".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(8)))
+        return path.read_text().strip()
+
+    def set_state(self, state: int) -> None:
+        self.state = state
+        self._dump_status()
+
+    def _dump_status(self) -> None:
+        """``data/config/imaserver.status``, which Amlen keeps for its container probes."""
+        _, description = _STATE_TEXT.get(self.state, ("Initializing", "Initializing"))
+        body = {
+            "Server": {
+                "Name": f"{socket.gethostname()}:{self.settings.admin_port}",
+                "ContainerUID": self.container,
+                "StateDescription": description,
+                "ServerTime": _now(),
+                "Version": VERSION,
+                "ErrorCode": 0,
+                "ErrorMessage": "",
+            },
+            "HighAvailability": {"Status": "Inactive", "Enabled": False},
+        }
+        (self.paths.config / "imaserver.status").write_text(json.dumps(body, indent=2) + "\n")
+
+    def status_body(self, service: str | None) -> dict[str, Any]:
+        """``GET /ima/v1/service/status[/<service>]`` (``ism_admin_getServerStatus``)."""
+        status, description = _STATE_TEXT.get(self.state, ("Initializing", "Initializing"))
+        uptime = int(time.monotonic() - self.started)
+        days, rest = divmod(uptime, 86400)
+        hours, rest = divmod(rest, 3600)
+        minutes, seconds = divmod(rest, 60)
+        inactive = {"Status": "Inactive", "Enabled": False}
+        sections: dict[str, Any] = {
+            "Server": {
+                "Name": f"{socket.gethostname()}:{self.settings.admin_port}",
+                "UID": self.uid,
+                "Status": status,
+                "State": self.state,
+                "StateDescription": description,
+                "ServerTime": _now(),
+                "UpTimeSeconds": uptime,
+                "UpTimeDescription": f"{days} days {hours} hours {minutes} minutes {seconds} seconds",
+                "Version": VERSION,
+                "ErrorCode": 0,
+                "ErrorMessage": "",
+            },
+            "Container": {"UUID": self.container},
+            "HighAvailability": dict(inactive),
+            "Cluster": dict(inactive),
+            "Plugin": dict(inactive),
+            "MQConnectivity": dict(inactive),
+            "SNMP": dict(inactive),
+        }
+        if service is None:
+            return {"Version": "v1", **sections}
+        if service in ("Server", "imaserver"):
+            return {"Version": "v1", "Server": sections["Server"], "Container": sections["Container"]}
+        if service in sections and service != "Container":
+            return {"Version": "v1", service: sections[service]}
+        raise AmlenError(400, 115, service)
+
+    # ---- life cycle ----------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Start like Amlen, serve until stopped, then exit or restart in place."""
+        self.log.start_message("Amlen stand-in (test infrastructure, not Eclipse Amlen) is starting.")
+        self.log.log("CWLNA0900", "INFO", "Server", f"Start the Amlen stand-in ({VERSION}).")
+        self.config = Configuration(
+            self.paths,
+            self.endpoints,
+            admin_port=self.settings.admin_port,
+            admin_password_set=self.settings.admin_password_set,
+            log=self.log.log,
+            image_certificates=self.settings.install_certificates,
+        )
+        time.sleep(self.settings.listen_delay)  # the real admin port refuses connections for a while
+        self.http = AdminServer(self, self._admin_context())
+        threading.Thread(target=self.http.serve_forever, name="admin-http", daemon=True).start()
+        self.log.log("CWLNA6013", "INFO", "Admin", "Administration service is initialized: RunMode=0.")
+        for phase in _START_PHASES:
+            self.set_state(phase)
+            time.sleep(self.settings.start_delay / len(_START_PHASES))
+        self.broker.start()
+        self.config.start_endpoints()
+        self.set_state(RUNNING)
+        self.log.log(
+            "CWLNA0909", "INFO", "Server", "The server is running: State=Running (production).", console=True
+        )
+        while not self._finished.wait(0.5):
+            pass
+        self.shutdown()
+        if self._exit_action == "restart":
+            self.log.start_message("Amlen stand-in is restarting.")
+            os.execv(sys.executable, [sys.executable, *sys.argv])
+
+    def _admin_context(self) -> ssl.SSLContext:
+        """HTTPS on the admin port: Amlen's self-signed default certificate, no client certificates."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(
+            str(self.paths.keystore / ADMIN_CERTIFICATE), str(self.paths.keystore / ADMIN_KEY)
+        )
+        return context
+
+    def request_stop(self, action: str) -> None:
+        """After the reply went out: report Stopping for a while, then stop (``exit``) or restart in place."""
+
+        def later() -> None:
+            time.sleep(0.2)
+            self.set_state(STOPPING)
+            self.log.log("CWLNA6005", "INFO", "Admin", "The Amlen stand-in server is stopping.", console=True)
+            time.sleep(self.settings.stop_delay)
+            self._exit_action = action
+            self._finished.set()
+
+        threading.Thread(target=later, name="stopper", daemon=True).start()
+
+    def shutdown(self) -> None:
+        """Close the admin port and the endpoints, stop the broker (idempotent)."""
+        if self.http is not None:
+            self.http.shutdown()
+            self.http.server_close()
+            self.http = None
+        self.endpoints.stop_all()
+        self.broker.stop()
+        self.log.log("CWLNA0906", "INFO", "Server", "The server is stopped.", console=True)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class AdminServer(ThreadingHTTPServer):
+    """The admin endpoint: HTTP and HTTPS on one port, told apart by the first byte (ClientHello: 0x16)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
+
+    def __init__(self, app: StandIn, tls: ssl.SSLContext) -> None:
+        self.app = app
+        self.tls = tls
+        host = app.settings.admin_host
+        address = "0.0.0.0" if host.lower() in ("all", "*") else host
+        super().__init__((address, app.settings.admin_port), AdminHandler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.settimeout(AdminHandler.timeout)
+        try:
+            first = request.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return
+        if not first:
+            return
+        connection = request
+        if first == b"\x16":
+            try:
+                connection = self.tls.wrap_socket(request, server_side=True)
+            except (OSError, ssl.SSLError):
+                return
+        try:
+            self.RequestHandlerClass(connection, client_address, self)
+        finally:
+            if connection is not request:
+                connection.close()
+
+
+class AdminHandler(BaseHTTPRequestHandler):
+    """Amlen's REST admin API: ``/ima[/v1]/{service,file,configuration,monitor}/...``."""
+
+    server: AdminServer
+    protocol_version = "HTTP/1.1"
+    server_version = "AmlenStandIn"
+    sys_version = ""
+    timeout = 120
+
+    # ---- plumbing ------------------------------------------------------------------------------------------
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _reply(self, status: int, body: dict[str, Any]) -> None:
+        data = (json.dumps(body, indent=2) + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        code = body.get("Code", "")
+        self.server.app.log.log(
+            "CWLNA6004", "INFO", "Admin", f"REST {self.command} {self.path} -> {status} {code}"
+        )
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Requests are logged by ``_reply`` into the admin log, not to stderr."""
+
+    def _dispatch(self) -> None:
+        app = self.server.app
+        try:
+            body = self._body()
+            self._reply(*self._route(app, body))
+        except AmlenError as exc:
+            self._reply(exc.status, exc.body())
+        except Exception:
+            app.log.log(
+                "CWLNA0100", "ERROR", "Admin", f"Unexpected error:\n{traceback.format_exc()}", console=True
+            )
+            self._reply(500, AmlenError(500, 100).body())
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _dispatch
+
+    # ---- routes --------------------------------------------------------------------------------------------
+
+    def _route(self, app: StandIn, body: bytes) -> tuple[int, dict[str, Any]]:
+        url = urlsplit(self.path)
+        parts = [unquote(part) for part in url.path.split("/")][1:]
+        if len(parts) < 2 or parts[0] != "ima":
+            raise AmlenError(400, 137, url.path)
+        rest = parts[2:] if parts[1] == "v1" else parts[1:]  # the version segment is optional
+        if not rest:
+            raise AmlenError(400, 137, url.path)
+        family, args, method = rest[0], rest[1:], self.command
+        if family == "service":
+            return self._service(app, method, args, body, url.path)
+        if app.state != RUNNING or app.config is None:
+            # Not recorded from the real server: the stand-in refuses work until it reports Running, so a lab
+            # that does not wait for State 1 fails here rather than by luck against Amlen.
+            raise AmlenError(503, 130) if family == "monitor" else AmlenError(503, 167)
+        config = app.config
+        if family == "file" and method == "PUT" and len(args) == 1:
+            config.put_file(args[0], body)
+            return 200, success_body()
+        if family == "configuration":
+            while args and args[-1] == "":
+                args = args[:-1]  # "/configuration/" is the same as "/configuration"
+            if method == "POST" and not args:
+                config.post(parse_request_json(body))
+                return 200, success_body()
+            if method == "GET" and 1 <= len(args) <= 3:
+                return 200, config.get(*args)
+            if method == "DELETE" and len(args) in (2, 3):
+                config.delete(*args)
+                return 200, success_body()
+        if family == "monitor" and method == "GET" and args == ["Endpoint"]:
+            names = parse_qs(url.query).get("Name")
+            return 200, config.monitor_endpoints(names[0] if names else None)
+        if family == "monitor" and method == "GET":
+            raise AmlenError(501, 102)
+        raise AmlenError(400, 137, url.path)
+
+    def _service(
+        self, app: StandIn, method: str, args: list[str], body: bytes, path: str
+    ) -> tuple[int, dict[str, Any]]:
+        if method == "GET" and args and args[0] == "status" and len(args) <= 2:
+            return 200, app.status_body(args[1] if len(args) == 2 and args[1] else None)
+        if method == "POST" and args in (["restart"], ["stop"]):
+            request = parse_request_json(body)
+            if not isinstance(request, dict) or request.get("Service") != "Server":
+                raise AmlenError(400, 115, "parameters")
+            app.request_stop("restart" if args == ["restart"] else "exit")
+            return 200, success_body()
+        if method == "DELETE" and len(args) == 2 and args[0] == "file" and app.config is not None:
+            app.config.delete_staged_file(args[1])
+            return 200, success_body()
+        raise AmlenError(400, 137, path)
+
+
+def main() -> None:
+    """Run the stand-in until SIGTERM (``docker stop``) or a REST stop; restart in place on a REST restart."""
+    app = StandIn(Settings.from_env(os.environ))
+
+    def terminate(signum: int, _frame: object) -> None:
+        raise _Terminated(signum)
+
+    # PID 1 in a container ignores SIGTERM unless it installs a handler.
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, terminate)
+    try:
+        app.run()
+    except _Terminated:
+        app.shutdown()
+
+
+if __name__ == "__main__":
+    main()

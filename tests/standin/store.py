@@ -1,0 +1,576 @@
+"""The configuration behind the admin API: objects, staged uploads, key and trust stores, live endpoints.
+
+Every rule here is Amlen's as the reference records it (its appendix wins over the source reading): the object
+types a POST may carry and the order in which Amlen applies them, the cross-object checks (missing references,
+CWLNA0456, ports in use, objects still referenced), the certificate rules of ``certApply.sh`` (an upload is
+consumed by the apply that uses it, Overwrite, RSA keys only, trusted certificates must be CAs), and the
+monitor's quirks (an endpoint that failed to bind is absent; asking for a missing one is HTTP 500).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import certs
+from certs import DataPaths
+from defaults import ADMIN_CERTIFICATE, ADMIN_KEY, default_objects
+from endpoints import EndpointManager, EndpointSpec, TlsSettings
+from messages import AmlenError, bad_value, in_use, not_found
+from schema import (
+    CERTIFICATE_PROFILE_OPTIONS,
+    NAMED_TYPES,
+    SCHEMAS,
+    TRUSTED_CERTIFICATE_ENTRY,
+    check_min_one,
+    check_object_name,
+    json_type_name,
+    validate_properties,
+)
+
+# janssonProcessPost.c applies the object types of one request in this order, whatever the JSON order.
+POST_ORDER = (
+    "CertificateProfile",
+    "LTPAProfile",
+    "OAuthProfile",
+    "CRLProfile",
+    "SecurityProfile",
+    "TrustedCertificate",
+    "ClientCertificate",
+    "ConnectionPolicy",
+    "ConfigurationPolicy",
+    "AdminEndpoint",
+    "TopicPolicy",
+    "QueuePolicy",
+    "SubscriptionPolicy",
+    "MessageHub",
+    "Endpoint",
+)
+# Real Amlen object types the stand-in deliberately does not implement: answered 501, never faked.
+NOT_IMPLEMENTED = frozenset(
+    {
+        "LTPAProfile",
+        "OAuthProfile",
+        "CRLProfile",
+        "ClientCertificate",
+        "ConfigurationPolicy",
+        "AdminEndpoint",
+        "QueuePolicy",
+        "LDAP",
+        "AdminUserID",
+        "AdminUserPassword",
+        "Queue",
+        "HighAvailability",
+        "ClusterMembership",
+    }
+)
+# Objects of the default configuration that Amlen refuses to delete (403 CWLNA0372).
+PROTECTED = {
+    "SecurityProfile": "AdminDefaultSecProfile",
+    "CertificateProfile": "AdminDefaultCertProf",
+    "ConfigurationPolicy": "AdminDefaultConfigPolicy",
+}
+# Which property of which object type references objects of a given type (for "still being used").
+REFERENCES: dict[str, list[tuple[str, str]]] = {
+    "CertificateProfile": [("SecurityProfile", "CertificateProfile")],
+    "SecurityProfile": [("Endpoint", "SecurityProfile")],
+    "MessageHub": [("Endpoint", "MessageHub")],
+    "ConnectionPolicy": [("Endpoint", "ConnectionPolicies")],
+    "TopicPolicy": [("Endpoint", "TopicPolicies")],
+    "SubscriptionPolicy": [("Endpoint", "SubscriptionPolicies")],
+}
+MAX_TRUSTED_CERTIFICATES = 100  # per security profile (docs)
+_PKCS12_SUFFIXES = (".p12", ".pfx")
+_PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\s*", re.DOTALL)
+
+
+def _names(value: str | None) -> list[str]:
+    """The entries of a comma-delimited list property."""
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+class Configuration:
+    """All configuration state, guarded by one lock (Amlen also serialises configuration changes)."""
+
+    def __init__(
+        self,
+        paths: DataPaths,
+        endpoints: EndpointManager,
+        *,
+        admin_port: int,
+        admin_password_set: bool,
+        log: Callable[..., None],
+        image_certificates: Path,
+    ) -> None:
+        self.paths = paths
+        self.endpoints = endpoints
+        self.admin_port = admin_port
+        self.admin_password_set = admin_password_set
+        self._log = log
+        self._lock = threading.RLock()
+        self._state_file = paths.config / "standin-config.json"
+        self.objects = self._load(image_certificates)
+
+    # ---- persistence ---------------------------------------------------------------------------------------
+
+    def _load(self, image_certificates: Path) -> dict[str, dict[str, dict[str, Any]]]:
+        """The saved configuration of this data volume, or Amlen's defaults on a first start."""
+        if self._state_file.is_file():
+            saved: dict[str, dict[str, dict[str, Any]]] = json.loads(self._state_file.read_text())
+            return saved
+        objects = default_objects()
+        for name in (ADMIN_CERTIFICATE, ADMIN_KEY):
+            target = self.paths.keystore / name
+            if not target.exists():
+                shutil.copyfile(image_certificates / name, target)
+                target.chmod(0o600)
+        info = certs.certificate_info(self.paths.keystore / ADMIN_CERTIFICATE)
+        if info is not None:
+            objects["CertificateProfile"]["AdminDefaultCertProf"]["ExpirationDate"] = certs.expiration_date(
+                info
+            )
+        self.objects = objects
+        self._save()
+        return objects
+
+    def _save(self) -> None:
+        temporary = self._state_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.objects, indent=2))
+        os.replace(temporary, self._state_file)
+
+    # ---- endpoints -----------------------------------------------------------------------------------------
+
+    def _endpoint_spec(self, name: str) -> EndpointSpec | None:
+        """What the TLS front needs for an enabled endpoint; None for a disabled one."""
+        props = self.objects["Endpoint"][name]
+        if not props["Enabled"]:
+            return None
+        protocols = {item.lower() for item in _names(props["Protocol"])}
+        tls: TlsSettings | None = None
+        password = False
+        profile_name = props.get("SecurityProfile") or ""
+        if profile_name:
+            profile = self.objects["SecurityProfile"][profile_name]
+            password = profile["UsePasswordAuthentication"]
+            if profile["TLSEnabled"]:
+                cert_profile = self.objects["CertificateProfile"][profile["CertificateProfile"]]
+                tls = TlsSettings(
+                    certificate=self.paths.keystore / cert_profile["Certificate"],
+                    key=self.paths.keystore / cert_profile["Key"],
+                    minimum_protocol=profile["MinimumProtocolMethod"],
+                    use_client_cipher=profile["UseClientCipher"],
+                    require_client_certificate=profile["UseClientCertificate"],
+                    trusted_ca_file=self.paths.truststore / f"{profile_name}_cafile.pem",
+                    trusted_ca_path=self.paths.truststore / f"{profile_name}_capath",
+                )
+        return EndpointSpec(
+            name=name,
+            port=props["Port"],
+            interface=props["Interface"],
+            allows_mqtt=not protocols or bool(protocols & {"all", "mqtt"}),
+            password_authentication=password,
+            tls=tls,
+        )
+
+    def start_endpoints(self) -> None:
+        """Start every enabled endpoint (when messaging starts)."""
+        with self._lock:
+            for name in self.objects["Endpoint"]:
+                self.endpoints.apply(name, self._endpoint_spec(name))
+
+    def _restart_endpoints(
+        self, *, security_profile: str | None = None, certificate_profile: str | None = None
+    ) -> None:
+        """Amlen restarts the enabled endpoints whose TLS settings changed underneath them."""
+        for name, props in self.objects["Endpoint"].items():
+            profile_name = props.get("SecurityProfile") or ""
+            if not profile_name or not props["Enabled"]:
+                continue
+            profile = self.objects["SecurityProfile"][profile_name]
+            if profile_name == security_profile or (
+                certificate_profile is not None and profile["CertificateProfile"] == certificate_profile
+            ):
+                self.endpoints.apply(name, self._endpoint_spec(name))
+
+    # ---- uploads -------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_file_name(name: str, prop: str) -> None:
+        if not name or "/" in name or name in (".", "..") or name != name.strip(" "):
+            raise AmlenError(400, 134, prop, name or "NULL")
+
+    def put_file(self, name: str, data: bytes) -> None:
+        """``PUT /ima/v1/file/<name>``: stage the raw body (an empty body is accepted, as recorded)."""
+        self._check_file_name(name, "FileName")
+        with self._lock:
+            temporary = self.paths.userfiles / f".{name}.part"
+            temporary.write_bytes(data)
+            os.replace(temporary, self.paths.userfiles / name)
+
+    def delete_staged_file(self, name: str) -> None:
+        """``DELETE /ima/v1/service/file/<name>``: drop a staged upload."""
+        self._check_file_name(name, "FileName")
+        with self._lock:
+            staged = self.paths.userfiles / name
+            if not staged.is_file():
+                raise AmlenError(404, 113)
+            staged.unlink()
+
+    # ---- POST ----------------------------------------------------------------------------------------------
+
+    def post(self, request: Any) -> None:
+        """``POST /ima/v1/configuration``: apply each object type of the request in Amlen's order.
+
+        Objects are applied one by one; a failure stops the request and leaves the ones before it applied.
+        """
+        if not isinstance(request, dict):
+            raise AmlenError(400, 6001, "'{' expected near '['", 1)
+        for obj_type in request:
+            if obj_type not in POST_ORDER:
+                raise AmlenError(400, 140, obj_type)
+        with self._lock:
+            for obj_type in POST_ORDER:
+                if obj_type not in request:
+                    continue
+                if obj_type in NOT_IMPLEMENTED:
+                    raise AmlenError(501, 102)
+                body = request[obj_type]
+                if obj_type == "TrustedCertificate":
+                    self._post_trusted_certificates(body)
+                    continue
+                if not isinstance(body, dict):
+                    raise AmlenError(400, 127, obj_type, "", obj_type, json_type_name(body))
+                for name, props in body.items():
+                    self._post_named(obj_type, name, props)
+
+    def _post_named(self, obj_type: str, name: str, body: Any) -> None:
+        check_object_name(obj_type, name)
+        if obj_type == "SecurityProfile" and not name.isalnum():
+            raise AmlenError(400, 6206, "NameOfSecurityProfile")
+        current = self.objects[obj_type].get(name)
+        if obj_type == "CertificateProfile":
+            self._post_certificate_profile(name, body, current)
+            return
+        props, _ = validate_properties(obj_type, name, body, SCHEMAS[obj_type], current)
+        if obj_type == "SecurityProfile":
+            self._check_security_profile(props)
+        elif obj_type == "Endpoint":
+            props["InterfaceName"] = props["Interface"]
+            self._check_endpoint(name, props)
+        elif obj_type in ("ConnectionPolicy", "TopicPolicy", "SubscriptionPolicy"):
+            check_min_one(obj_type, props, SCHEMAS[obj_type])
+            ttl = props.get("MaxMessageTimeToLive", "unlimited")
+            if ttl != "unlimited" and not (ttl.isdigit() and 1 <= int(ttl) <= 2147483647):
+                raise bad_value("MaxMessageTimeToLive", ttl)
+        self.objects[obj_type][name] = props
+        self._save()
+        self._log(
+            "CWLNA6011", "INFO", "Admin", f"The configuration is updated: Object={obj_type} Name={name}."
+        )
+        if obj_type == "Endpoint":
+            self.endpoints.apply(name, self._endpoint_spec(name))
+        elif obj_type == "SecurityProfile" and current is not None:
+            self._restart_endpoints(security_profile=name)
+
+    def _check_security_profile(self, props: dict[str, Any]) -> None:
+        certificate_profile = props["CertificateProfile"]
+        if certificate_profile and certificate_profile not in self.objects["CertificateProfile"]:
+            raise not_found("CertificateProfile", certificate_profile)
+        if props["TLSEnabled"] and not certificate_profile:
+            raise AmlenError(400, 186)
+        for reference in ("LTPAProfile", "OAuthProfile", "CRLProfile"):
+            if props[reference]:  # the stand-in has none of these objects
+                raise not_found(reference, props[reference])
+        if props["AllowNullPassword"] and not props["UsePasswordAuthentication"]:
+            raise AmlenError(400, 6207, "UsePasswordAuthentication", "false")
+
+    def _check_endpoint(self, name: str, props: dict[str, Any]) -> None:
+        protocol = props["Protocol"]
+        if protocol.lower() != "all" and any(
+            item.lower() not in ("jms", "mqtt") for item in _names(protocol)
+        ):
+            raise bad_value("Protocol", protocol)
+        if props["MessageHub"] not in self.objects["MessageHub"]:
+            raise AmlenError(400, 431, props["MessageHub"])
+        connection_policies = _names(props["ConnectionPolicies"])
+        if not connection_policies:
+            raise AmlenError(400, 433)
+        for policy in connection_policies:
+            if policy not in self.objects["ConnectionPolicy"]:
+                raise not_found("ConnectionPolicy", policy)
+        messaging = {
+            "TopicPolicy": _names(props.get("TopicPolicies")),
+            "SubscriptionPolicy": _names(props.get("SubscriptionPolicies")),
+            "QueuePolicy": _names(props.get("QueuePolicies")),
+        }
+        for policy_type, policies in messaging.items():
+            for policy in policies:
+                if policy not in self.objects.get(policy_type, {}):
+                    raise not_found(policy_type, policy)
+        if not any(messaging.values()):
+            raise AmlenError(400, 334)
+        if messaging["SubscriptionPolicy"] and not any(
+            "Subscribe" in _names(self.objects["TopicPolicy"][policy]["ActionList"])
+            for policy in messaging["TopicPolicy"]
+        ):
+            raise AmlenError(400, 379)
+        profile_name = props["SecurityProfile"]
+        if profile_name:
+            profile = self.objects["SecurityProfile"].get(profile_name)
+            if profile is None:
+                raise not_found("SecurityProfile", profile_name)
+            if profile["UseClientCertificate"] and not certs.trusted_certificates(self.paths, profile_name):
+                raise AmlenError(400, 456)
+            if profile["UsePasswordAuthentication"] and not self.admin_password_set:
+                raise AmlenError(400, 375)
+        port = props["Port"]
+        if port == self.admin_port or any(
+            other != name and other_props["Port"] == port
+            for other, other_props in self.objects["Endpoint"].items()
+        ):
+            raise AmlenError(400, 155)
+
+    def _post_certificate_profile(self, name: str, body: Any, current: dict[str, Any] | None) -> None:
+        """Validate and apply a certificate profile the way ``certApply.sh apply Server`` does.
+
+        Every create or update re-applies the files, so each needs a fresh upload; nothing is consumed unless
+        the whole apply succeeds.
+        """
+        schema = SCHEMAS["CertificateProfile"]
+        props, options = validate_properties(
+            "CertificateProfile", name, body, schema, current, options=CERTIFICATE_PROFILE_OPTIONS
+        )
+        cert_name, key_name = props["Certificate"], props["Key"]
+        self._check_file_name(cert_name, "Certificate")
+        self._check_file_name(key_name, "Key")
+        for other, other_props in self.objects["CertificateProfile"].items():
+            if other == name:
+                continue
+            if cert_name in (other_props["Certificate"], other_props["Key"]):
+                raise AmlenError(400, 451)
+            if key_name in (other_props["Certificate"], other_props["Key"]):
+                raise AmlenError(400, 452)
+        if cert_name.lower().endswith(_PKCS12_SUFFIXES) or key_name.lower().endswith(_PKCS12_SUFFIXES):
+            raise AmlenError(400, 6182)
+        staged_cert, staged_key = self.paths.userfiles / cert_name, self.paths.userfiles / key_name
+        if not staged_cert.is_file():
+            raise AmlenError(400, 6184, cert_name)
+        if not staged_key.is_file():
+            raise AmlenError(400, 6185, key_name)
+        stored_cert, stored_key = self.paths.keystore / cert_name, self.paths.keystore / key_name
+        if not options.get("Overwrite", False) and (stored_cert.exists() or stored_key.exists()):
+            raise AmlenError(400, 6186)
+        info = certs.certificate_info(staged_cert)
+        if info is None:
+            raise AmlenError(400, 6180)
+        password = options.get("KeyFilePassword")
+        try:
+            modulus = certs.rsa_key_modulus(staged_key, password)
+        except certs.KeyNeedsPassword:
+            raise AmlenError(400, 6191) from None
+        except certs.KeyPasswordWrong:
+            raise AmlenError(400, 6193) from None
+        if info.rsa_modulus != modulus:
+            raise AmlenError(400, 6189)
+
+        certs.write_plain_key(staged_key, stored_key, password)
+        if cert_name == key_name:
+            # One file holds both: keep its certificates next to the (now unencrypted) key.
+            chain = "".join(_PEM_CERTIFICATE.findall(staged_cert.read_text()))
+            stored_key.write_text(chain + stored_key.read_text())
+        else:
+            shutil.copyfile(staged_cert, stored_cert)
+        stored_key.chmod(0o600)
+        staged_cert.unlink(missing_ok=True)
+        staged_key.unlink(missing_ok=True)
+        if current is not None:
+            for old in {current["Certificate"], current["Key"]} - {cert_name, key_name}:
+                (self.paths.keystore / old).unlink(missing_ok=True)
+        props["ExpirationDate"] = certs.expiration_date(info)
+        self.objects["CertificateProfile"][name] = props
+        self._save()
+        self._log(
+            "CWLNA6011",
+            "INFO",
+            "Admin",
+            f"The configuration is updated: Object=CertificateProfile Name={name} Certificate={cert_name}.",
+        )
+        if current is not None:
+            self._restart_endpoints(certificate_profile=name)
+
+    def _post_trusted_certificates(self, body: Any) -> None:
+        """``{"TrustedCertificate": [{"SecurityProfileName": p, "TrustedCertificate": f, "Overwrite": b}]}``.
+
+        Adding a trusted certificate restarts no endpoint: running listeners find new CAs through the hashed
+        directory, as Amlen's do.
+        """
+        if not isinstance(body, list):
+            raise AmlenError(400, 127, "TrustedCertificate", "", "TrustedCertificate", json_type_name(body))
+        for entry in body:
+            file_hint = entry.get("TrustedCertificate", "") if isinstance(entry, dict) else ""
+            props, _ = validate_properties(
+                "TrustedCertificate", str(file_hint), entry, TRUSTED_CERTIFICATE_ENTRY, None
+            )
+            profile, file_name, overwrite = (
+                props["SecurityProfileName"],
+                props["TrustedCertificate"],
+                props["Overwrite"],
+            )
+            if profile not in self.objects["SecurityProfile"]:
+                raise not_found("SecurityProfileName", profile)
+            self._check_file_name(file_name, "TrustedCertificate")
+            staged = self.paths.userfiles / file_name
+            target = self.paths.truststore / profile / file_name
+            if not staged.is_file():
+                if not target.exists():
+                    raise not_found("TrustedCertificate", file_name)
+                if not overwrite:
+                    raise AmlenError(400, 6186)
+                continue  # already trusted, nothing uploaded, Overwrite true: a no-op success
+            if target.exists() and not overwrite:
+                raise AmlenError(400, 6186)
+            if file_name.lower().endswith(_PKCS12_SUFFIXES):
+                raise AmlenError(400, 6182)
+            info = certs.certificate_info(staged)
+            if info is None:
+                raise AmlenError(400, 6180)
+            if not info.is_ca:
+                raise AmlenError(400, 6183)
+            present = certs.trusted_certificates(self.paths, profile)
+            if file_name not in present and len(present) >= MAX_TRUSTED_CERTIFICATES:
+                raise AmlenError(400, 374, "TrustedCertificate", len(present) + 1, MAX_TRUSTED_CERTIFICATES)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(staged, target)
+            certs.rebuild_truststore(self.paths, profile)
+            self._log(
+                "CWLNA6011",
+                "INFO",
+                "Admin",
+                f"The trusted certificate is added: SecurityProfile={profile} File={file_name}.",
+            )
+
+    # ---- GET -----------------------------------------------------------------------------------------------
+
+    def get(self, obj_type: str, name: str | None = None, file_name: str | None = None) -> dict[str, Any]:
+        """``GET /ima/v1/configuration/<Type>[/<Name>]`` bodies."""
+        with self._lock:
+            if obj_type in ("TrustedCertificate", "ClientCertificate"):
+                return self._get_certificates(obj_type, name, file_name)
+            if obj_type not in NAMED_TYPES:
+                if obj_type in NOT_IMPLEMENTED:
+                    raise AmlenError(501, 102)
+                raise AmlenError(400, 140, obj_type)
+            objects = self.objects[obj_type]
+            if name is None:
+                return {"Version": "v1", obj_type: json.loads(json.dumps(objects))}
+            if name not in objects:
+                raise not_found(obj_type, name)
+            return {"Version": "v1", obj_type: {name: dict(objects[name])}}
+
+    def _get_certificates(self, obj_type: str, profile: str | None, file_name: str | None) -> dict[str, Any]:
+        if obj_type == "ClientCertificate":
+            entries: list[dict[str, str]] = []  # the stand-in does not implement allowed client certificates
+        else:
+            entries = [
+                {"SecurityProfileName": trust_profile, "TrustedCertificate": trusted}
+                for trust_profile in certs.trust_profiles(self.paths)
+                for trusted in certs.trusted_certificates(self.paths, trust_profile)
+                if profile in (None, trust_profile) and file_name in (None, trusted)
+            ]
+        if (profile is not None or file_name is not None) and not entries:
+            raise not_found(obj_type, file_name or profile or "")
+        return {"Version": "v1", obj_type: entries}
+
+    # ---- DELETE --------------------------------------------------------------------------------------------
+
+    def _users_of(self, obj_type: str, name: str) -> list[tuple[str, str]]:
+        users = []
+        for user_type, prop in REFERENCES.get(obj_type, []):
+            for user_name, props in self.objects[user_type].items():
+                if name in _names(props.get(prop)):
+                    users.append((user_type, user_name))
+        return users
+
+    def delete(self, obj_type: str, name: str, file_name: str | None = None) -> None:
+        """``DELETE /ima/v1/configuration/<Type>/<Name>`` (and ``TrustedCertificate/<profile>/<file>``)."""
+        with self._lock:
+            if obj_type == "TrustedCertificate":
+                if file_name is None or file_name not in certs.trusted_certificates(self.paths, name):
+                    raise not_found("TrustedCertificate", file_name or name)
+                (self.paths.truststore / name / file_name).unlink()
+                certs.rebuild_truststore(self.paths, name)
+                self._log(
+                    "CWLNA6011",
+                    "INFO",
+                    "Admin",
+                    f"The trusted certificate is deleted: SecurityProfile={name} File={file_name}.",
+                )
+                return
+            if obj_type not in NAMED_TYPES:
+                if obj_type in NOT_IMPLEMENTED:
+                    raise AmlenError(501, 102)
+                raise AmlenError(400, 140, obj_type)
+            if PROTECTED.get(obj_type) == name:
+                raise AmlenError(403, 372, name)
+            if name not in self.objects[obj_type]:
+                raise AmlenError(404, 113)
+            users = self._users_of(obj_type, name)
+            if users:
+                raise in_use(obj_type, name, *users[0])
+            props = self.objects[obj_type].pop(name)
+            self._save()
+            if obj_type == "Endpoint":
+                self.endpoints.apply(name, None)
+            elif obj_type == "SecurityProfile":
+                certs.remove_truststore(self.paths, name)
+            elif obj_type == "CertificateProfile":
+                for stored in {props["Certificate"], props["Key"]}:
+                    (self.paths.keystore / stored).unlink(missing_ok=True)
+            self._log(
+                "CWLNA6011", "INFO", "Admin", f"The configuration is deleted: Object={obj_type} Name={name}."
+            )
+
+    # ---- monitor -------------------------------------------------------------------------------------------
+
+    def monitor_endpoints(self, name_filter: str | None) -> dict[str, Any]:
+        """``GET /ima/v1/monitor/Endpoint[?Name=...]``.
+
+        A disabled endpoint is listed with ``Enabled: false``; an enabled one that failed to start is not
+        listed at all; naming an endpoint that is not listed answers HTTP 500 CWLNA0100 (all as recorded).
+        """
+        pattern = re.compile("^" + ".*".join(map(re.escape, (name_filter or "*").split("*"))) + "$")
+        with self._lock:
+            running = self.endpoints.running()
+            entries = []
+            for name, props in self.objects["Endpoint"].items():
+                if not pattern.match(name):
+                    continue
+                if props["Enabled"] and name not in running:
+                    continue
+                stats = running[name][1] if name in running else None
+                interface = props["Interface"]
+                entries.append(
+                    {
+                        "Name": name,
+                        "IPAddr": "ALL" if interface.lower() in ("all", "*") else interface,
+                        "Enabled": props["Enabled"],
+                        "Total": stats.total if stats else 0,
+                        "Active": stats.active if stats else 0,
+                        # Connections and bytes are counted, MQTT messages are not (Amlen's lag anyway).
+                        "Messages": 0,
+                        "Bytes": stats.bytes if stats else 0,
+                        "LastErrorCode": 0,
+                        "ConfigTime": stats.config_time if stats else None,
+                        "ResetTime": None,
+                        "BadConnections": stats.bad_connections if stats else 0,
+                    }
+                )
+        if name_filter and "*" not in name_filter and not entries:
+            raise AmlenError(500, 100)
+        return {"Version": "v1", "Endpoint": entries}
