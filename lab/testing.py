@@ -3,7 +3,7 @@
 `AmlenLabContainer` starts an Amlen image on random free host ports and, before `start()` returns, runs the
 same sequence as `invoke up` minus the hosts file: the lab's certificates (`lab.certs`), readiness through the
 status API (`lab.waits`), the guide's objects (`lab.configure.converge`) and a TLS handshake on both endpoints
-(`lab.configure.confirm_live`). Certificates are made while Amlen boots, so they cost no wall time.
+(`lab.configure.confirm_live`). Certificates are made in a thread while Docker starts the container.
 
 No hosts entry is needed: clients dial `host:port` by address and verify the certificate against
 `server_hostname` (testserver.getting.started). `ssl_context()` returns a context that does exactly that,
@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -126,41 +127,51 @@ class AmlenLabContainer(DockerContainer):
         """
         marks = [("begin", time.perf_counter())]
         try:
-            client = self.get_docker_client().client
-            _settle_reaper(client)
-            ensure_image(client, self.image, progress=logger.info)
-            marks.append(("image", time.perf_counter()))
-            try:
-                super().start()
-            except (docker.errors.DockerException, ContainerStartException) as exc:
-                raise ContainerError(
-                    f"cannot start a container from {self.image}: {_short(exc)}",
-                    "check `docker info` and that the image runs (`docker run --rm IMAGE`)",
-                ) from exc
-            marks.append(("container", time.perf_counter()))
-            self._published = self._find_published()
-            if self._owned_dir is not None:
-                self._owned_dir.mkdir(mode=0o700)
-            # Amlen boots meanwhile: the RSA keys (the slow part) cost no wall time.
-            ensure_certificates(self.settings)
-            marks.append(("certificates", time.perf_counter()))
-            with AmlenClient(self.admin_url) as amlen:
-                wait_until_ready(amlen, timeout=self.ready_timeout, container=self.get_wrapped_container())
-                marks.append(("ready", time.perf_counter()))
-                converge(amlen, desired_objects(self.settings, self.pki), {})
-                marks.append(("configured", time.perf_counter()))
-                endpoints = {
-                    self.settings.tls_endpoint: (self.host, self.tls_port),
-                    self.settings.mtls_endpoint: (self.host, self.mtls_port),
-                }
-                confirm_live(amlen, endpoints, ca_file=str(self.ca_file), server_name=self.server_hostname)
-                marks.append(("live", time.perf_counter()))
+            # Leaving this block waits for the certificate thread, so a failed start cleans up after it.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="amlen-lab-certs") as pool:
+                client = self.get_docker_client().client
+                _settle_reaper(client)
+                ensure_image(client, self.image, progress=logger.info)
+                marks.append(("image", time.perf_counter()))
+                if self._owned_dir is not None:
+                    self._owned_dir.mkdir(mode=0o700)
+                # The RSA keys are the slow part: made while Docker creates the container and Amlen boots.
+                certificates = pool.submit(ensure_certificates, self.settings)
+                self._start_container()
+                marks.append(("container", time.perf_counter()))
+                certificates.result()
+                marks.append(("certificates", time.perf_counter()))
+                self._configure_amlen(marks)
         except BaseException:
             self.stop()
             raise
         self.startup = {name: end - begin for (_, begin), (name, end) in itertools.pairwise(marks)}
         logger.info("Amlen ready at %s (TLS %d, mutual TLS %d)", self.host, self.tls_port, self.mtls_port)
         return self
+
+    def _start_container(self) -> None:
+        try:
+            super().start()
+        except (docker.errors.DockerException, ContainerStartException) as exc:
+            raise ContainerError(
+                f"cannot start a container from {self.image}: {_short(exc)}",
+                "check `docker info` and that the image runs (`docker run --rm IMAGE`)",
+            ) from exc
+        self._published = self._find_published()
+
+    def _configure_amlen(self, marks: list[tuple[str, float]]) -> None:
+        """Wait for Amlen, apply the guide's objects, and prove both endpoints with a TLS handshake."""
+        with AmlenClient(self.admin_url) as amlen:
+            wait_until_ready(amlen, timeout=self.ready_timeout, container=self.get_wrapped_container())
+            marks.append(("ready", time.perf_counter()))
+            converge(amlen, desired_objects(self.settings, self.pki), {})
+            marks.append(("configured", time.perf_counter()))
+            endpoints = {
+                self.settings.tls_endpoint: (self.host, self.tls_port),
+                self.settings.mtls_endpoint: (self.host, self.mtls_port),
+            }
+            confirm_live(amlen, endpoints, ca_file=str(self.ca_file), server_name=self.server_hostname)
+            marks.append(("live", time.perf_counter()))
 
     def stop(self, force: bool = True, delete_volume: bool = True) -> None:
         """Remove the container with its anonymous volumes, and the lab directory if this object made it.

@@ -1,7 +1,7 @@
 """Helpers to run the Amlen stand-in (tests/standin) and talk to it: container, admin API, PKI, TLS and MQTT.
 
-Test infrastructure only. Kept free of the lab package on purpose: the stand-in's contract tests must not depend on
-the code they are meant to check (``lab/certs.py`` and friends).
+Test infrastructure only. Kept free of the lab package on purpose: the stand-in's contract tests must not
+depend on the code they are meant to check (``lab/certs.py`` and friends).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 SERVER_NAME = "testserver.getting.started"
 READY_TIMEOUT = 60.0
 
-# ---- PKI -------------------------------------------------------------------------------------------------------
+# ---- PKI ---------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,15 @@ class Issued:
         return self.key_path.read_bytes()
 
 
-def _write(directory: Path, stem: str, cert: x509.Certificate, key: Any, *, password: bytes | None = None,
-           key_format: serialization.PrivateFormat = serialization.PrivateFormat.TraditionalOpenSSL) -> Issued:
+def _write(
+    directory: Path,
+    stem: str,
+    cert: x509.Certificate,
+    key: Any,
+    *,
+    password: bytes | None = None,
+    key_format: serialization.PrivateFormat = serialization.PrivateFormat.TraditionalOpenSSL,
+) -> Issued:
     cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     encryption: serialization.KeySerializationEncryption = (
@@ -68,10 +75,18 @@ def _rsa() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def _certificate(subject_cn: str, key: Any, *, issuer: tuple[x509.Certificate, Any] | None = None,
-                 is_ca: bool = False, dns: Iterable[str] = (), ips: Iterable[str] = (),
-                 usage: Iterable[x509.ObjectIdentifier] = (), not_before: datetime | None = None,
-                 not_after: datetime | None = None) -> x509.Certificate:
+def _certificate(
+    subject_cn: str,
+    key: Any,
+    *,
+    issuer: tuple[x509.Certificate, Any] | None = None,
+    is_ca: bool = False,
+    dns: Iterable[str] = (),
+    ips: Iterable[str] = (),
+    usage: Iterable[x509.ObjectIdentifier] = (),
+    not_before: datetime | None = None,
+    not_after: datetime | None = None,
+) -> x509.Certificate:
     now = datetime.now(UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)])
     issuer_name, signing_key = (issuer[0].subject, issuer[1]) if issuer else (subject, key)
@@ -118,33 +133,64 @@ def make_pki(directory: Path) -> Pki:
     ca_key = _rsa()
     ca = _write(directory, "myCA", _certificate("Stand-in Toy CA", ca_key, is_ca=True), ca_key)
     server_key = _rsa()
-    server_cert = _certificate(SERVER_NAME, server_key, issuer=(ca.cert, ca_key), dns=[SERVER_NAME],
-                               ips=["127.0.0.1"], usage=[ExtendedKeyUsageOID.SERVER_AUTH])
+    server_cert = _certificate(
+        SERVER_NAME,
+        server_key,
+        issuer=(ca.cert, ca_key),
+        dns=[SERVER_NAME],
+        ips=["127.0.0.1"],
+        usage=[ExtendedKeyUsageOID.SERVER_AUTH],
+    )
     server = _write(directory, "test.server", server_cert, server_key)
     client_key = _rsa()
-    client = _write(directory, "client", _certificate("standin-test-client", client_key, issuer=(ca.cert, ca_key),
-                                                      usage=[ExtendedKeyUsageOID.CLIENT_AUTH]), client_key)
+    client = _write(
+        directory,
+        "client",
+        _certificate(
+            "standin-test-client",
+            client_key,
+            issuer=(ca.cert, ca_key),
+            usage=[ExtendedKeyUsageOID.CLIENT_AUTH],
+        ),
+        client_key,
+    )
     other_ca_key = _rsa()
     other_ca = _write(directory, "otherCA", _certificate("Other CA", other_ca_key, is_ca=True), other_ca_key)
     other_client_key = _rsa()
     other_client = _write(
-        directory, "other-client",
-        _certificate("other-client", other_client_key, issuer=(other_ca.cert, other_ca_key),
-                     usage=[ExtendedKeyUsageOID.CLIENT_AUTH]),
+        directory,
+        "other-client",
+        _certificate(
+            "other-client",
+            other_client_key,
+            issuer=(other_ca.cert, other_ca_key),
+            usage=[ExtendedKeyUsageOID.CLIENT_AUTH],
+        ),
         other_client_key,
     )
     unrelated = _write(directory, "unrelated", server_cert, _rsa()).key_path
     ec_key = ec.generate_private_key(ec.SECP256R1())
     ec_issued = _write(directory, "ec", _certificate(SERVER_NAME, ec_key, issuer=(ca.cert, ca_key)), ec_key)
-    ec_pkcs8 = _write(directory, "ec-pkcs8", ec_issued.cert, ec_key,
-                      key_format=serialization.PrivateFormat.PKCS8).key_path
-    encrypted = _write(directory, "encrypted", server_cert, server_key, password=Pki.KEY_PASSWORD.encode()).key_path
+    ec_pkcs8 = _write(
+        directory, "ec-pkcs8", ec_issued.cert, ec_key, key_format=serialization.PrivateFormat.PKCS8
+    ).key_path
+    encrypted = _write(
+        directory, "encrypted", server_cert, server_key, password=Pki.KEY_PASSWORD.encode()
+    ).key_path
     now = datetime.now(UTC)
     expired_key = _rsa()
     expired = _write(
-        directory, "expired",
-        _certificate(SERVER_NAME, expired_key, issuer=(ca.cert, ca_key), dns=[SERVER_NAME], ips=["127.0.0.1"],
-                     not_before=now - timedelta(days=30), not_after=now - timedelta(days=1)),
+        directory,
+        "expired",
+        _certificate(
+            SERVER_NAME,
+            expired_key,
+            issuer=(ca.cert, ca_key),
+            dns=[SERVER_NAME],
+            ips=["127.0.0.1"],
+            not_before=now - timedelta(days=30),
+            not_after=now - timedelta(days=1),
+        ),
         expired_key,
     )
     return Pki(ca, server, client, other_ca, other_client, unrelated, ec_issued, ec_pkcs8, encrypted, expired)
@@ -155,7 +201,7 @@ def amlen_date(cert: x509.Certificate) -> str:
     return cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-# ---- admin API -------------------------------------------------------------------------------------------------
+# ---- admin API ---------------------------------------------------------------------------------------------
 
 
 class AdminApi:
@@ -178,8 +224,9 @@ class AdminApi:
         return self.session.post(self.url("configuration"), json=body, timeout=30)
 
     def post_raw(self, data: bytes) -> requests.Response:
-        return self.session.post(self.url("configuration"), data=data, timeout=30,
-                                 headers={"Content-Type": "application/json"})
+        return self.session.post(
+            self.url("configuration"), data=data, timeout=30, headers={"Content-Type": "application/json"}
+        )
 
     def get(self, path: str) -> requests.Response:
         return self.session.get(self.url(f"configuration/{path}"), timeout=30)
@@ -195,7 +242,7 @@ class AdminApi:
         return self.session.get(self.url("service/status"), timeout=5)
 
 
-# ---- the container ---------------------------------------------------------------------------------------------
+# ---- the container -----------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -238,18 +285,27 @@ class RunningStandin:
         return self.container.exec_run(["python3", "-c", probe]).exit_code == 0
 
 
-def start_standin(image: str, *, ports: Iterable[int] = (9089,), environment: dict[str, str] | None = None,
-                  ready_timeout: float = READY_TIMEOUT) -> RunningStandin:
+def start_standin(
+    image: str,
+    *,
+    ports: Iterable[int] = (9089,),
+    environment: dict[str, str] | None = None,
+    ready_timeout: float = READY_TIMEOUT,
+) -> RunningStandin:
     """Start a stand-in container (ports published on 127.0.0.1, random host ports) and wait for State 1.
 
-    Every status poll from the moment the container starts is recorded, so tests can check the start-up phases.
+    Every status poll from the moment the container starts is recorded, so tests can check the start-up
+    phases.
     """
     client = docker.from_env()
     container_ports = list(ports)
     container = client.containers.run(
-        image, detach=True, name=f"amlen-standin-test-{uuid.uuid4().hex[:8]}",
+        image,
+        detach=True,
+        name=f"amlen-standin-test-{uuid.uuid4().hex[:8]}",
         ports={f"{port}/tcp": ("127.0.0.1", None) for port in container_ports},
-        environment=environment or {}, labels={"amlen-lab.test": "standin-contract"},
+        environment=environment or {},
+        labels={"amlen-lab.test": "standin-contract"},
     )
     started = time.monotonic()
     try:
@@ -293,7 +349,7 @@ def stop_standin(running: RunningStandin, *, timeout: int = 10) -> tuple[float, 
     return took, code
 
 
-# ---- TLS and MQTT clients --------------------------------------------------------------------------------------
+# ---- TLS and MQTT clients ----------------------------------------------------------------------------------
 
 
 def client_context(pki: Pki, *, trust: Issued | None = None, cert: Issued | None = None) -> ssl.SSLContext:
@@ -357,18 +413,26 @@ class MqttOutcome:
     disconnected: bool = False
 
 
-def paho_round_trip(port: int, context: ssl.SSLContext, *, transport: str = "tcp", messages: int = 5,
-                    timeout: float = 10.0, host: str = "127.0.0.1") -> MqttOutcome:
+def paho_round_trip(
+    port: int,
+    context: ssl.SSLContext,
+    *,
+    transport: str = "tcp",
+    messages: int = 5,
+    timeout: float = 10.0,
+    host: str = "127.0.0.1",
+) -> MqttOutcome:
     """Connect with paho over TLS, subscribe, publish ``messages`` at QoS 1 and collect what comes back.
 
-    paho checks the certificate against ``host`` (it cannot be told another name), hence the IP SAN on the test
-    server certificate. Without a CONNACK within ``timeout`` the outcome has ``connack`` None.
+    paho checks the certificate against ``host`` (it cannot be told another name), hence the IP SAN on the
+    test server certificate. Without a CONNACK within ``timeout`` the outcome has ``connack`` None.
     """
     topic = f"standin/{uuid.uuid4().hex}"
     outcome = MqttOutcome()
     subscribed, all_received, answered = threading.Event(), threading.Event(), threading.Event()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"standin-{uuid.uuid4().hex[:10]}",
-                         transport=transport)  # type: ignore[arg-type]
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"standin-{uuid.uuid4().hex[:10]}", transport=transport
+    )  # type: ignore[arg-type]
     client.tls_set_context(context)
 
     def on_connect(c: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode, _p: object) -> None:

@@ -1,44 +1,44 @@
 """The browser route: the page server (lab.browser), and the page itself in headless Chromium over wss://.
 
 The Chromium test needs Debian's chromium and playwright-core from npm (tests/browser/); see `.ci/run`.
-The broker behind the page is the `wss_lab` fixture: today a real mosquitto with a TLS WebSocket listener and
-the lab's certificates; once the lab runs on the Amlen stand-in, a fixture that yields the settings of a lab
-brought `up` on it drops in, because the test only uses `settings.hostname`, `tls_port` and `pki_dir`.
+The broker behind the page is a lab brought `up` on the Amlen stand-in (`wss_lab`), whose endpoints speak
+MQTT and MQTT over secure WebSocket on the same port, as Amlen's `Protocol "All"` endpoints do.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
-import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
-from lab.browser import STATIC_DIR, has_desktop, page_config, serve_page
-from lab.certs import ensure_certificates, pki_paths
+from lab.browser import DEFAULT_TOPIC, STATIC_DIR, has_desktop, page_config, serve_page
+from lab.certs import pki_paths
 from lab.errors import LabError
+from lab.mqtt import tls_context
 from lab.settings import Settings, load_settings
 from lab.trust import ca_nickname, find_nss_dbs, install_ca
+from tests.conftest import LabEnv, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVER_DIR = REPO / "tests" / "browser"
 CHROMIUM = Path("/usr/bin/chromium")
 # CI keeps this directory as an artifact: the screenshots show what the page looked like.
 ARTIFACTS = REPO / "test-artifacts" / "browser"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get(url: str) -> tuple[int, dict[str, str], bytes]:
@@ -134,41 +134,32 @@ def test_page_config_follows_the_settings(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def wss_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """Settings of a broker that speaks MQTT over TLS WebSockets at hostname:tls_port with the lab's server cert.
+def wss_lab(tmp_path_factory: pytest.TempPathFactory, standin_image: str) -> Iterator[Settings]:
+    """Settings of a lab `up --no-hosts` on the Amlen stand-in: MQTT over wss on its TLS endpoint port.
 
-    Today: Debian's mosquitto. Swap for a lab brought `up` on tests/standin when that is ready.
+    The host name is the guide's (testserver.getting.started): Chromium resolves it through
+    --host-resolver-rules (tests/browser/drive.mjs), so the machine's hosts file is never touched. The TLS
+    port is a free one rather than the guide's 8889, so a developer's own lab on 8889 does not collide.
     """
-    root = tmp_path_factory.mktemp("wss-lab")
-    settings = load_settings(dir=root / "lab", tls_port=_free_port())
-    ensure_certificates(settings)
-    paths = pki_paths(settings)
-    conf = root / "mosquitto.conf"
-    # mosquitto 2.0.11 (Debian 12) needs one plain listener before it starts a websockets one (upstream
-    # issue #2284), and its websockets listener ignores a bind address (#3045): it listens on all interfaces.
-    conf.write_text(
-        "user root\nlog_dest stderr\nallow_anonymous true\n"
-        f"listener {_free_port()} 127.0.0.1\n"
-        f"listener {settings.tls_port}\nprotocol websockets\n"
-        f"certfile {paths.server_cert}\nkeyfile {paths.server_key}\n"
-    )
-    log = root / "mosquitto.log"
-    with log.open("wb") as log_file:
-        broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT)
+    lab_dir = tmp_path_factory.mktemp("wss-lab") / "lab"
+    lab = LabEnv(lab_dir, {
+        **{k: v for k, v in os.environ.items() if not k.startswith("LAB_")},
+        "LAB_DIR": str(lab_dir), "LAB_IMAGE": standin_image,
+        "LAB_CONTAINER_NAME": f"amlen-lab-browser-{uuid.uuid4().hex[:8]}",
+        "LAB_HOSTNAME": "testserver.getting.started", "LAB_TLS_PORT": str(free_port()),
+        "LAB_MTLS_PORT": str(free_port()), "LAB_ADMIN_PORT": str(free_port()),
+        "LAB_READY_TIMEOUT": "60", "LAB_MEMORY": "512m",
+    })
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", settings.tls_port), timeout=0.5).close()
-                break
-            except OSError:
-                if broker.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"mosquitto did not listen on {settings.tls_port}:\n{log.read_text()}")
-                time.sleep(0.05)
-        yield settings
+        up = lab.invoke("up", "--no-hosts")
+        assert up.returncode == 0, f"invoke up --no-hosts failed:\n{up.stdout}\n{up.stderr}"
+        yield load_settings(dir=lab.dir, hostname=lab.hostname, tls_port=lab.tls_port,
+                            mtls_port=lab.mtls_port, admin_port=lab.admin_port)
+        down = lab.invoke("down")
+        assert down.returncode == 0, f"invoke down failed:\n{down.stdout}\n{down.stderr}"
     finally:
-        broker.terminate()
-        broker.wait(timeout=10)
+        subprocess.run(["docker", "rm", "-f", lab.container_name], capture_output=True)
+        subprocess.run(["docker", "volume", "rm", "-f", f"{lab.container_name}-data"], capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -216,6 +207,30 @@ def _drive(driver: Path, url: str, home: Path, settings: Settings, screenshot: P
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
+@contextmanager
+def _mqtt_listener(settings: Settings, topic: str) -> Iterator[tuple[list[str], threading.Event]]:
+    """A paho client on the same TLS port, over plain MQTT (not WebSocket), subscribed before it yields.
+
+    Yields the payloads received and an event set at each arrival: what the browser publishes over wss must
+    reach an MQTT client of the same endpoint, as on Amlen's `Protocol "All"` endpoints.
+    """
+    received: list[str] = []
+    arrived, subscribed = threading.Event(), threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"browser-test-{uuid.uuid4().hex[:8]}")
+    client.tls_set_context(tls_context(ca_file=pki_paths(settings).ca_cert, server_name=settings.hostname))
+    client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+    client.on_subscribe = lambda *_: subscribed.set()
+    client.on_message = lambda _c, _u, message: (received.append(message.payload.decode()), arrived.set())
+    client.connect("127.0.0.1", settings.tls_port, keepalive=30)
+    client.loop_start()
+    try:
+        assert subscribed.wait(10), f"no SUBACK from the stand-in on port {settings.tls_port}"
+        yield received, arrived
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 def test_chromium_connects_over_wss_and_sees_its_message_only_when_the_lab_ca_is_trusted(
     wss_lab: Settings, page_url: str, driver: Path, tmp_path: Path
 ) -> None:
@@ -236,7 +251,9 @@ def test_chromium_connects_over_wss_and_sees_its_message_only_when_the_lab_ca_is
                              capture_output=True, text=True, check=True).stdout
     assert [line.split("  ")[0] for line in listing.splitlines()[3:] if line.strip()] == [ca_nickname(wss_lab)]
     message = f"hello from chromium {time.time_ns()}"
-    trusted = _drive(driver, page_url, home, wss_lab, ARTIFACTS / "trusted.png", message)
+    with _mqtt_listener(wss_lab, f"{DEFAULT_TOPIC}/#") as (heard, arrived):
+        trusted = _drive(driver, page_url, home, wss_lab, ARTIFACTS / "trusted.png", message)
+        assert arrived.wait(5) and message in heard, "an MQTT client on the same port hears the browser"
     assert trusted["state"] == "connected", trusted
     assert trusted["status"] == f"Connected to {broker}/mqtt over TLS."
     assert trusted["received"] is True, trusted["log"]

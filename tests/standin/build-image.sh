@@ -90,6 +90,13 @@ main() {
         --label "org.opencontainers.image.title=Amlen stand-in (test infrastructure)" \
         --label "amlen-lab.standin.tag=$tag" \
         -t "$image" "$here" >&2
+    # The tag promises "built from exactly this content": if the sources changed during the build (an editor
+    # saving mid-way), the image may hold a mix, so it must not keep that tag.
+    if [[ "$(content_tag)" != "$tag" ]]; then
+        docker rmi "$image" >/dev/null 2>&1 || true
+        log "tests/standin changed during the build; run again"
+        exit 1
+    fi
     printf '%s\n' "$image"
 }
 
