@@ -116,28 +116,15 @@ def configure(c: Context, admin_url: str = "", hosts: bool = True, verify: bool 
 @task(help={"json": "print JSON for scripts"})
 def status(c: Context, json: bool = False) -> None:
     """Show the container, Amlen's readiness, each endpoint, the hosts entry and certificate expiry."""
-    from lab.report import print_json, print_rows
+    from lab.report import print_json, print_status
     from lab.status import lab_status
 
     with _lab_errors():
         data = lab_status(_settings())
     if json:
         print_json(data)
-        return
-    container = data.get("container") or {}
-    rows = [("lab directory", data["lab_dir"]),
-            ("container", container.get("error") or (f"{container['name']} ({container['state']})"
-                                                     if container else "not created"))]
-    amlen = data.get("amlen") or {}
-    rows.append(("amlen", amlen.get("error") or (f"ready, {amlen.get('version')}" if amlen.get("ready")
-                                                 else f"not ready ({amlen.get('state')})")))
-    for name, endpoint in (data.get("endpoints") or {}).items():
-        rows.append((f"endpoint {name}", f"port {endpoint['port']}: {'live' if endpoint['live'] else 'NOT live'}"))
-    hosts = data.get("hosts") or {}
-    rows.append(("hosts entry", hosts.get("error") or hosts.get("message")))
-    for label, cert in data["certificates"].items():
-        rows.append((f"{label} certificate", f"expires {cert['expires'][:10]} ({cert['days_left']} days)"))
-    print_rows("amlen-lab status", ("what", "state"), rows)
+    else:
+        print_status(data)
 
 
 @task(help={"follow": "keep printing new lines (Ctrl-C stops)", "lines": "how many lines to show first"})
@@ -197,40 +184,20 @@ def client_cert(c: Context, name: list[str], force: bool = False) -> None:
 def trust(c: Context, install: bool = False, uninstall: bool = False) -> None:
     """Browser trust for the lab CA: show where and how (default), --install it, or --uninstall it."""
     from lab import trust as lab_trust
-    from lab.report import console, print_rows
+    from lab.report import print_trust_guide
 
     if install and uninstall:
         raise Exit("error: choose one of --install and --uninstall", code=1)
     with _lab_errors():
         settings = _settings()
         guide = lab_trust.trust_guide(settings)
-        if uninstall:
-            removed = lab_trust.uninstall_ca(settings)
-            console.print("\n".join(f"removed the lab CA from {db}" for db in removed) or "nothing to remove")
-            return
         if install and not lab_trust.supports_automatic_trust():
-            system = "Windows" if sys.platform == "win32" else "macOS"
-            console.print(f"Not changing trust on {system} automatically. To trust the lab CA for your user, run:")
-            commands = guide.os_commands[system]
-            console.print("\n".join(f"  {cmd}" for cmd in commands["install"]), markup=False, soft_wrap=True)
-            console.print("To undo:\n" + "\n".join(f"  {cmd}" for cmd in commands["uninstall"]),
-                          markup=False, soft_wrap=True)
+            print_trust_guide(guide, [], platform_only="Windows" if sys.platform == "win32" else "macOS")
             return
-        if install:
-            added = lab_trust.install_ca(settings)
-            console.print("\n".join(f"trusted the lab CA in {db}" for db in added) or "already trusted everywhere")
-            console.print("Restart the browser so it rereads its certificate database.")
-            console.print(guide.meaning, markup=False)
-        else:
-            console.print(guide.meaning + f"\n\nThe lab CA: {guide.ca_file}", markup=False)
-            for browser, steps in guide.browser_steps.items():
-                console.print(f"\n{browser}:\n" + "\n".join(f"  {n}. {s}" for n, s in enumerate(steps, 1)),
-                              markup=False, soft_wrap=True)
-            console.print("\nOr let the lab do it for Chrome/Chromium and Firefox on Linux: invoke trust --install")
-            for system, commands in guide.os_commands.items():
-                console.print(f"{system}: " + " ; ".join(commands["install"]), markup=False, soft_wrap=True)
+        removed = lab_trust.uninstall_ca(settings) if uninstall else None
+        installed = lab_trust.install_ca(settings) if install else None
         rows = [(t.db.browser, t.db.path, t.state.value) for t in lab_trust.trust_status(settings)]
-        print_rows(f"Lab CA ({guide.nickname}) in NSS databases", ("browser", "database", "lab CA"), rows)
+    print_trust_guide(guide, rows, installed=installed, removed=removed)
 
 
 @task(help={
@@ -295,18 +262,14 @@ def verify(c: Context, count: int = 5, protocol: str = "both", no_hosts: bool = 
     """Prove the TLS setup with real MQTT clients: six rows, what must work works, what must fail fails."""
     from lab.checks import parse_protocols
     from lab.checks import verify as run_verify
-    from lab.report import print_json, print_rows
+    from lab.report import print_json, print_verify
 
     with _lab_errors():
         report = run_verify(_settings(), count=count, protocols=parse_protocols(protocol), no_hosts=no_hosts)
     if json:
         print_json(report.as_dict())
     else:
-        print_rows(f"TLS verification ({report.seconds:.2f} s)",
-                   ("#", "check", "MQTT", "expected", "actual", "result", "time", "reason"),
-                   [(r.row, r.name, r.protocol, r.expected, r.actual,
-                     "[green]as expected[/]" if r.passed else "[red]NOT as expected[/]",
-                     f"{r.seconds * 1000:.0f} ms", r.detail) for r in report.rows])
+        print_verify(report)
     if not report.passed:
         raise Exit("error: some rows are not as expected (hint: `invoke doctor` names the cause)" if not json
                    else None, code=1)
@@ -390,16 +353,13 @@ def pub(c: Context, host: str = "", port: int = 0, topic: str = "topic1/subtopic
 def doctor(c: Context, json: bool = False) -> None:
     """Diagnose the lab: Docker, container, Amlen, names, ports, TLS chains, files; each with a hint."""
     from lab.doctor import doctor as run_doctor
-    from lab.report import print_json, print_rows
+    from lab.report import print_doctor, print_json
 
-    colours = {"OK": "green", "WARN": "yellow", "FAIL": "red", "SKIP": "dim"}
     with _lab_errors():
         report = run_doctor(_settings())
     if json:
         print_json(report.as_dict())
     else:
-        print_rows("amlen-lab doctor", ("check", "result", "finding", "hint"),
-                   [(check.name, f"[{colours[check.status]}]{check.status}[/]", check.detail, check.hint)
-                    for check in report.checks])
+        print_doctor(report)
     if not report.ok:
         raise Exit(None if json else "error: some checks failed (hints above)", code=1)

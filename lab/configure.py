@@ -29,6 +29,7 @@ __all__ = [
     "converge",
     "desired_objects",
     "fingerprint",
+    "served_certificate",
     "teardown",
 ]
 
@@ -141,7 +142,9 @@ def converge(
         amlen.apply(obj)
         for name, data in obj.uploads.items():
             fingerprints[name] = fingerprint(data)
-        if obj.type == "TrustedCertificate" and existing is not None:
+        if obj.type == "TrustedCertificate":
+            # Amlen builds an endpoint's trust list from its profile: attaching (or replacing) a CA takes
+            # effect on running endpoints only when the profile is posted again (reference 3.8).
             profile = obj.name.partition("/")[0]
             for other in objects:
                 if other.type == "SecurityProfile" and other.name == profile:
@@ -216,6 +219,25 @@ def confirm_live(
                     "run `invoke doctor`, and `invoke logs` for Amlen's side (look for CWLNA1102)",
                 )
             time.sleep(0.1)
+
+
+def served_certificate(host: str, port: int, server_name: str) -> bytes | None:
+    """The DER leaf certificate an endpoint presents, unverified (None when nothing answers TLS there).
+
+    How `up` notices that someone replaced the server certificate behind the lab's back: Amlen only shows
+    a certificate profile's file names and expiry date, not the certificate itself.
+    """
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection((host, port), timeout=2) as raw,
+            context.wrap_socket(raw, server_hostname=server_name) as tls,
+        ):
+            return tls.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError):
+        return None
 
 
 def _handshake_problem(context: ssl.SSLContext, host: str, port: int, server_name: str) -> str:

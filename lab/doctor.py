@@ -290,6 +290,7 @@ def _handshake_check(run: _Run, label: str, port: int, ca: Path, local_server: P
                        "is this an Amlen TLS endpoint? `invoke status`, `invoke logs`")
     chain = [describe_certificate(der) for der in seen.chain]
     shown = "; ".join(_cert_line(info) for info in chain)
+    version = seen.version or "TLS"  # unknown when the server ended the connection right after the handshake
     data: dict[str, Any] = {"version": seen.version, "chain": [_cert_data(info) for info in chain]}
     verdict = handshake(settings.host_ip, port, context=tls_context(ca_file=ca, cert=cert, key=key,
                         server_name=settings.hostname), server_name=settings.hostname)
@@ -311,11 +312,11 @@ def _handshake_check(run: _Run, label: str, port: int, ca: Path, local_server: P
                 if leaf is not None and not _covers(leaf.san, settings.hostname)
                 else "the mutual profile must trust the lab CA: `invoke up` re-attaches myCA.pem"
                 if seen.alert else "`invoke certs` and `invoke up` bring the certificates back in line")
-        return run.add(label, Status.FAIL, f"{seen.version}, presents {shown}; " + "; ".join(causes), hint, **data)
+        return run.add(label, Status.FAIL, f"{version}, presents {shown}; " + "; ".join(causes), hint, **data)
     if leaf is not None and leaf.days_left < EXPIRY_WARN_DAYS:
-        return run.add(label, Status.WARN, f"{seen.version}, presents {shown}; expires in {leaf.days_left} days",
+        return run.add(label, Status.WARN, f"{version}, presents {shown}; expires in {leaf.days_left} days",
                        "`invoke certs` renews it, `invoke up` uploads it", **data)
-    run.add(label, Status.OK, f"{seen.version}, presents {shown}; verifies against {ca.name}, "
+    run.add(label, Status.OK, f"{version}, presents {shown}; verifies against {ca.name}, "
             f"SAN covers {settings.hostname}" + (", client certificate accepted" if cert else ""), **data)
 
 

@@ -7,7 +7,7 @@ import shlex
 import sys
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.status import Status
@@ -18,7 +18,24 @@ from lab.errors import LabError
 from lab.plan import Outcome, RunReport, StepEvent, StepStatus
 from lab.settings import Settings
 
-__all__ = ["StepPrinter", "console", "error_line", "print_json", "print_rows", "up_summary"]
+if TYPE_CHECKING:
+    from lab.checks import VerifyReport
+    from lab.doctor import DoctorReport
+    from lab.trust import TrustGuide
+
+__all__ = [
+    "StepPrinter",
+    "console",
+    "error_line",
+    "print_doctor",
+    "print_json",
+    "print_rows",
+    "print_status",
+    "print_summary",
+    "print_trust_guide",
+    "print_verify",
+    "up_summary",
+]
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -146,3 +163,74 @@ def print_summary(summary: Mapping[str, Any]) -> None:
     console.print("[bold]Try it:[/]")
     for label, command in summary["commands"].items():
         console.print(f"  [dim]# {label}[/]\n  {command}", markup=True, soft_wrap=True)
+
+
+def print_status(data: Mapping[str, Any]) -> None:
+    """Render `lab.status.lab_status` for people."""
+    container = data.get("container") or {}
+    if container.get("error"):
+        container_line = container["error"]
+    else:
+        container_line = f"{container['name']} ({container['state']})" if container else "not created"
+    amlen = data.get("amlen") or {}
+    if amlen.get("error"):
+        amlen_line = amlen["error"]
+    else:
+        amlen_line = f"ready, {amlen.get('version')}" if amlen.get("ready") else f"not ready ({amlen.get('state')})"
+    rows = [("lab directory", data["lab_dir"]), ("container", container_line), ("amlen", amlen_line)]
+    for name, endpoint in (data.get("endpoints") or {}).items():
+        rows.append((f"endpoint {name}", f"port {endpoint['port']}: {'live' if endpoint['live'] else 'NOT live'}"))
+    hosts = data.get("hosts") or {}
+    rows.append(("hosts entry", hosts.get("error") or hosts.get("message")))
+    for label, cert in data["certificates"].items():
+        rows.append((f"{label} certificate", f"expires {cert['expires'][:10]} ({cert['days_left']} days)"))
+    print_rows("amlen-lab status", ("what", "state"), rows)
+
+
+def print_verify(report: VerifyReport) -> None:
+    """The TLS matrix as a table: each row's expectation, what happened, and why."""
+    print_rows(
+        f"TLS verification ({report.seconds:.2f} s)",
+        ("#", "check", "MQTT", "expected", "actual", "result", "time", "reason"),
+        [(r.row, r.name, r.protocol, r.expected, r.actual,
+          "[green]as expected[/]" if r.passed else "[red]NOT as expected[/]",
+          f"{r.seconds * 1000:.0f} ms", r.detail) for r in report.rows],
+    )
+
+
+_STATUS_COLOURS = {"OK": "green", "WARN": "yellow", "FAIL": "red", "SKIP": "dim"}
+
+
+def print_doctor(report: DoctorReport) -> None:
+    """The doctor's findings: OK/WARN/FAIL/SKIP with a hint each."""
+    print_rows("amlen-lab doctor", ("check", "result", "finding", "hint"),
+               [(check.name, f"[{_STATUS_COLOURS[check.status]}]{check.status}[/]", check.detail, check.hint)
+                for check in report.checks])
+
+
+def print_trust_guide(guide: TrustGuide, rows: Iterable[tuple[str, Any, str]], *, installed: list[str] | None = None,
+                      removed: list[str] | None = None, platform_only: str | None = None) -> None:
+    """What `invoke trust` says: what trusting a CA means, how per browser, and where the lab CA stands."""
+    plain = {"markup": False, "soft_wrap": True}
+    if platform_only:
+        commands = guide.os_commands[platform_only]
+        console.print(f"Not changing trust on {platform_only} automatically. To trust the lab CA for your user, run:")
+        console.print("\n".join(f"  {cmd}" for cmd in commands["install"]), **plain)
+        console.print("To undo:\n" + "\n".join(f"  {cmd}" for cmd in commands["uninstall"]), **plain)
+        return
+    if removed is not None:
+        console.print("\n".join(f"removed the lab CA from {db}" for db in removed) or "nothing to remove", **plain)
+        return
+    if installed is not None:
+        console.print("\n".join(f"trusted the lab CA in {db}" for db in installed) or "already trusted everywhere",
+                      **plain)
+        console.print("Restart the browser so it rereads its certificate database.")
+        console.print(guide.meaning, **plain)
+    else:
+        console.print(guide.meaning + f"\n\nThe lab CA: {guide.ca_file}", **plain)
+        for browser, steps in guide.browser_steps.items():
+            console.print(f"\n{browser}:\n" + "\n".join(f"  {n}. {s}" for n, s in enumerate(steps, 1)), **plain)
+        console.print("\nOr let the lab do it for Chrome/Chromium and Firefox on Linux: invoke trust --install")
+        for system, commands in guide.os_commands.items():
+            console.print(f"{system}: " + " ; ".join(commands["install"]), **plain)
+    print_rows(f"Lab CA ({guide.nickname}) in NSS databases", ("browser", "database", "lab CA"), rows)

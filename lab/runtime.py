@@ -304,6 +304,9 @@ def remove_volume(client: docker.DockerClient, name: str, settings: Settings) ->
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     """True when nothing on this machine holds `host:port` (we can bind it ourselves)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR ignores connections lingering in TIME_WAIT (recent clients) yet still fails against a
+        # listener, which is what "in use" means here.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

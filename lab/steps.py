@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,15 @@ from docker.models.containers import Container
 from lab import runtime
 from lab.amlen import AmlenClient, AmlenObject
 from lab.certs import Action, check_certificates, ensure_certificates, pki_paths
-from lab.configure import ObjectAction, ObjectResult, confirm_live, converge, desired_objects, teardown
+from lab.configure import (
+    ObjectAction,
+    ObjectResult,
+    confirm_live,
+    converge,
+    desired_objects,
+    served_certificate,
+    teardown,
+)
 from lab.errors import CheckError, ContainerError, HostsError
 from lab.hosts import HostsState, add_hosts_entry, hosts_status, manual_instructions, remove_hosts_entry
 from lab.ledger import Ledger
@@ -263,6 +272,11 @@ class ContainerStep:
         return "; ".join(done) or "no container to remove"
 
 
+def _der(path: Path) -> bytes:
+    """A PEM certificate file's DER bytes, to compare with what an endpoint presents."""
+    return ssl.PEM_cert_to_DER_cert(path.read_text())
+
+
 def _volume_exists(client: docker.DockerClient, name: str) -> bool:
     try:
         client.volumes.get(name)
@@ -300,7 +314,13 @@ class AmlenConfigStep:
         return False
 
     def apply(self, ctx: LabContext) -> str:
-        objects = desired_objects(ctx.settings, pki_paths(ctx.settings))
+        settings, pki = ctx.settings, pki_paths(ctx.settings)
+        objects = desired_objects(settings, pki)
+        served = served_certificate(settings.host_ip, settings.tls_port, settings.hostname)
+        if served is not None and served != _der(pki.server_cert):
+            # The endpoint presents another certificate than the lab's: whatever the ledger remembers
+            # uploading is no longer what Amlen holds, so upload it again.
+            ctx.ledger.fingerprints.pop(pki.server_cert.name, None)
         amlen_entry = ctx.ledger.entries.setdefault(
             "amlen", {"url": ctx.settings.admin_base_url, "objects": []}
         )

@@ -6,7 +6,6 @@ Tests that need Docker really run (CI starts dockerd in .ci/run); nothing here s
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -15,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 INVOKE = str(Path(sys.executable).with_name("invoke"))
@@ -29,13 +30,6 @@ def standin_image() -> str:
     result = subprocess.run(["bash", str(ROOT / "tests/standin/build-image.sh")], capture_output=True, text=True,
                             check=True, timeout=900)
     return result.stdout.strip().splitlines()[-1]
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now (the kernel's pick)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -103,3 +97,8 @@ def slow_standin_image(standin_image: str) -> str:
     subprocess.run(["docker", "build", "-q", "-t", tag, "-"], input=dockerfile, text=True, check=True,
                    capture_output=True, timeout=300)
     return tag
+
+
+# The mosquitto-backed lab (verification and doctor tests without a container); imported here so that every
+# test module can ask for these fixtures by name.
+from tests.mosquitto_lab import broker, hosts_entry, lab_settings  # noqa: E402, F401

@@ -1,7 +1,6 @@
 """`doctor` against a real mosquitto, real certificates and a real HTTP admin API answering as Amlen does."""
 # The broker, certificate and hosts fixtures live in test_checks.py (shared until they move to conftest.py);
 # pytest injects them by parameter name, which ruff reads as redefinitions.
-# ruff: noqa: F811
 
 from __future__ import annotations
 
@@ -13,17 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_checks import (  # noqa: F401  (fixtures)
-    Broker,
-    broker,
-    hosts_entry,
-    lab_settings,
-    other_name_certificate,
-)
 
 from lab.certs import ensure_certificates, make_foreign_client
 from lab.doctor import DoctorReport, Status, doctor
 from lab.settings import Settings, load_settings
+from tests.mosquitto_lab import Broker, other_name_certificate
 
 
 def finding(report: DoctorReport, name: str) -> Any:

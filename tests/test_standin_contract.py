@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 import requests
 from cryptography.hazmat.primitives.serialization import Encoding
-from standin_helpers import (
+
+from tests.standin_helpers import (
     SERVER_NAME,
     AdminApi,
     Pki,
@@ -944,6 +945,42 @@ def test_updating_the_security_profile_applies_to_its_running_endpoint(
         assert_success(api.post({"SecurityProfile": {profile: {"UseClientCertificate": True}}}))
         assert not tls_mqtt_probe(standin.host_port(8891), client_context(pki)).mqtt_accepted
         assert tls_mqtt_probe(standin.host_port(8891), client_context(pki, cert=pki.client)).mqtt_accepted
+    finally:
+        api.delete(f"Endpoint/{name}")
+        api.delete(f"SecurityProfile/{profile}")
+
+
+def test_trusted_ca_added_later_reaches_the_running_endpoint_without_restart(
+    standin: RunningStandin, api: AdminApi, pki: Pki
+) -> None:
+    """Reference 3.8: the listener searches the hashed ``<profile>_capath`` on each handshake."""
+    profile, name = unique("Later"), unique("LaterEp")
+    ca_file, other_file = f"{unique('ca')}.pem", f"{unique('other')}.pem"
+    port = standin.host_port(8891)
+    with_client, with_other = client_context(pki, cert=pki.client), client_context(pki, cert=pki.other_client)
+    assert_success(api.post({"SecurityProfile": {profile: tls_profile(client_certificates=True)}}))
+    api.put_file(ca_file, pki.ca.cert_pem)
+    assert_success(
+        api.post({"TrustedCertificate": [{"SecurityProfileName": profile, "TrustedCertificate": ca_file}]})
+    )
+    assert_success(api.post({"Endpoint": {name: endpoint(8891, profile)}}))
+    try:
+        assert tls_mqtt_probe(port, with_client).mqtt_accepted
+        assert not tls_mqtt_probe(port, with_other).mqtt_accepted
+        api.put_file(other_file, pki.other_ca.cert_pem)
+        trust_other = {"SecurityProfileName": profile, "TrustedCertificate": other_file}
+        assert_success(api.post({"TrustedCertificate": [trust_other]}))
+        assert tls_mqtt_probe(port, with_other).mqtt_accepted, "no restart needed for a CA added later"
+
+        # Removed, then the profile posted again (which rebuilds the listener): the CA is no longer trusted...
+        assert_success(api.delete(f"TrustedCertificate/{profile}/{other_file}"))
+        current = api.get(f"SecurityProfile/{profile}").json()["SecurityProfile"]
+        assert_success(api.post({"SecurityProfile": current}))
+        assert "UNKNOWN_CA" in str(tls_mqtt_probe(port, with_other).read_error)
+        # ...and trusted again as soon as it is re-attached.
+        api.put_file(other_file, pki.other_ca.cert_pem)
+        assert_success(api.post({"TrustedCertificate": [trust_other]}))
+        assert tls_mqtt_probe(port, with_other).mqtt_accepted
     finally:
         api.delete(f"Endpoint/{name}")
         api.delete(f"SecurityProfile/{profile}")

@@ -4,7 +4,7 @@ One lab serves the whole module (one container; only the stopped-container case 
 Each case breaks the lab the way a person would (docker, the hosts task, Amlen's admin API), checks that
 exactly the right verify rows turn red and that doctor names the cause, then runs `invoke up`, which must
 repair it: convergence after damage is part of the promise. The real /etc/hosts is used with a unique
-host name and is byte-identical after the module.
+host name, whose line `down` removes (byte-identical restoration is test_up_down's promise).
 """
 
 from __future__ import annotations
@@ -61,7 +61,6 @@ def _remove_container(lab: Lab) -> None:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, standin_image: str) -> Iterator[Lab]:
     """A lab `up` on the stand-in: its own container, host name (in the real /etc/hosts) and free ports."""
-    hosts_before = HOSTS.read_bytes()
     tag = uuid.uuid4().hex[:8]
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAB_")}
     env.update({
@@ -81,19 +80,34 @@ def lab(tmp_path_factory: pytest.TempPathFactory, standin_image: str) -> Iterato
         the_lab.healthy = True
         yield the_lab
         _run_ok(the_lab, "down")
-        assert HOSTS.read_bytes() == hosts_before, "down restores /etc/hosts byte for byte"
+        assert the_lab.hostname not in HOSTS.read_text(), "down removes the lab's hosts line"
     finally:
         _remove_container(the_lab)
-        if HOSTS.read_bytes() != hosts_before:
-            HOSTS.write_bytes(hosts_before)
+        _remove_own_hosts_lines(the_lab.hostname)
+
+
+def _remove_own_hosts_lines(hostname: str) -> None:
+    """Drop only lines naming this module's unique host name: other labs on the machine keep theirs.
+
+    (Writing back a snapshot instead would erase lines that concurrent runs added meanwhile.)
+    """
+    lines = HOSTS.read_bytes().splitlines(keepends=True)
+    kept = [line for line in lines if hostname.encode() not in line]
+    if kept != lines:
+        HOSTS.write_bytes(b"".join(kept))
 
 
 @pytest.fixture
 def healthy_lab(lab: Lab) -> Lab:
-    """The module's lab, green; rebuilt from scratch only when an earlier case failed to repair it."""
+    """The module's lab, green; rebuilt from scratch only when an earlier case failed to repair it.
+
+    The rebuilt lab gets fresh ports, so whatever made the earlier case fail cannot also fail this one.
+    """
     if not lab.healthy:
         lab.invoke("down")
         _remove_container(lab)
+        for key in ("LAB_TLS_PORT", "LAB_MTLS_PORT", "LAB_ADMIN_PORT"):
+            lab.env[key] = str(free_port())
         result = lab.invoke("up")
         if result.returncode != 0:
             pytest.fail(f"an earlier case left the lab broken; a fresh `invoke up` failed:\n{result.stderr}")
@@ -192,8 +206,9 @@ def _impostor_certificate(lab: Lab, root: Path, hostname: str) -> tuple[Path, Pa
     """A server certificate and key for `hostname`, signed by the lab's own CA (lab.certs on a copy of it)."""
     settings = lab.settings()
     ours = pki_paths(settings)
-    # One day shorter: Amlen shows a profile's certificate only by its ExpirationDate (to the second), so an
-    # impostor issued within the same second as the lab's would look unchanged to `up` (see the report).
+    # One day shorter, so its ExpirationDate differs from the lab's certificate's: that date (to the second) is
+    # all `up` compares, and an impostor expiring in the same second would not be re-uploaded (`up` then
+    # fails at "endpoints live" with a hostname mismatch instead of repairing).
     other = load_settings(dir=root / "impostor", hostname=hostname, server_days=settings.server_days - 1)
     theirs = pki_paths(other)
     theirs.dir.mkdir(parents=True)

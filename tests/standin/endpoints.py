@@ -83,10 +83,13 @@ def build_context(tls: TlsSettings) -> ssl.SSLContext:
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     if tls.require_client_certificate:
         context.verify_mode = ssl.CERT_REQUIRED
-        cafile = str(tls.trusted_ca_file) if tls.trusted_ca_file and tls.trusted_ca_file.exists() else None
-        capath = str(tls.trusted_ca_path) if tls.trusted_ca_path and tls.trusted_ca_path.is_dir() else None
-        if cafile or capath:
-            context.load_verify_locations(cafile=cafile, capath=capath)
+        # The cafile is read now; the hashed directory is searched on each handshake, even if it is empty or
+        # missing at this point. So a trusted CA added later is found without restarting the endpoint, as on
+        # Amlen (reference 3.8).
+        if tls.trusted_ca_file is not None and tls.trusted_ca_file.exists():
+            context.load_verify_locations(cafile=str(tls.trusted_ca_file))
+        if tls.trusted_ca_path is not None:
+            context.load_verify_locations(capath=str(tls.trusted_ca_path))
     return context
 
 

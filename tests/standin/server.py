@@ -385,9 +385,11 @@ class AdminHandler(BaseHTTPRequestHandler):
             if method == "POST" and not args:
                 config.post(parse_request_json(body))
                 return 200, success_body()
-            if method == "GET" and 1 <= len(args) <= 3:
+            # Only the certificate lists have a third level: <Type>/<SecurityProfile>/<file>.
+            max_depth = 3 if args and args[0] in ("TrustedCertificate", "ClientCertificate") else 2
+            if method == "GET" and 1 <= len(args) <= max_depth:
                 return 200, config.get(*args)
-            if method == "DELETE" and len(args) in (2, 3):
+            if method == "DELETE" and 2 <= len(args) <= max_depth:
                 config.delete(*args)
                 return 200, success_body()
         if family == "monitor" and method == "GET" and args == ["Endpoint"]:

@@ -14,11 +14,11 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import certs
+from broker import Log
 from certs import DataPaths
 from defaults import ADMIN_CERTIFICATE, ADMIN_KEY, default_objects
 from endpoints import EndpointManager, EndpointSpec, TlsSettings
@@ -105,7 +105,7 @@ class Configuration:
         *,
         admin_port: int,
         admin_password_set: bool,
-        log: Callable[..., None],
+        log: Log,
         image_certificates: Path,
     ) -> None:
         self.paths = paths
@@ -132,16 +132,18 @@ class Configuration:
                 target.chmod(0o600)
         info = certs.certificate_info(self.paths.keystore / ADMIN_CERTIFICATE)
         if info is not None:
-            objects["CertificateProfile"]["AdminDefaultCertProf"]["ExpirationDate"] = certs.expiration_date(
-                info
-            )
-        self.objects = objects
-        self._save()
+            admin_profile = objects["CertificateProfile"]["AdminDefaultCertProf"]
+            admin_profile["ExpirationDate"] = certs.expiration_date(info)
+        self._write(objects)
         return objects
 
     def _save(self) -> None:
+        self._write(self.objects)
+
+    def _write(self, objects: dict[str, dict[str, dict[str, Any]]]) -> None:
+        """Persist atomically, so a restart (REST or ``docker restart``) finds the same configuration."""
         temporary = self._state_file.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.objects, indent=2))
+        temporary.write_text(json.dumps(objects, indent=2))
         os.replace(temporary, self._state_file)
 
     # ---- endpoints -----------------------------------------------------------------------------------------
