@@ -12,9 +12,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import pytest
 
+from lab.settings import Settings, load_settings
 from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +61,30 @@ class LabEnv:
     def container_name(self) -> str:
         return self.env["LAB_CONTAINER_NAME"]
 
+    @classmethod
+    def new(cls, directory: Path, image: str, *, prefix: str = "amlen-lab-test", **overrides: str) -> Self:
+        """A lab in `directory` on `image`: unique container and host name, free ports, a small memory limit."""
+        tag = uuid.uuid4().hex[:8]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LAB_")}
+        env.update({
+            "LAB_DIR": str(directory),
+            "LAB_IMAGE": image,
+            "LAB_CONTAINER_NAME": f"{prefix}-{tag}",
+            "LAB_HOSTNAME": f"lab-{tag}.getting.started",
+            "LAB_TLS_PORT": str(free_port()),
+            "LAB_MTLS_PORT": str(free_port()),
+            "LAB_ADMIN_PORT": str(free_port()),
+            "LAB_READY_TIMEOUT": "60",
+            "LAB_MEMORY": "512m",
+            **overrides,
+        })
+        return cls(directory, env)
+
+    def settings(self) -> Settings:
+        """The Settings the subprocesses build from these LAB_* variables, for in-process helpers."""
+        return load_settings(dir=self.dir, hostname=self.hostname, tls_port=self.tls_port,
+                             mtls_port=self.mtls_port, admin_port=self.admin_port)
+
     def invoke(self, *args: str, timeout: float = 300, **extra_env: str) -> subprocess.CompletedProcess[str]:
         """Run `invoke <args>` in a subprocess, from the repository, like a user at a terminal would."""
         env = {**self.env, **extra_env}
@@ -69,20 +95,7 @@ class LabEnv:
 @pytest.fixture
 def lab_env(tmp_path: Path, standin_image: str) -> Iterator[LabEnv]:
     """A lab in a temp directory on the stand-in image, with its own container name, host name and ports."""
-    tag = uuid.uuid4().hex[:8]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAB_")}
-    env.update({
-        "LAB_DIR": str(tmp_path / "lab"),
-        "LAB_IMAGE": standin_image,
-        "LAB_CONTAINER_NAME": f"amlen-lab-test-{tag}",
-        "LAB_HOSTNAME": f"lab-{tag}.getting.started",
-        "LAB_TLS_PORT": str(free_port()),
-        "LAB_MTLS_PORT": str(free_port()),
-        "LAB_ADMIN_PORT": str(free_port()),
-        "LAB_READY_TIMEOUT": "60",
-        "LAB_MEMORY": "512m",
-    })
-    lab = LabEnv(tmp_path / "lab", env)
+    lab = LabEnv.new(tmp_path / "lab", standin_image)
     yield lab
     # Whatever a test left behind (a failing assertion mid-way) must not leak into the next test.
     subprocess.run(["docker", "rm", "-f", lab.container_name], capture_output=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import threading
@@ -32,7 +31,7 @@ from lab.errors import LabError
 from lab.mqtt import tls_context
 from lab.settings import Settings, load_settings
 from lab.trust import ca_nickname, find_nss_dbs, install_ca
-from tests.conftest import LabEnv, free_port
+from tests.conftest import LabEnv
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVER_DIR = REPO / "tests" / "browser"
@@ -142,19 +141,11 @@ def wss_lab(tmp_path_factory: pytest.TempPathFactory, standin_image: str) -> Ite
     port is a free one rather than the guide's 8889, so a developer's own lab on 8889 does not collide.
     """
     lab_dir = tmp_path_factory.mktemp("wss-lab") / "lab"
-    lab = LabEnv(lab_dir, {
-        **{k: v for k, v in os.environ.items() if not k.startswith("LAB_")},
-        "LAB_DIR": str(lab_dir), "LAB_IMAGE": standin_image,
-        "LAB_CONTAINER_NAME": f"amlen-lab-browser-{uuid.uuid4().hex[:8]}",
-        "LAB_HOSTNAME": "testserver.getting.started", "LAB_TLS_PORT": str(free_port()),
-        "LAB_MTLS_PORT": str(free_port()), "LAB_ADMIN_PORT": str(free_port()),
-        "LAB_READY_TIMEOUT": "60", "LAB_MEMORY": "512m",
-    })
+    lab = LabEnv.new(lab_dir, standin_image, prefix="amlen-lab-browser", LAB_HOSTNAME="testserver.getting.started")
     try:
         up = lab.invoke("up", "--no-hosts")
         assert up.returncode == 0, f"invoke up --no-hosts failed:\n{up.stdout}\n{up.stderr}"
-        yield load_settings(dir=lab.dir, hostname=lab.hostname, tls_port=lab.tls_port,
-                            mtls_port=lab.mtls_port, admin_port=lab.admin_port)
+        yield lab.settings()
         down = lab.invoke("down")
         assert down.returncode == 0, f"invoke down failed:\n{down.stdout}\n{down.stderr}"
     finally:

@@ -10,7 +10,6 @@ host name, whose line `down` removes (byte-identical restoration is test_up_down
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import uuid
@@ -22,7 +21,7 @@ import pytest
 import requests
 
 from lab.certs import ensure_certificates, pki_paths
-from lab.settings import Settings, load_settings
+from lab.settings import load_settings
 from tests.conftest import LabEnv, free_port
 
 HOSTS = Path("/etc/hosts")
@@ -36,11 +35,6 @@ class Lab(LabEnv):
     """The module's lab, and whether the last case left it healthy (else the next case rebuilds it)."""
 
     healthy: bool = False
-
-    def settings(self) -> Settings:
-        """The same Settings the subprocesses build from LAB_*, for in-process helpers (lab.certs)."""
-        return load_settings(dir=self.dir, hostname=self.hostname, tls_port=self.tls_port,
-                             mtls_port=self.mtls_port, admin_port=self.admin_port)
 
     @property
     def admin(self) -> str:
@@ -61,20 +55,7 @@ def _remove_container(lab: Lab) -> None:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, standin_image: str) -> Iterator[Lab]:
     """A lab `up` on the stand-in: its own container, host name (in the real /etc/hosts) and free ports."""
-    tag = uuid.uuid4().hex[:8]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAB_")}
-    env.update({
-        "LAB_DIR": str(tmp_path_factory.mktemp("verify-lab") / "lab"),
-        "LAB_IMAGE": standin_image,
-        "LAB_CONTAINER_NAME": f"amlen-lab-test-{tag}",
-        "LAB_HOSTNAME": f"lab-{tag}.getting.started",
-        "LAB_TLS_PORT": str(free_port()),
-        "LAB_MTLS_PORT": str(free_port()),
-        "LAB_ADMIN_PORT": str(free_port()),
-        "LAB_READY_TIMEOUT": "60",
-        "LAB_MEMORY": "512m",
-    })
-    the_lab = Lab(Path(env["LAB_DIR"]), env)
+    the_lab = Lab.new(tmp_path_factory.mktemp("verify-lab") / "lab", standin_image)
     try:
         _run_ok(the_lab, "up")
         the_lab.healthy = True
