@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +24,8 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         # mkstemp creates 0600; set the final mode before any byte is visible under the real name.
-        os.fchmod(fd, mode)
+        if hasattr(os, "fchmod"):  # not on Windows, where modes do not apply
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -34,11 +35,12 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    if sys.platform != "win32":  # Windows cannot open a directory to fsync it
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 @contextlib.contextmanager
@@ -48,11 +50,10 @@ def lab_lock(lab_dir: Path, *, wait: bool = False) -> Iterator[None]:
     The OS releases the lock when the process dies, so a crashed run never leaves a stale lock behind.
     """
     lab_dir.mkdir(parents=True, exist_ok=True)
-    lock_path = lab_dir / ".lock"
-    with open(lock_path, "a+") as handle:
+    with open(lab_dir / ".lock", "a+b") as handle:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError as exc:
+            _lock(handle.fileno(), wait=wait)
+        except (BlockingIOError, PermissionError) as exc:
             raise LockError(
                 f"another lab command is running on {lab_dir}",
                 "wait for it to finish, or check `invoke status`",
@@ -60,4 +61,25 @@ def lab_lock(lab_dir: Path, *, wait: bool = False) -> Iterator[None]:
         try:
             yield
         finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            _unlock(handle.fileno())
+
+
+if sys.platform == "win32":
+    import msvcrt
+
+    def _lock(fd: int, *, wait: bool) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_LOCK if wait else msvcrt.LK_NBLCK, 1)
+
+    def _unlock(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock(fd: int, *, wait: bool) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)

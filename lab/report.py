@@ -84,7 +84,7 @@ class StepPrinter:
         elif report.outcome is Outcome.KEPT:
             err_console.print("kept what this run created for inspection (--keep-on-failure); `invoke down` removes it")
         else:
-            err_console.print("rolled back: this run left nothing behind")
+            err_console.print("rolled back: this run left nothing behind (`--keep-on-failure` keeps it for inspection)")
 
     def _spin(self, text: str) -> None:
         if not console.is_terminal:

@@ -178,6 +178,12 @@ def start_container(client: docker.DockerClient, spec: ContainerSpec) -> tuple[C
             f"a container named {spec.name} exists and does not belong to this lab",
             "remove it, or choose another LAB_CONTAINER_NAME",
         )
+    if container is not None and spec.image not in (container.image.tags if container.image else []):
+        running = ", ".join(container.image.tags) if container.image else "an unknown image"
+        raise ContainerError(
+            f"the lab container {spec.name} runs {running}, but LAB_IMAGE is {spec.image}",
+            "`invoke down` then `invoke up` to switch images",
+        )
     try:
         if container is None:
             _ensure_volume(client, spec)

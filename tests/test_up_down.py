@@ -203,3 +203,39 @@ def test_configure_failure_deletes_only_what_this_run_created(
     finally:
         container.remove(force=True)
         client.close()
+
+
+def test_second_up_on_the_same_lab_directory_refuses_clearly(lab_env: LabEnv, hosts_guard: bytes) -> None:
+    from lab.files import lab_lock
+
+    with lab_lock(lab_env.dir):  # another `up` or `down` holds the lab directory
+        result = lab_env.invoke("up")
+    line = _one_error_line(result)
+    assert "another lab command is running" in line
+    _nothing_left(lab_env, hosts_guard)
+
+
+def test_keep_on_failure_keeps_this_run_for_inspection_and_down_removes_it(
+    lab_env: LabEnv, hosts_guard: bytes
+) -> None:
+    result = lab_env.invoke("up", "--keep-on-failure", LAB_MESSAGE_HUB="NoSuchHub")
+    _one_error_line(result)
+    assert "kept what this run created" in result.stderr
+    assert _lab_containers(lab_env) == [lab_env.container_name]
+    base = f"http://127.0.0.1:{lab_env.admin_port}/ima/v1/configuration"
+    assert requests.get(f"{base}/SecurityProfile/TestServerSecProfile", timeout=5).status_code == 200
+    down = lab_env.invoke("down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    _nothing_left(lab_env, hosts_guard)
+
+
+def test_changing_the_image_of_a_running_lab_says_to_go_down_first(
+    lab_env: LabEnv, hosts_guard: bytes, slow_standin_image: str
+) -> None:
+    assert lab_env.invoke("up", "--no-hosts", "--no-verify").returncode == 0
+    result = lab_env.invoke("up", "--no-hosts", "--no-verify", LAB_IMAGE=slow_standin_image)
+    line = _one_error_line(result)
+    assert f"LAB_IMAGE is {slow_standin_image}" in line and "`invoke down` then `invoke up`" in line
+    assert _lab_containers(lab_env) == [lab_env.container_name], "a failed run never removes the earlier lab"
+    assert lab_env.invoke("down").returncode == 0
+    _nothing_left(lab_env, hosts_guard)
