@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.status import Status
 from rich.table import Table
 
@@ -188,24 +189,27 @@ def print_status(data: Mapping[str, Any]) -> None:
 
 
 def print_verify(report: VerifyReport) -> None:
-    """The TLS matrix as a table: each row's expectation, what happened, and why."""
-    print_rows(
-        f"TLS verification ({report.seconds:.2f} s)",
-        ("#", "check", "MQTT", "expected", "actual", "result", "time", "reason"),
-        [(r.row, r.name, r.protocol, r.expected, r.actual,
-          "[green]as expected[/]" if r.passed else "[red]NOT as expected[/]",
-          f"{r.seconds * 1000:.0f} ms", r.detail) for r in report.rows],
-    )
+    """The TLS matrix, one line per row (expectation, outcome, time) and the reason in words beneath."""
+    console.print(f"[bold]TLS verification[/] ({report.seconds:.2f} s)")
+    for r in report.rows:
+        mark = "[green]✔[/]" if r.passed else "[red]✘ NOT as expected:[/]"
+        protocol = f" (MQTT {r.protocol})" if r.protocol else ""
+        console.print(f"{mark} [{r.row}] {escape(r.name)}{protocol}: expected {escape(r.expected)}, "
+                      f"got {escape(r.actual)} [dim]({r.seconds * 1000:.0f} ms)[/]", soft_wrap=True)
+        if r.detail:
+            console.print(f"      [dim]{escape(r.detail)}[/]", soft_wrap=True)
 
 
-_STATUS_COLOURS = {"OK": "green", "WARN": "yellow", "FAIL": "red", "SKIP": "dim"}
+_STATUS_MARKS = {"OK": "[green]OK  [/]", "WARN": "[yellow]WARN[/]", "FAIL": "[red]FAIL[/]", "SKIP": "[dim]SKIP[/]"}
 
 
 def print_doctor(report: DoctorReport) -> None:
-    """The doctor's findings: OK/WARN/FAIL/SKIP with a hint each."""
-    print_rows("amlen-lab doctor", ("check", "result", "finding", "hint"),
-               [(check.name, f"[{_STATUS_COLOURS[check.status]}]{check.status}[/]", check.detail, check.hint)
-                for check in report.checks])
+    """The doctor's findings, one line each (OK/WARN/FAIL/SKIP), with the hint beneath what is not OK."""
+    console.print("[bold]amlen-lab doctor[/]")
+    for check in report.checks:
+        console.print(f"{_STATUS_MARKS[check.status]} {escape(check.name)}: {escape(check.detail)}", soft_wrap=True)
+        if check.hint and check.status != "OK":
+            console.print(f"     [dim]hint: {escape(check.hint)}[/]", soft_wrap=True)
 
 
 def print_trust_guide(guide: TrustGuide, rows: Iterable[tuple[str, Any, str]], *, installed: list[str] | None = None,
