@@ -17,7 +17,7 @@ import threading
 import webbrowser
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from lab.certs import pki_paths
 from lab.errors import LabError
@@ -149,7 +149,8 @@ def serve_page(settings: Settings, *, port: int = 0, host: str = DEFAULT_HOST) -
             "choose another port with `invoke browser --port N`, or 0 for any free port",
         ) from exc
     httpd.daemon_threads = True
-    bound_host, bound_port = httpd.server_address[:2]
+    # socketserver types the address as it accepts it (str or bytes host); a bound TCP socket reports a str.
+    bound_host, bound_port = cast(tuple[str, int], httpd.server_address[:2])
     return PageServer(httpd, f"http://{bound_host}:{bound_port}/")
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "describe_certificate",
     "dns_names",
     "is_issued_by",
+    "key_matches",
     "lint_certificates",
     "pki_paths",
 ]
@@ -163,7 +164,7 @@ def lint_certificates(settings: Settings) -> list[str]:
         if cert is None:
             continue
         label = cert_path.name
-        if key is not None and key.public_key().public_numbers() != cert.public_key().public_numbers():
+        if key is not None and not key_matches(key, cert):
             problems.append(f"{label}: does not match the key {key_path.name} (Amlen: CWLNA6189)")
         problems += _date_problems(label, cert)
         purpose = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
@@ -206,6 +207,13 @@ def is_issued_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> bool:
     except (ValueError, TypeError, InvalidSignature):
         return False
     return True
+
+
+def key_matches(key: rsa.RSAPrivateKey, cert: x509.Certificate) -> bool:
+    """True when `cert` carries the public half of `key` (a certificate with a non-RSA key never does)."""
+    public = cert.public_key()
+    # Only RSA and DSA/EC keys have public_numbers(); an Ed25519 certificate must not end in an AttributeError.
+    return isinstance(public, rsa.RSAPublicKey) and public.public_numbers() == key.public_key().public_numbers()
 
 
 def dns_names(cert: x509.Certificate) -> list[str]:

@@ -36,6 +36,7 @@ from lab.certinfo import (
     describe_certificate,
     dns_names,
     is_issued_by,
+    key_matches,
     lint_certificates,
     pki_paths,
 )
@@ -171,7 +172,7 @@ def _ensure_ca(settings: Settings, paths: PkiPaths, *, new_ca: bool, results: li
         key = _load_ca_key(paths.ca_key, passphrase)
         if have_cert:
             cert = _read_cert(paths.ca_cert)
-            if cert.public_key().public_numbers() != key.public_key().public_numbers():
+            if not key_matches(key, cert):
                 raise CertError(
                     f"{paths.ca_cert} does not belong to the key {paths.ca_key}",
                     "restore the matching pair from a backup, or start over with `invoke certs --new-ca`",
@@ -313,7 +314,7 @@ def _leaf_problem(ca: _Ca, key_path: Path, cert_path: Path, name: str, *, server
         return "the key or certificate cannot be read (or the key is encrypted)"
     if not isinstance(key, rsa.RSAPrivateKey):
         return "the key is not RSA"
-    if key.public_key().public_numbers() != cert.public_key().public_numbers():
+    if not key_matches(key, cert):
         return "the key does not match the certificate"
     if not is_issued_by(cert, ca.cert):
         return "not signed by the current CA"
@@ -379,7 +380,8 @@ def _build_leaf(ca: _Ca, key: rsa.RSAPrivateKey, name: str, *, days: int, server
         ca_ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski)
     except x509.ExtensionNotFound:
-        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.cert.public_key())
+        # ca.cert's key, typed as RSA: _ensure_ca made the certificate from this key or checked that they match.
+        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key())
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(name))

@@ -22,6 +22,7 @@ certificate turns rows 1-2 red, not these.
 
 from __future__ import annotations
 
+import functools
 import ssl
 import tempfile
 import time
@@ -201,8 +202,8 @@ def run_matrix(
         raise CheckError("no MQTT protocol version selected", "pass --protocol 3.1.1, 5 or both")
     jobs: list[Callable[[], CheckResult]] = []
     for protocol in protocols:
-        jobs.append(lambda p=protocol: _round_trip_row(1, target, p, count, no_hosts, timeout))
-        jobs.append(lambda p=protocol: _round_trip_row(2, target, p, count, no_hosts, timeout))
+        jobs.append(functools.partial(_round_trip_row, 1, target, protocol, count, no_hosts, timeout))
+        jobs.append(functools.partial(_round_trip_row, 2, target, protocol, count, no_hosts, timeout))
     first = protocols[0]
     jobs += [
         lambda: _no_certificate_row(target, first, timeout),

@@ -126,8 +126,11 @@ def _container(run: _Run) -> None:
             "`invoke logs` shows why it stopped; `invoke up` starts it again", id=container.short_id,
         )
     run.container = container
-    run.add("lab container", Status.OK, f"{container.name} ({container.short_id}) running, image "
-            f"{', '.join(container.image.tags) or container.image.short_id}", id=container.short_id)
+    # docker-py gives no image when the container's record names none; say so rather than fail the doctor.
+    image = container.image
+    image_name = (", ".join(image.tags) or image.short_id) if image is not None else "unknown"
+    run.add("lab container", Status.OK, f"{container.name} ({container.short_id}) running, image {image_name}",
+            id=container.short_id)
 
 
 def _published_ports(run: _Run) -> None:

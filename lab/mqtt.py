@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
 from lab.errors import CheckError
 
@@ -79,9 +79,9 @@ class Protocol(StrEnum):
     MQTT5 = "5"
 
     @property
-    def paho(self) -> int:
+    def paho(self) -> MQTTProtocolVersion:
         """paho's constant for this version."""
-        return paho.MQTTv5 if self is Protocol.MQTT5 else paho.MQTTv311
+        return MQTTProtocolVersion.MQTTv5 if self is Protocol.MQTT5 else MQTTProtocolVersion.MQTTv311
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,24 @@ class _LabContext(ssl.SSLContext):
 
     server_name: str | None = None
 
-    def wrap_socket(self, sock: Any, *args: Any, server_hostname: Any = None, **kwargs: Any) -> ssl.SSLSocket:
-        wrapped = super().wrap_socket(sock, *args, server_hostname=self.server_name or server_hostname, **kwargs)
+    def wrap_socket(
+        self,
+        sock: socket.socket,
+        server_side: bool = False,
+        do_handshake_on_connect: bool = True,
+        suppress_ragged_eofs: bool = True,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLSocket:
+        # SSLContext.wrap_socket's whole signature, so a server_hostname passed by position is replaced too.
+        wrapped = super().wrap_socket(
+            sock,
+            server_side=server_side,
+            do_handshake_on_connect=do_handshake_on_connect,
+            suppress_ragged_eofs=suppress_ragged_eofs,
+            server_hostname=self.server_name or server_hostname,
+            session=session,
+        )
         self.__dict__.setdefault("opened", []).append(wrapped)
         return wrapped
 
@@ -247,8 +263,9 @@ def _chain(tls: ssl.SSLSocket) -> tuple[bytes, ...]:
     # Python 3.13 gives the whole presented chain; 3.11/3.12 only the leaf.
     unverified = getattr(tls, "get_unverified_chain", None)
     if unverified is not None:
-        return tuple(bytes(c) if isinstance(c, bytes | bytearray) else c.public_bytes(ssl.ENCODING_DER)
-                     for c in unverified() or ())
+        # Documented (and typed) as a list of DER-encoded certificates, i.e. bytes.
+        der: list[bytes] = unverified() or []
+        return tuple(bytes(c) for c in der)
     leaf = tls.getpeercert(binary_form=True)
     return (leaf,) if leaf else ()
 

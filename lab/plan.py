@@ -119,7 +119,7 @@ def down(settings: Settings, options: Options | None = None, *, on_event: Listen
     """
     report = RunReport()
     started = time.monotonic()
-    steps = list(reversed([CertificatesStep(), ContainerStep(), AmlenConfigStep(), HostsStep()]))
+    steps: list[Step] = list(reversed([CertificatesStep(), ContainerStep(), AmlenConfigStep(), HostsStep()]))
     with lab_lock(settings.lab_dir):
         ctx = LabContext(settings, Ledger.load(settings.state_file), _run_id(), options or Options(), undo_all=True)
         failures: list[LabError] = []

@@ -215,26 +215,28 @@ def print_doctor(report: DoctorReport) -> None:
 def print_trust_guide(guide: TrustGuide, rows: Iterable[tuple[str, Any, str]], *, installed: list[str] | None = None,
                       removed: list[str] | None = None, platform_only: str | None = None) -> None:
     """What `invoke trust` says: what trusting a CA means, how per browser, and where the lab CA stands."""
-    plain = {"markup": False, "soft_wrap": True}
     if platform_only:
         commands = guide.os_commands[platform_only]
         console.print(f"Not changing trust on {platform_only} automatically. To trust the lab CA for your user, run:")
-        console.print("\n".join(f"  {cmd}" for cmd in commands["install"]), **plain)
-        console.print("To undo:\n" + "\n".join(f"  {cmd}" for cmd in commands["uninstall"]), **plain)
+        console.print("\n".join(f"  {cmd}" for cmd in commands["install"]), markup=False, soft_wrap=True)
+        console.print("To undo:\n" + "\n".join(f"  {cmd}" for cmd in commands["uninstall"]),
+                      markup=False, soft_wrap=True)
         return
     if removed is not None:
-        console.print("\n".join(f"removed the lab CA from {db}" for db in removed) or "nothing to remove", **plain)
+        console.print("\n".join(f"removed the lab CA from {db}" for db in removed) or "nothing to remove",
+                      markup=False, soft_wrap=True)
         return
     if installed is not None:
         console.print("\n".join(f"trusted the lab CA in {db}" for db in installed) or "already trusted everywhere",
-                      **plain)
+                      markup=False, soft_wrap=True)
         console.print("Restart the browser so it rereads its certificate database.")
-        console.print(guide.meaning, **plain)
+        console.print(guide.meaning, markup=False, soft_wrap=True)
     else:
-        console.print(guide.meaning + f"\n\nThe lab CA: {guide.ca_file}", **plain)
+        console.print(guide.meaning + f"\n\nThe lab CA: {guide.ca_file}", markup=False, soft_wrap=True)
         for browser, steps in guide.browser_steps.items():
-            console.print(f"\n{browser}:\n" + "\n".join(f"  {n}. {s}" for n, s in enumerate(steps, 1)), **plain)
+            console.print(f"\n{browser}:\n" + "\n".join(f"  {n}. {s}" for n, s in enumerate(steps, 1)),
+                          markup=False, soft_wrap=True)
         console.print("\nOr let the lab do it for Chrome/Chromium and Firefox on Linux: invoke trust --install")
         for system, commands in guide.os_commands.items():
-            console.print(f"{system}: " + " ; ".join(commands["install"]), **plain)
+            console.print(f"{system}: " + " ; ".join(commands["install"]), markup=False, soft_wrap=True)
     print_rows(f"Lab CA ({guide.nickname}) in NSS databases", ("browser", "database", "lab CA"), rows)

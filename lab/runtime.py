@@ -17,7 +17,7 @@ import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import docker
 import docker.errors
@@ -109,9 +109,10 @@ def _context_host() -> str | None:
         return None
     meta = config_dir / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest() / "meta.json"
     try:
-        return json.loads(meta.read_text())["Endpoints"]["docker"]["Host"]
+        host = json.loads(meta.read_text())["Endpoints"]["docker"]["Host"]
     except (OSError, ValueError, KeyError):
         return None
+    return host if isinstance(host, str) else None
 
 
 def docker_client() -> docker.DockerClient:
@@ -191,7 +192,8 @@ def start_container(client: docker.DockerClient, spec: ContainerSpec) -> tuple[C
                 spec.image,
                 name=spec.name,
                 labels=spec.labels,
-                ports=dict(spec.ports),
+                # docker-py takes (ip, None) for "any free host port"; types-docker only allows (ip, int).
+                ports=dict(spec.ports),  # type: ignore[arg-type]
                 volumes={spec.volume: {"bind": AMLEN_DATA_PATH, "mode": "rw"}},
                 mem_limit=spec.memory,
                 environment=spec.environment,
@@ -276,7 +278,8 @@ def follow_server_log(container: Container, *, lines: int = 50) -> Iterator[str]
         result = container.exec_run(["tail", "-n", str(lines), "-F", path], stream=True)
     except docker.errors.APIError as exc:
         raise ContainerError(f"cannot follow {path}: {_short(exc)}") from exc
-    for chunk in result.output:
+    # With stream=True the output is an iterator of chunks; types-docker has no overload that says so.
+    for chunk in cast(Iterator[bytes], result.output):
         yield chunk.decode("utf-8", "replace")
 
 
