@@ -9,17 +9,17 @@ from Amlen is not a bound port), and `teardown` deletes in reverse dependency or
 from __future__ import annotations
 
 import hashlib
-import socket
-import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from lab.amlen import AmlenClient, AmlenObject
 from lab.certs import PkiPaths, describe_certificate
 from lab.errors import AmlenError
+from lab.mqtt import handshake, tls_context
 from lab.settings import Settings
 
 __all__ = [
@@ -29,7 +29,6 @@ __all__ = [
     "converge",
     "desired_objects",
     "fingerprint",
-    "served_certificate",
     "teardown",
 ]
 
@@ -199,7 +198,7 @@ def confirm_live(
     `endpoints` maps an endpoint name to the (host, port) clients use. Docker's port proxy accepts TCP even
     when nothing listens inside, so only a handshake proves the listener.
     """
-    context = ssl.create_default_context(cafile=ca_file)
+    context = tls_context(ca_file=Path(ca_file), server_name=server_name)
     deadline = time.monotonic() + timeout
     for name, (host, port) in endpoints.items():
         problem = ""
@@ -210,44 +209,13 @@ def confirm_live(
             elif not entry.get("Enabled") or entry.get("LastErrorCode"):
                 problem = f"the monitor shows Enabled={entry.get('Enabled')} LastErrorCode={entry.get('LastErrorCode')}"
             else:
-                problem = _handshake_problem(context, host, port, server_name)
-                if not problem:
+                seen = handshake(host, port, context=context, server_name=server_name, timeout=2)
+                if seen.completed:
                     break
+                problem = f"no TLS handshake ({seen.error})"
             if time.monotonic() > deadline:
                 raise AmlenError(
                     f"Endpoint {name} was accepted but is not live on {host}:{port}: {problem}",
                     "run `invoke doctor`, and `invoke logs` for Amlen's side (look for CWLNA1102)",
                 )
             time.sleep(0.1)
-
-
-def served_certificate(host: str, port: int, server_name: str) -> bytes | None:
-    """The DER leaf certificate an endpoint presents, unverified (None when nothing answers TLS there).
-
-    How `up` notices that someone replaced the server certificate behind the lab's back: Amlen only shows
-    a certificate profile's file names and expiry date, not the certificate itself.
-    """
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    try:
-        with (
-            socket.create_connection((host, port), timeout=2) as raw,
-            context.wrap_socket(raw, server_hostname=server_name) as tls,
-        ):
-            return tls.getpeercert(binary_form=True)
-    except (OSError, ssl.SSLError):
-        return None
-
-
-def _handshake_problem(context: ssl.SSLContext, host: str, port: int, server_name: str) -> str:
-    try:
-        with (
-            socket.create_connection((host, port), timeout=2) as raw,
-            context.wrap_socket(raw, server_hostname=server_name),
-        ):
-            return ""
-    except ssl.SSLCertVerificationError as exc:
-        return f"its certificate does not verify ({exc.verify_message})"
-    except (OSError, ssl.SSLError) as exc:
-        return f"no TLS handshake ({exc.__class__.__name__}: {exc})"

@@ -33,6 +33,7 @@ __all__ = [
     "AMLEN_LOG_DIR",
     "ContainerSpec",
     "docker_client",
+    "docker_error_text",
     "ensure_image",
     "find_lab_container",
     "follow_server_log",
@@ -158,7 +159,7 @@ def ensure_image(client: docker.DockerClient, image: str, *, progress: Callable[
         client.images.get(image)
     except docker.errors.DockerException as exc:
         raise ContainerError(
-            f"cannot pull image {image} ({_short(exc)})",
+            f"cannot pull image {image} ({docker_error_text(exc)})",
             "check the network or `docker login`; for offline use `docker load` an image and set LAB_IMAGE",
         ) from exc
     return True
@@ -225,7 +226,7 @@ def _ensure_volume(client: docker.DockerClient, spec: ContainerSpec) -> None:
 
 
 def _start_error(exc: docker.errors.APIError, spec: ContainerSpec) -> ContainerError:
-    text = _short(exc)
+    text = docker_error_text(exc)
     if "port is already allocated" in text or "address already in use" in text:
         return ContainerError(
             f"cannot start {spec.name}: a host port is already in use ({text})",
@@ -277,7 +278,7 @@ def follow_server_log(container: Container, *, lines: int = 50) -> Iterator[str]
     try:
         result = container.exec_run(["tail", "-n", str(lines), "-F", path], stream=True)
     except docker.errors.APIError as exc:
-        raise ContainerError(f"cannot follow {path}: {_short(exc)}") from exc
+        raise ContainerError(f"cannot follow {path}: {docker_error_text(exc)}") from exc
     # With stream=True the output is an iterator of chunks; types-docker has no overload that says so.
     for chunk in cast(Iterator[bytes], result.output):
         yield chunk.decode("utf-8", "replace")
@@ -292,7 +293,7 @@ def remove_container(container: Container) -> None:
     except docker.errors.NotFound:
         return
     except docker.errors.APIError as exc:
-        raise ContainerError(f"cannot remove container {container.name}: {_short(exc)}") from exc
+        raise ContainerError(f"cannot remove container {container.name}: {docker_error_text(exc)}") from exc
 
 
 def remove_volume(client: docker.DockerClient, name: str, settings: Settings) -> bool:
@@ -306,7 +307,7 @@ def remove_volume(client: docker.DockerClient, name: str, settings: Settings) ->
     try:
         volume.remove(force=True)
     except docker.errors.APIError as exc:
-        raise ContainerError(f"cannot remove volume {name}: {_short(exc)}") from exc
+        raise ContainerError(f"cannot remove volume {name}: {docker_error_text(exc)}") from exc
     return True
 
 
@@ -323,6 +324,8 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def _short(exc: Exception) -> str:
+def docker_error_text(exc: BaseException) -> str:
+    """The first line of a docker SDK error (its server explanation when there is one), for one-line errors."""
     explanation: Any = getattr(exc, "explanation", None)
-    return str(explanation or exc).splitlines()[0][:300]
+    text = str(explanation or exc) or type(exc).__name__
+    return text.splitlines()[0][:300]

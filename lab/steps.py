@@ -28,12 +28,12 @@ from lab.configure import (
     confirm_live,
     converge,
     desired_objects,
-    served_certificate,
     teardown,
 )
 from lab.errors import CheckError, ContainerError, HostsError
 from lab.hosts import HostsState, add_hosts_entry, hosts_status, manual_instructions, remove_hosts_entry
 from lab.ledger import Ledger
+from lab.mqtt import handshake, tls_context
 from lab.settings import Settings
 from lab.waits import wait_until_ready
 
@@ -316,8 +316,10 @@ class AmlenConfigStep:
     def apply(self, ctx: LabContext) -> str:
         settings, pki = ctx.settings, pki_paths(ctx.settings)
         objects = desired_objects(settings, pki)
-        served = served_certificate(settings.host_ip, settings.tls_port, settings.hostname)
-        if served is not None and served != _der(pki.server_cert):
+        # Amlen shows a certificate profile's file names and expiry, not the certificate: ask the endpoint.
+        seen = handshake(settings.host_ip, settings.tls_port, context=tls_context(ca_file=None),
+                         server_name=settings.hostname, timeout=2)
+        if seen.chain and seen.chain[0] != _der(pki.server_cert):
             # The endpoint presents another certificate than the lab's: whatever the ledger remembers
             # uploading is no longer what Amlen holds, so upload it again.
             ctx.ledger.fingerprints.pop(pki.server_cert.name, None)

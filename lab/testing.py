@@ -52,7 +52,7 @@ from lab.certs import ensure_certificates, issue_client_certs, pki_paths
 from lab.configure import confirm_live, converge, desired_objects
 from lab.errors import CheckError, ContainerError, LabError
 from lab.mqtt import explain, tls_context
-from lab.runtime import AMLEN_ADMIN_PORT, ensure_image, lab_labels, read_server_logs
+from lab.runtime import AMLEN_ADMIN_PORT, docker_error_text, ensure_image, lab_labels, read_server_logs
 from lab.settings import Settings, load_settings
 from lab.waits import wait_until_ready
 
@@ -154,7 +154,7 @@ class AmlenLabContainer(DockerContainer):
             super().start()
         except (docker.errors.DockerException, ContainerStartException) as exc:
             raise ContainerError(
-                f"cannot start a container from {self.image}: {_short(exc)}",
+                f"cannot start a container from {self.image}: {docker_error_text(exc)}",
                 "check `docker info` and that the image runs (`docker run --rm IMAGE`)",
             ) from exc
         self._published = self._find_published()
@@ -183,7 +183,7 @@ class AmlenLabContainer(DockerContainer):
                 super().stop(force=force, delete_volume=delete_volume)
         except docker.errors.DockerException as exc:
             raise ContainerError(
-                f"cannot remove the Amlen container: {_short(exc)}", "see `docker ps -a`"
+                f"cannot remove the Amlen container: {docker_error_text(exc)}", "see `docker ps -a`"
             ) from exc
         finally:
             self._container = None
@@ -201,7 +201,7 @@ class AmlenLabContainer(DockerContainer):
             )
         except (docker.errors.DockerException, ConnectionError, TimeoutError, RuntimeError) as exc:
             raise ContainerError(
-                f"the container from {self.image} is not running with its ports published ({_short(exc)})",
+                f"the container from {self.image} is not running with its ports published ({docker_error_text(exc)})",
                 "does the image start? `docker run --rm IMAGE` shows why it exits",
                 details=read_server_logs(self.get_wrapped_container()),
             ) from exc
@@ -408,18 +408,14 @@ def _settle_reaper(client: docker.DockerClient) -> None:
         logger.warning(
             "testcontainers' reaper image %s cannot be pulled (%s): Ryuk disabled for this session; "
             "containers are removed by stop(). Set TESTCONTAINERS_RYUK_DISABLED=true to skip this check.",
-            image, _short(exc),
+            image, docker_error_text(exc),
         )
     testcontainers_config.ryuk_disabled = True
 
 
 def _docker_unreachable(exc: Exception) -> LabError:
+    where = os.environ.get("DOCKER_HOST") or "the default socket"
     return ContainerError(
-        f"Docker is not reachable at {os.environ.get('DOCKER_HOST') or 'the default socket'} ({_short(exc)})",
+        f"Docker is not reachable at {where} ({docker_error_text(exc)})",
         "start Docker and check `docker info`; DOCKER_HOST (or TC_HOST) selects another engine",
     )
-
-
-def _short(exc: BaseException) -> str:
-    text = str(getattr(exc, "explanation", None) or exc) or type(exc).__name__
-    return text.splitlines()[0][:300]

@@ -127,6 +127,15 @@ class Pki:
     KEY_PASSWORD = "standin-secret"
 
 
+def _client_certificate(
+    directory: Path, stem: str, common_name: str, *, issuer: tuple[x509.Certificate, rsa.RSAPrivateKey]
+) -> Issued:
+    """A fresh RSA key and a clientAuth certificate for `common_name`, signed by `issuer`, written as `stem`."""
+    key = _rsa()
+    cert = _certificate(common_name, key, issuer=issuer, usage=[ExtendedKeyUsageOID.CLIENT_AUTH])
+    return _write(directory, stem, cert, key)
+
+
 def make_pki(directory: Path) -> Pki:
     """Generate the test PKI into ``directory`` (about half a second)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -142,32 +151,10 @@ def make_pki(directory: Path) -> Pki:
         usage=[ExtendedKeyUsageOID.SERVER_AUTH],
     )
     server = _write(directory, "test.server", server_cert, server_key)
-    client_key = _rsa()
-    client = _write(
-        directory,
-        "client",
-        _certificate(
-            "standin-test-client",
-            client_key,
-            issuer=(ca.cert, ca_key),
-            usage=[ExtendedKeyUsageOID.CLIENT_AUTH],
-        ),
-        client_key,
-    )
+    client = _client_certificate(directory, "client", "standin-test-client", issuer=(ca.cert, ca_key))
     other_ca_key = _rsa()
     other_ca = _write(directory, "otherCA", _certificate("Other CA", other_ca_key, is_ca=True), other_ca_key)
-    other_client_key = _rsa()
-    other_client = _write(
-        directory,
-        "other-client",
-        _certificate(
-            "other-client",
-            other_client_key,
-            issuer=(other_ca.cert, other_ca_key),
-            usage=[ExtendedKeyUsageOID.CLIENT_AUTH],
-        ),
-        other_client_key,
-    )
+    other_client = _client_certificate(directory, "other-client", "other-client", issuer=(other_ca.cert, other_ca_key))
     unrelated = _write(directory, "unrelated", server_cert, _rsa()).key_path
     ec_key = ec.generate_private_key(ec.SECP256R1())
     ec_issued = _write(directory, "ec", _certificate(SERVER_NAME, ec_key, issuer=(ca.cert, ca_key)), ec_key)
