@@ -84,7 +84,8 @@ def main() -> None:
             env.update({"LAB_DIR": str(Path(scratch) / tag), "LAB_IMAGE": ref, "LAB_HOSTS_FILE": str(hosts),
                         "LAB_CONTAINER_NAME": f"bench-{tag}", "LAB_TLS_PORT": str(free_port()),
                         "LAB_MTLS_PORT": str(free_port()), "LAB_ADMIN_PORT": str(free_port()),
-                        "LAB_MEMORY": "512m"})
+                        "LAB_WORKSHOP_PORT": str(free_port()),
+                        "LAB_MEMORY": "1g"})
             # --no-hosts: verification then checks the handshakes by address (the scratch hosts file is not
             # what the resolver reads), so the figures include the TLS matrix.
             timed(env, "certs")  # certificates are made once per lab, not per `up`

@@ -314,10 +314,10 @@ def manual_instructions(settings: Settings, *, remove: bool = False, force: bool
     if sys.platform == "win32":
         return f"from an Administrator terminal run `{command}`, or {by_hand} by hand: {line}"
     env = {"LAB_DIR": str(settings.lab_dir)}
-    fields = Settings.model_fields
-    if settings.hostname != fields["hostname"].default:
+    defaults = Settings()
+    if settings.hostname != defaults.hostname:
         env["LAB_HOSTNAME"] = settings.hostname
-    if settings.host_ip != fields["host_ip"].default:
+    if settings.host_ip != defaults.host_ip:
         env["LAB_HOST_IP"] = settings.host_ip
     if settings.hosts_file != default_hosts_file():
         env["LAB_HOSTS_FILE"] = str(settings.hosts_file)

@@ -37,8 +37,10 @@ __all__ = [
     "ensure_image",
     "find_lab_container",
     "follow_server_log",
+    "image_matches",
     "lab_labels",
     "port_is_free",
+    "ports_match",
     "published_ports",
     "read_server_logs",
     "remove_container",
@@ -74,10 +76,15 @@ class ContainerSpec:
     memory: str
     labels: dict[str, str]
     environment: dict[str, str]
+    store_file_mb: int
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ContainerSpec:
-        """The lab's container: every port published on 127.0.0.1 only, at the same number as inside."""
+    def from_settings(cls, settings: Settings, *, workshop_address: str = "127.0.0.1") -> ContainerSpec:
+        """The lab's container: every port on 127.0.0.1 only, at the same number as inside.
+
+        Only the workshop port may be published on another address (`invoke workshop --expose`); the admin
+        port never is.
+        """
         loopback = "127.0.0.1"
         return cls(
             image=settings.image,
@@ -87,10 +94,12 @@ class ContainerSpec:
                 f"{AMLEN_ADMIN_PORT}/tcp": (loopback, settings.admin_port),
                 f"{settings.tls_port}/tcp": (loopback, settings.tls_port),
                 f"{settings.mtls_port}/tcp": (loopback, settings.mtls_port),
+                f"{settings.workshop_port}/tcp": (workshop_address, settings.workshop_port),
             },
             memory=settings.memory,
             labels=lab_labels(settings),
             environment={},
+            store_file_mb=settings.store_file_mb,
         )
 
 
@@ -168,7 +177,9 @@ def ensure_image(client: docker.DockerClient, image: str, *, progress: Callable[
 def start_container(client: docker.DockerClient, spec: ContainerSpec) -> tuple[Container, bool]:
     """Create (if needed) and start the container described by `spec`; returns it and whether it was created.
 
-    A container of that name that is not ours is never touched: that is an error with a hint.
+    A container of that name that is not ours is never touched: that is an error with a hint. Ours with other
+    published ports (an exposed workshop port, an older lab version) is re-created on the same volume, which
+    keeps Amlen's configuration. A new volume gets the store bound in its server.cfg before the first start.
     """
     created = False
     try:
@@ -180,15 +191,19 @@ def start_container(client: docker.DockerClient, spec: ContainerSpec) -> tuple[C
             f"a container named {spec.name} exists and does not belong to this lab",
             "remove it, or choose another LAB_CONTAINER_NAME",
         )
-    if container is not None and spec.image not in (container.image.tags if container.image else []):
+    if container is not None and not image_matches(container, spec.image):
         running = ", ".join(container.image.tags) if container.image else "an unknown image"
         raise ContainerError(
-            f"the lab container {spec.name} runs {running}, but LAB_IMAGE is {spec.image}",
+            f"the lab container {spec.name} runs {running or container.attrs.get('Image', '?')}, "
+            f"but LAB_IMAGE is {spec.image}",
             "`invoke down` then `invoke up` to switch images",
         )
     try:
+        if container is not None and not ports_match(container, spec):
+            remove_container(container)
+            container = None
         if container is None:
-            _ensure_volume(client, spec)
+            fresh_volume = _ensure_volume(client, spec)
             container = client.containers.create(
                 spec.image,
                 name=spec.name,
@@ -201,6 +216,10 @@ def start_container(client: docker.DockerClient, spec: ContainerSpec) -> tuple[C
                 detach=True,
             )
             created = True
+            if fresh_volume:
+                from lab.volume import bound_store
+
+                bound_store(container, spec.store_file_mb)
         if container.status != "running":
             container.start()
         container.reload()
@@ -212,17 +231,37 @@ def start_container(client: docker.DockerClient, spec: ContainerSpec) -> tuple[C
     return container, created
 
 
-def _ensure_volume(client: docker.DockerClient, spec: ContainerSpec) -> None:
+def image_matches(container: Container, image: str) -> bool:
+    """Does `container` run `image` (a tag, `name@sha256:...` or an image id)?"""
+    wanted = image if ":" in image.rsplit("/", 1)[-1] or "@" in image else f"{image}:latest"
+    found = container.image
+    if found is None:
+        return False
+    references = {*found.tags, *(found.attrs.get("RepoDigests") or []), found.id, found.short_id}
+    return wanted in references or (image.startswith("sha256:") and str(found.id).startswith(image))
+
+
+def ports_match(container: Container, spec: ContainerSpec) -> bool:
+    """Does `container` publish exactly the ports (and addresses) of `spec`?"""
+    bindings = (container.attrs.get("HostConfig") or {}).get("PortBindings") or {}
+    have = {key: (b[0].get("HostIp") or "0.0.0.0", int(b[0]["HostPort"] or 0)) for key, b in bindings.items() if b}
+    want = {key: (address, port or 0) for key, (address, port) in spec.ports.items()}
+    return have == want
+
+
+def _ensure_volume(client: docker.DockerClient, spec: ContainerSpec) -> bool:
+    """Make the lab's volume if needed; True when it is new (so still empty until `docker create` fills it)."""
     try:
         volume = client.volumes.get(spec.volume)
     except docker.errors.NotFound:
         client.volumes.create(spec.volume, labels=spec.labels)
-        return
+        return True
     if (volume.attrs.get("Labels") or {}).get(f"{_LABEL}.dir") != spec.labels[f"{_LABEL}.dir"]:
         raise ContainerError(
             f"a volume named {spec.volume} exists and does not belong to this lab",
             "remove it, or choose another LAB_CONTAINER_NAME",
         )
+    return False
 
 
 def _start_error(exc: docker.errors.APIError, spec: ContainerSpec) -> ContainerError:

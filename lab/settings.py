@@ -1,28 +1,38 @@
 """The lab's settings: one frozen, validated object built once from LAB_* variables and an optional `.env`.
 
-Everything else receives a `Settings`; nothing reads the environment at import time.
+Everything else receives a `Settings`; nothing reads the environment at import time. A plain dataclass
+on purpose: every `invoke` command builds one, and a validation framework would cost more start-up time
+than the whole warm `up` has to spend (issue 13). A bad value is a `SettingsError` whose one line names
+the LAB_* key.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import re
 import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
-
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing import Any, ClassVar
 
 from lab.errors import SettingsError
 
-__all__ = ["Settings", "default_hosts_file", "load_settings"]
+__all__ = ["Secret", "Settings", "default_hosts_file", "is_valid_hostname", "load_settings", "memory_bytes"]
 
 # Lifetimes from the guide: a 5-year toy root, and 825 days for leaves because Apple platforms reject
 # TLS server certificates valid for longer (and the guide follows that rule).
 CA_DAYS = 1825
 LEAF_DAYS = 825
+# Amlen autotunes TcpMaxConnections = (memory MiB // 1024) * 2 * 4000: under 1 GiB that is 0 and every
+# connection is refused (CWLNA1119), although the server otherwise looks healthy (reference, 2026-11-29).
+MIN_MEMORY = 1 << 30
+# Store.PersistFileSizeMB: Amlen accepts 256..65536 MiB; 256 keeps a lab volume near 1.1 GiB instead of
+# fs/24 per store file (up to 64 GiB on a large disk).
+STORE_FILE_MB_RANGE = (256, 65536)
+_HINT = "fix it in .env or the environment (see .env.example)"
 
 # RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens, each <= 63, total <= 253.
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -32,6 +42,9 @@ _SECURITY_PROFILE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,31}$")
 _AMLEN_NAME = re.compile(r'^[A-Z\[\\\]^_`a-z{|}~\x80-\uffff][^,="\\\x00-\x1f]{0,255}$')
 # Client certificate names become file names and certificate CNs.
 _CLIENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Docker's memory syntax: a number and an optional binary unit (b, k, m, g; "kb", "mib"... accepted too).
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+_MEMORY_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
 def default_hosts_file() -> Path:
@@ -49,13 +62,160 @@ def is_valid_hostname(name: str) -> bool:
     return all(_LABEL.match(label) for label in labels) and not labels[-1].isdigit()
 
 
-class Settings(BaseSettings):
-    """Every knob of the lab, with the guide's values as defaults. See `.env.example` for each key."""
+def memory_bytes(text: str) -> int | None:
+    """Docker's memory syntax (`3g`, `1536m`, `1073741824`) in bytes; None when it is not that syntax."""
+    match = _MEMORY.match(text)
+    if not match:
+        return None
+    return int(float(match[1]) * _MEMORY_UNITS[match[2].lower()])
 
-    model_config = SettingsConfigDict(
-        env_prefix="LAB_", env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True,
-        env_ignore_empty=True,
-    )
+
+class Secret:
+    """A value kept out of reprs, logs and tracebacks (the CA passphrase)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        """The value itself; call this only where it is used."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+# ---- validators: each returns the normalised value or raises ValueError with the words for the user -------
+
+
+def _hostname(value: str) -> str:
+    if not is_valid_hostname(value):
+        raise ValueError(f"{value!r} is not a valid DNS host name (RFC 1123: letters, digits, inner hyphens)")
+    return value.lower()
+
+
+def _optional_hostname(value: str) -> str:
+    return _hostname(value) if value else value
+
+
+def _ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+
+
+def _port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError(f"{value} is not a port number (1-65535)")
+    return value
+
+
+def _security_profile(value: str) -> str:
+    if not _SECURITY_PROFILE.match(value):
+        raise ValueError(
+            f"{value!r} would be rejected by Amlen: a SecurityProfile name is letters and digits only, "
+            "at most 32, starting with a letter"
+        )
+    return value
+
+
+def _amlen_name(value: str) -> str:
+    if not _AMLEN_NAME.match(value) or value != value.strip():
+        raise ValueError(
+            f"{value!r} would be rejected by Amlen: names start with a letter and contain none of , = \" \\"
+        )
+    return value
+
+
+def _client_names(value: tuple[str, ...]) -> tuple[str, ...]:
+    for name in value:
+        if not _CLIENT_NAME.match(name):
+            raise ValueError(f"{name!r} is not a usable client name (letters, digits, '.', '_', '-')")
+    return value
+
+
+def _days(value: int) -> int:
+    if not 1 <= value <= 36500:
+        raise ValueError(f"{value} days is not a usable certificate lifetime (1-36500)")
+    return value
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _admin_url(value: str) -> str:
+    if value and not re.match(r"^https?://[^/\s]+/?$", value):
+        raise ValueError(f"{value!r} is not an admin URL like http://127.0.0.1:9089")
+    return value.rstrip("/")
+
+
+def _memory(value: str) -> str:
+    size = memory_bytes(value)
+    if size is None:
+        raise ValueError(f"{value!r} is not a memory size like 3g or 1536m")
+    if size < MIN_MEMORY:
+        raise ValueError(
+            f"{value} is below 1 GiB, and under 1 GiB Amlen refuses every connection (it allows "
+            "2 x 4000 per whole GiB: CWLNA1119); use 1g or more"
+        )
+    return value.strip()
+
+
+def _store_file_mb(value: int) -> int:
+    low, high = STORE_FILE_MB_RANGE
+    if not low <= value <= high:
+        raise ValueError(f"{value} is outside Amlen's range for Store.PersistFileSizeMB ({low}..{high} MiB)")
+    return value
+
+
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "hostname": _hostname,
+    "host_ip": _ip,
+    "tls_port": _port,
+    "mtls_port": _port,
+    "admin_port": _port,
+    "admin_url": _admin_url,
+    "memory": _memory,
+    "store_file_mb": _store_file_mb,
+    "ready_timeout": _positive,
+    "certificate_profile": _amlen_name,
+    "security_profile": _security_profile,
+    "mutual_security_profile": _security_profile,
+    "tls_endpoint": _amlen_name,
+    "mtls_endpoint": _amlen_name,
+    "message_hub": _amlen_name,
+    "connection_policy": _amlen_name,
+    "topic_policy": _amlen_name,
+    "subscription_policy": _amlen_name,
+    "ca_days": _days,
+    "server_days": _days,
+    "client_days": _days,
+    "client_names": _client_names,
+    "workshop_port": _port,
+    "workshop_hostname": _optional_hostname,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the lab, with the guide's values as defaults. See `.env.example` for each key.
+
+    Build it with `load_settings()` (environment and `.env`) or directly with keyword arguments (tests);
+    either way every value is validated. `replace(**changes)` gives a validated copy.
+    """
 
     dir: Path = Path(".lab")
     hostname: str = "testserver.getting.started"
@@ -63,13 +223,14 @@ class Settings(BaseSettings):
     tls_port: int = 8889
     mtls_port: int = 8890
     admin_port: int = 9089
-    admin_url: str = ""  # empty: http://127.0.0.1:<admin_port>, the container's loopback-published port
+    admin_url: str = ""  # empty: http://127.0.0.1:<admin_port>, the container's port
     image: str = "quay.io/amlen/amlen-server:main"
     container_name: str = "amlen-lab"
     # Docs ask for 4 GB; Amlen's operator runs demo systems in 3Gi, which is kinder to laptops.
     memory: str = "3g"
-    hosts_file: Path = Field(default_factory=default_hosts_file)
-    ca_passphrase: SecretStr | None = None
+    store_file_mb: int = STORE_FILE_MB_RANGE[0]
+    hosts_file: Path = field(default_factory=default_hosts_file)
+    ca_passphrase: Secret | None = field(default=None, repr=False)
     ready_timeout: float = 180.0
 
     certificate_profile: str = "TestServer-from-ToyCA"
@@ -85,101 +246,55 @@ class Settings(BaseSettings):
     ca_days: int = CA_DAYS
     server_days: int = LEAF_DAYS
     client_days: int = LEAF_DAYS
-    client_names: Annotated[tuple[str, ...], NoDecode] = ("test.client1",)
+    client_names: tuple[str, ...] = ("test.client1",)
 
-    @field_validator("client_names", mode="before")
-    @classmethod
-    def _split_names(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+    workshop_port: int = 8891
+    workshop_hostname: str = ""
 
-    @field_validator("hostname")
-    @classmethod
-    def _hostname(cls, value: str) -> str:
-        if not is_valid_hostname(value):
-            raise ValueError(f"{value!r} is not a valid DNS host name (RFC 1123: letters, digits, inner hyphens)")
-        return value.lower()
+    # Which keys were given explicitly (not defaults): lets callers tell "the default" from "asked for".
+    given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
-    @field_validator("host_ip")
-    @classmethod
-    def _host_ip(cls, value: str) -> str:
-        try:
-            return str(ipaddress.ip_address(value))
-        except ValueError:
-            raise ValueError(f"{value!r} is not an IP address") from None
+    _PORT_KEYS: ClassVar[tuple[str, ...]] = ("tls_port", "mtls_port", "admin_port", "workshop_port")
 
-    @field_validator("tls_port", "mtls_port", "admin_port")
-    @classmethod
-    def _port(cls, value: int) -> int:
-        if not 1 <= value <= 65535:
-            raise ValueError(f"{value} is not a port number (1-65535)")
-        return value
+    def __post_init__(self) -> None:
+        for item in dataclasses.fields(self):
+            if item.name == "given":
+                continue
+            raw = getattr(self, item.name)
+            try:
+                value = _convert(item.name, item.type, raw)
+                check = _CHECKS.get(item.name)
+                if check is not None:
+                    value = check(value)
+            except ValueError as exc:
+                raise SettingsError(f"{_key(item.name)}: {exc}", _HINT) from None
+            if value is not raw:
+                object.__setattr__(self, item.name, value)
+        self._check_together()
 
-    @field_validator("security_profile", "mutual_security_profile")
-    @classmethod
-    def _security_profile(cls, value: str) -> str:
-        if not _SECURITY_PROFILE.match(value):
-            raise ValueError(
-                f"{value!r} would be rejected by Amlen: a SecurityProfile name is letters and digits only, "
-                "at most 32, starting with a letter"
-            )
-        return value
-
-    @field_validator(
-        "certificate_profile", "tls_endpoint", "mtls_endpoint", "message_hub",
-        "connection_policy", "topic_policy", "subscription_policy",
-    )
-    @classmethod
-    def _amlen_name(cls, value: str) -> str:
-        if not _AMLEN_NAME.match(value) or value != value.strip():
-            raise ValueError(
-                f"{value!r} would be rejected by Amlen: names start with a letter and contain none of , = \" \\"
-            )
-        return value
-
-    @field_validator("client_names")
-    @classmethod
-    def _client_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for name in value:
-            if not _CLIENT_NAME.match(name):
-                raise ValueError(f"{name!r} is not a usable client name (letters, digits, '.', '_', '-')")
-        return value
-
-    @field_validator("ca_days", "server_days", "client_days")
-    @classmethod
-    def _days(cls, value: int) -> int:
-        if not 1 <= value <= 36500:
-            raise ValueError(f"{value} days is not a usable certificate lifetime (1-36500)")
-        return value
-
-    @field_validator("ready_timeout")
-    @classmethod
-    def _timeout(cls, value: float) -> float:
-        if value <= 0:
-            raise ValueError("must be a positive number of seconds")
-        return value
-
-    @field_validator("admin_url")
-    @classmethod
-    def _admin_url(cls, value: str) -> str:
-        if value and not re.match(r"^https?://[^/\s]+/?$", value):
-            raise ValueError(f"{value!r} is not an admin URL like http://127.0.0.1:9089")
-        return value.rstrip("/")
-
-    @model_validator(mode="after")
-    def _distinct_ports(self) -> Settings:
-        ports = {"LAB_TLS_PORT": self.tls_port, "LAB_MTLS_PORT": self.mtls_port, "LAB_ADMIN_PORT": self.admin_port}
+    def _check_together(self) -> None:
         seen: dict[int, str] = {}
-        for key, port in ports.items():
+        for name in self._PORT_KEYS:
+            port = getattr(self, name)
             if port in seen:
-                raise ValueError(f"{key} and {seen[port]} are both {port}; each needs its own port")
-            seen[port] = key
+                raise SettingsError(
+                    f"{_key(name)} and {_key(seen[port])} are both {port}; each needs its own port", _HINT
+                )
+            seen[port] = name
         if self.security_profile == self.mutual_security_profile:
-            raise ValueError("LAB_SECURITY_PROFILE and LAB_MUTUAL_SECURITY_PROFILE must differ")
+            raise SettingsError("LAB_SECURITY_PROFILE and LAB_MUTUAL_SECURITY_PROFILE must differ", _HINT)
         if self.tls_endpoint == self.mtls_endpoint:
-            raise ValueError("LAB_TLS_ENDPOINT and LAB_MTLS_ENDPOINT must differ")
-        return self
+            raise SettingsError("LAB_TLS_ENDPOINT and LAB_MTLS_ENDPOINT must differ", _HINT)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The settings' field names (each is read from LAB_<NAME>)."""
+        return tuple(item.name for item in dataclasses.fields(cls) if item.name != "given")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A validated copy with `changes` applied (None values are ignored)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, given=self.given | set(changes), **changes)
 
     # Derived values: computed, never configured twice.
     @property
@@ -202,23 +317,65 @@ class Settings(BaseSettings):
         """The Amlen admin API's base URL."""
         return self.admin_url or f"http://127.0.0.1:{self.admin_port}"
 
-    def __repr_args__(self) -> Any:
-        # SecretStr already masks the passphrase; keep the repr short and safe to paste into a bug report.
-        return [(k, v) for k, v in super().__repr_args__() if k != "ca_passphrase"]
+    @property
+    def memory_bytes(self) -> int:
+        """LAB_MEMORY in bytes."""
+        size = memory_bytes(self.memory)
+        assert size is not None  # validated in __post_init__
+        return size
 
 
-def load_settings(**overrides: Any) -> Settings:
+def _key(name: str) -> str:
+    return f"LAB_{name.upper()}"
+
+
+def _convert(name: str, kind: Any, raw: Any) -> Any:
+    """A raw value (a string from the environment, or a Python value) as the field's type."""
+    kind = str(kind)
+    if raw is None:
+        return None
+    if kind.startswith("Secret"):
+        return raw if isinstance(raw, Secret) else Secret(str(raw))
+    if kind == "Path":
+        return raw if isinstance(raw, Path) else Path(str(raw))
+    if kind == "int":
+        if isinstance(raw, bool) or not isinstance(raw, int | str):
+            raise ValueError(f"{raw!r} is not a valid integer")
+        try:
+            return raw if isinstance(raw, int) else int(raw.strip())
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a valid integer") from None
+    if kind == "float":
+        try:
+            return raw if isinstance(raw, float) else float(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"{raw!r} is not a valid number") from None
+    if kind.startswith("tuple"):
+        if isinstance(raw, str):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return tuple(raw)
+    if not isinstance(raw, str):
+        raise ValueError(f"{raw!r} is not text")
+    return raw
+
+
+def _from_files_and_environment(environ: Mapping[str, str], env_file: Path | None) -> dict[str, str]:
+    """LAB_* values: `.env` first, the environment over it; empty values count as unset."""
+    values: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        from dotenv import dotenv_values  # only when there is a .env: the import is not free
+
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update({k: v for k, v in environ.items() if k.startswith("LAB_")})
+    known = {_key(name): name for name in Settings.names()}
+    return {known[key]: value for key, value in values.items() if key in known and value.strip()}
+
+
+def load_settings(*, env_file: Path | None = Path(".env"), **overrides: Any) -> Settings:
     """Build the settings from the environment, `.env` and `overrides`; invalid values raise SettingsError.
 
     The message is one line naming the LAB_* key, so a typo in `.env` is found at once.
     """
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        location = error.get("loc") or ()
-        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
-        if location:
-            key = "LAB_" + str(location[0]).upper()
-            raise SettingsError(f"{key}: {message}", "fix it in .env or the environment (see .env.example)") from None
-        raise SettingsError(message, "fix it in .env or the environment (see .env.example)") from None
+    values: dict[str, Any] = _from_files_and_environment(os.environ, env_file)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values, given=frozenset(values))

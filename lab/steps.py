@@ -138,14 +138,14 @@ class PreflightStep:
         if ours is not None and ours.status == "running":
             held_by_us = {port for _, port in runtime.published_ports(ours).values()}
         for key, port in (("LAB_ADMIN_PORT", s.admin_port), ("LAB_TLS_PORT", s.tls_port),
-                          ("LAB_MTLS_PORT", s.mtls_port)):
+                          ("LAB_MTLS_PORT", s.mtls_port), ("LAB_WORKSHOP_PORT", s.workshop_port)):
             if port not in held_by_us and not runtime.port_is_free(port):
                 raise ContainerError(
                     f"port {port} on 127.0.0.1 is already in use by another process",
                     f"stop it (`ss -ltnp 'sport = :{port}'` shows who), or set {key} to a free port",
                 )
         _hosts_preflight(ctx)
-        return f"Docker reachable; ports {s.admin_port}, {s.tls_port}, {s.mtls_port} available"
+        return f"Docker reachable; ports {s.admin_port}, {s.tls_port}, {s.mtls_port}, {s.workshop_port} available"
 
     def undo(self, ctx: LabContext) -> str:
         return ""
@@ -228,13 +228,14 @@ class ContainerStep:
 
     def check(self, ctx: LabContext) -> bool:
         found = runtime.find_lab_container(ctx.docker, ctx.settings)
-        if found is not None and found.status == "running" and found.image and ctx.settings.image in found.image.tags:
+        if (found is not None and found.status == "running" and runtime.image_matches(found, ctx.settings.image)
+                and runtime.ports_match(found, container_spec(ctx))):
             ctx.container = found
             return True
         return False
 
     def apply(self, ctx: LabContext) -> str:
-        spec = runtime.ContainerSpec.from_settings(ctx.settings)
+        spec = container_spec(ctx)
         pulled = runtime.ensure_image(ctx.docker, spec.image, progress=ctx.progress)
         existing_volume = _volume_exists(ctx.docker, spec.volume)
         container, created = runtime.start_container(ctx.docker, spec)
@@ -270,6 +271,12 @@ class ContainerStep:
                 done.append(f"removed volume {volume_name}")
             ctx.ledger.forget("volume")
         return "; ".join(done) or "no container to remove"
+
+
+def container_spec(ctx: LabContext) -> runtime.ContainerSpec:
+    """The container this lab wants: the settings, plus where a workshop port is exposed (the ledger says)."""
+    exposed = (ctx.ledger.entries.get("workshop") or {}).get("expose")
+    return runtime.ContainerSpec.from_settings(ctx.settings, workshop_address=exposed or "127.0.0.1")
 
 
 def _der(path: Path) -> bytes:

@@ -95,7 +95,7 @@ class AmlenLabContainer(DockerContainer):
         **kwargs: Any,
     ) -> None:
         self._owned_dir: Path | None = None
-        if lab_dir is None and (settings is None or "dir" not in settings.model_fields_set):
+        if lab_dir is None and (settings is None or "dir" not in settings.given):
             # Named now, created by start(): an object that is never started leaves nothing on disk.
             lab_dir = Path(tempfile.gettempdir()) / f"amlen-lab-{secrets.token_hex(6)}"
             self._owned_dir = lab_dir
@@ -103,7 +103,7 @@ class AmlenLabContainer(DockerContainer):
             settings = load_settings(dir=lab_dir, image=image)
         else:
             updates = {"dir": Path(lab_dir) if lab_dir is not None else None, "image": image}
-            settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
+            settings = settings.replace(**updates)
         self.settings = settings
         self.ready_timeout = ready_timeout or settings.ready_timeout
         self.pki = pki_paths(settings)

@@ -54,6 +54,10 @@ class LabEnv:
         return int(self.env["LAB_ADMIN_PORT"])
 
     @property
+    def workshop_port(self) -> int:
+        return int(self.env["LAB_WORKSHOP_PORT"])
+
+    @property
     def hostname(self) -> str:
         return self.env["LAB_HOSTNAME"]
 
@@ -74,8 +78,9 @@ class LabEnv:
             "LAB_TLS_PORT": str(free_port()),
             "LAB_MTLS_PORT": str(free_port()),
             "LAB_ADMIN_PORT": str(free_port()),
+            "LAB_WORKSHOP_PORT": str(free_port()),
             "LAB_READY_TIMEOUT": "60",
-            "LAB_MEMORY": "512m",
+            "LAB_MEMORY": "1g",  # Amlen refuses every connection under 1 GiB (CWLNA1119)
             **overrides,
         })
         return cls(directory, env)
@@ -83,7 +88,8 @@ class LabEnv:
     def settings(self) -> Settings:
         """The Settings the subprocesses build from these LAB_* variables, for in-process helpers."""
         return load_settings(dir=self.dir, hostname=self.hostname, tls_port=self.tls_port,
-                             mtls_port=self.mtls_port, admin_port=self.admin_port)
+                             mtls_port=self.mtls_port, admin_port=self.admin_port,
+                             workshop_port=self.workshop_port)
 
     def invoke(self, *args: str, timeout: float = 300, **extra_env: str) -> subprocess.CompletedProcess[str]:
         """Run `invoke <args>` in a subprocess, from the repository, like a user at a terminal would."""

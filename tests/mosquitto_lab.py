@@ -80,6 +80,7 @@ def lab_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         tls_port=free_port(),
         mtls_port=free_port(),
         admin_port=free_port(),
+        workshop_port=free_port(),
         ca_passphrase=PASSPHRASE,
         hosts_file=HOSTS,
     )

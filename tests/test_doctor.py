@@ -163,7 +163,7 @@ def admin_api(lab_settings: Settings) -> Iterator[str]:
 
 
 def test_unbound_endpoint_and_missing_trusted_ca_are_named(lab_settings: Settings, admin_api: str) -> None:
-    settings = lab_settings.model_copy(update={"admin_url": admin_api})
+    settings = lab_settings.replace(admin_url=admin_api)
 
     report = doctor(settings)
 

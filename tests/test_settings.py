@@ -39,10 +39,10 @@ def test_defaults_are_the_guides_values() -> None:
 def test_every_key_in_env_example_is_a_setting_with_that_default(tmp_path: Path) -> None:
     example = (ROOT / ".env.example").read_text().splitlines()
     keys = [line.split("=", 1)[0] for line in example if line and not line.startswith("#")]
-    fields = {f"LAB_{name.upper()}" for name in Settings.model_fields}
+    fields = {f"LAB_{name.upper()}" for name in Settings.names()}
     assert set(keys) == fields
     (tmp_path / ".env").write_text("\n".join(example) + "\n")
-    assert load_settings() == Settings(_env_file=None)
+    assert load_settings() == Settings()
 
 
 def test_env_file_and_environment_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -79,6 +79,13 @@ def test_passphrase_is_hidden_from_repr(monkeypatch: pytest.MonkeyPatch) -> None
         ("LAB_SERVER_DAYS", "0", "lifetime"),
         ("LAB_READY_TIMEOUT", "-1", "positive"),
         ("LAB_ADMIN_URL", "ftp://x", "not an admin URL"),
+        ("LAB_MEMORY", "512m", "below 1 GiB"),
+        ("LAB_MEMORY", "768m", "CWLNA1119"),
+        ("LAB_MEMORY", "lots", "not a memory size"),
+        ("LAB_STORE_FILE_MB", "100", "256..65536"),
+        ("LAB_STORE_FILE_MB", "65537", "Store.PersistFileSizeMB"),
+        ("LAB_WORKSHOP_PORT", "8890", "both 8890"),
+        ("LAB_WORKSHOP_HOSTNAME", "bad_name", "not a valid DNS host name"),
     ],
 )
 def test_bad_value_fails_at_load_naming_the_key(
@@ -110,3 +117,19 @@ def test_bad_setting_through_invoke_is_one_line_and_exit_1(tmp_path: Path) -> No
     assert "Traceback" not in result.stderr + result.stdout
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == [lines[0]] and "LAB_TLS_PORT" in lines[0] and "hint:" in lines[0]
+
+
+@pytest.mark.parametrize(("value", "size"), [("1g", 1 << 30), ("1024m", 1 << 30), ("1.5g", 3 << 29), ("3G", 3 << 30),
+                                             ("1073741824", 1 << 30), ("2gb", 2 << 30)])
+def test_memory_accepts_dockers_syntax_from_one_gib(monkeypatch: pytest.MonkeyPatch, value: str, size: int) -> None:
+    monkeypatch.setenv("LAB_MEMORY", value)
+    assert load_settings().memory_bytes == size
+
+
+def test_replace_validates_and_remembers_what_was_given(tmp_path: Path) -> None:
+    base = load_settings(dir=tmp_path / "lab")
+    assert "dir" in base.given and "hostname" not in base.given
+    changed = base.replace(tls_port=18889)
+    assert changed.tls_port == 18889 and "tls_port" in changed.given and base.tls_port == 8889
+    with pytest.raises(SettingsError, match="LAB_TLS_PORT"):
+        base.replace(tls_port=70000)

@@ -86,7 +86,7 @@ def healthy_lab(lab: Lab) -> Lab:
     if not lab.healthy:
         lab.invoke("down")
         _remove_container(lab)
-        for key in ("LAB_TLS_PORT", "LAB_MTLS_PORT", "LAB_ADMIN_PORT"):
+        for key in ("LAB_TLS_PORT", "LAB_MTLS_PORT", "LAB_ADMIN_PORT", "LAB_WORKSHOP_PORT"):
             lab.env[key] = str(free_port())
         result = lab.invoke("up")
         if result.returncode != 0:
