@@ -9,25 +9,27 @@ from Amlen is not a bound port), and `teardown` deletes in reverse dependency or
 from __future__ import annotations
 
 import hashlib
+import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from lab.amlen import AmlenClient, AmlenObject
 from lab.certs import PkiPaths, describe_certificate
-from lab.errors import AmlenError
-from lab.mqtt import handshake, tls_context
+from lab.deadline import Deadline
+from lab.errors import AmlenError, CheckError
 from lab.settings import Settings
 
 __all__ = [
+    "EndpointProbe",
     "ObjectAction",
     "ObjectResult",
     "confirm_live",
     "converge",
     "desired_objects",
+    "endpoint_probes",
     "fingerprint",
     "teardown",
 ]
@@ -185,37 +187,69 @@ def teardown(amlen: AmlenClient, objects: Iterable[AmlenObject]) -> list[str]:
     return deleted
 
 
+@dataclass(frozen=True)
+class EndpointProbe:
+    """How to prove one endpoint: its Amlen name, where clients reach it, and a client TLS context for it."""
+
+    name: str
+    host: str
+    port: int
+    context: ssl.SSLContext
+
+
+def endpoint_probes(settings: Settings, pki: PkiPaths, host: str, tls_port: int, mtls_port: int) -> list[EndpointProbe]:
+    """The guide's two endpoints as clients reach them at `host`: trusting only the lab CA and checking the
+    lab's host name (sent by TLS even when dialling an address); the mutual one with the first client
+    certificate."""
+    from lab.tls import tls_context
+
+    if not settings.client_names:
+        raise CheckError("no client certificate is configured (LAB_CLIENT_NAMES is empty), so the mutual-TLS "
+                         "endpoint cannot be proven", "set LAB_CLIENT_NAMES, e.g. test.client1")
+    key, cert = pki.client(settings.client_names[0])
+    plain = tls_context(ca_file=pki.ca_cert, server_name=settings.hostname)
+    mutual = tls_context(ca_file=pki.ca_cert, cert=cert, key=key, server_name=settings.hostname)
+    return [EndpointProbe(settings.tls_endpoint, host, tls_port, plain),
+            EndpointProbe(settings.mtls_endpoint, host, mtls_port, mutual)]
+
+
 def confirm_live(
     amlen: AmlenClient,
-    endpoints: Mapping[str, tuple[str, int]],
+    probes: Sequence[EndpointProbe],
     *,
-    ca_file: str,
-    server_name: str,
-    timeout: float = 10.0,
+    timeout: float = 20.0,
+    diagnose: Callable[[str], list[str]] = lambda _name: [],
 ) -> None:
-    """Wait until every endpoint is in Amlen's monitor and completes a TLS handshake on its host port.
+    """Wait until every endpoint is in Amlen's monitor and answers an MQTT CONNECT with a CONNACK.
 
-    `endpoints` maps an endpoint name to the (host, port) clients use. Docker's port proxy accepts TCP even
-    when nothing listens inside, so only a handshake proves the listener.
+    A 200 from Amlen is not a bound port, Docker's port proxy accepts TCP even when nothing listens inside,
+    and a TLS handshake is not enough either: under 1 GiB of memory Amlen completes nothing and closes every
+    connection (CWLNA1119). Only a CONNACK proves the endpoint. The wait is pause-aware (`lab.deadline`);
+    when it runs out, `diagnose(name)` (Amlen's log, in words) names the cause.
     """
-    context = tls_context(ca_file=Path(ca_file), server_name=server_name)
-    deadline = time.monotonic() + timeout
-    for name, (host, port) in endpoints.items():
+    from lab.mqtt import try_connect  # paho only for this proof
+
+    deadline = Deadline(timeout)
+    for probe in probes:
         problem = ""
         while True:
-            entry = amlen.endpoint_monitor(name)
+            entry = amlen.endpoint_monitor(probe.name)
             if entry is None:
                 problem = "it is missing from Amlen's endpoint monitor (port held by another process?)"
             elif not entry.get("Enabled") or entry.get("LastErrorCode"):
                 problem = f"the monitor shows Enabled={entry.get('Enabled')} LastErrorCode={entry.get('LastErrorCode')}"
             else:
-                seen = handshake(host, port, context=context, server_name=server_name, timeout=2)
-                if seen.completed:
+                outcome = try_connect(probe.host, probe.port, context=probe.context,
+                                      timeout=max(deadline.cap(5.0), 1.0))
+                if outcome.accepted:
                     break
-                problem = f"no TLS handshake ({seen.error})"
-            if time.monotonic() > deadline:
+                problem = f"MQTT CONNECT got {outcome.reason}"
+            if deadline.expired():
+                causes = diagnose(probe.name)
                 raise AmlenError(
-                    f"Endpoint {name} was accepted but is not live on {host}:{port}: {problem}",
-                    "run `invoke doctor`, and `invoke logs` for Amlen's side (look for CWLNA1102)",
+                    f"Endpoint {probe.name} was accepted but is not live on {probe.host}:{probe.port}: "
+                    + (causes[0] if causes else problem),
+                    "run `invoke doctor`, and `invoke logs` for Amlen's side" if not causes
+                    else f"(the client saw: {problem})",
                 )
             time.sleep(0.1)

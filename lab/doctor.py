@@ -20,8 +20,8 @@ from lab.amlen import AmlenClient, is_ready
 from lab.certinfo import CertInfo, describe_certificate, lint_certificates, pki_paths
 from lab.errors import LabError
 from lab.hosts import hosts_status
-from lab.mqtt import handshake, tls_context
 from lab.settings import Settings
+from lab.tls import handshake, tls_context
 
 __all__ = ["EXPIRY_WARN_DAYS", "DoctorCheck", "DoctorReport", "Status", "doctor"]
 

@@ -8,6 +8,7 @@ to a callback and the results come back as data for `lab.report` to render.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -43,6 +44,7 @@ class StepStatus(StrEnum):
     SKIPPED = "skipped"
     FAILED = "failed"
     UNDONE = "undone"
+    NOTICE = "notice"  # a step tells the user something before it goes on (e.g. why sudo asks)
 
 
 class Outcome(StrEnum):
@@ -125,6 +127,7 @@ def down(settings: Settings, options: Options | None = None, *, on_event: Listen
         failures: list[LabError] = []
         try:
             for index, step in enumerate(steps, 1):
+                ctx.notice = functools.partial(_notice, on_event, step.name)
                 on_event(StepEvent(step.name, StepStatus.RUNNING, index=index, total=len(steps)))
                 t0 = time.monotonic()
                 try:
@@ -159,6 +162,7 @@ def _forward(settings: Settings, options: Options, steps: Sequence[Step], on_eve
         try:
             current = ""
             ctx.progress = lambda text: on_progress(current, text)
+            ctx.notice = lambda text: on_event(StepEvent(current, StepStatus.NOTICE, text))
             for index, step in enumerate(steps, 1):
                 current = step.name
                 on_event(StepEvent(step.name, StepStatus.RUNNING, index=index, total=len(steps)))
@@ -206,6 +210,10 @@ def _roll_back(ctx: LabContext, steps: Sequence[Step], report: RunReport, on_eve
             on_event(event)
     if ctx.ledger.is_empty():
         ctx.ledger.delete()
+
+
+def _notice(on_event: Listener, step: str, text: str) -> None:
+    on_event(StepEvent(step, StepStatus.NOTICE, text))
 
 
 def _run_id() -> str:

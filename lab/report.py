@@ -65,6 +65,10 @@ class StepPrinter:
             self._label = f"[{event.index}/{event.total}] {event.step}"
             self._spin(self._label)
             return
+        if event.status is StepStatus.NOTICE:
+            self._stop()  # a prompt (sudo) may follow: the spinner must not draw over it
+            console.print(f"[yellow]![/] {event.step}: {escape(event.detail)}", soft_wrap=True)
+            return
         self._stop()
         counter = f"[{event.index}/{event.total}] " if event.total else ""
         console.print(f"{_MARKS[event.status]} {counter}{event.step}: {event.detail} [dim]({event.seconds:.1f} s)[/]")

@@ -20,7 +20,7 @@ import docker
 from docker.models.containers import Container
 
 from lab import runtime
-from lab.amlen import AmlenClient, AmlenObject
+from lab.amlen import AmlenClient, AmlenObject, explain_server_log
 from lab.certs import Action, check_certificates, ensure_certificates, pki_paths
 from lab.configure import (
     ObjectAction,
@@ -28,13 +28,15 @@ from lab.configure import (
     confirm_live,
     converge,
     desired_objects,
+    endpoint_probes,
     teardown,
 )
+from lab.elevate import hosts_as_root, needs_root, prepare_sudo
 from lab.errors import CheckError, ContainerError, HostsError
 from lab.hosts import HostsState, add_hosts_entry, hosts_status, manual_instructions, remove_hosts_entry
 from lab.ledger import Ledger
-from lab.mqtt import handshake, tls_context
 from lab.settings import Settings
+from lab.tls import handshake, tls_context
 from lab.waits import wait_until_ready
 
 __all__ = [
@@ -73,6 +75,8 @@ class LabContext:
     run_id: str
     options: Options = field(default_factory=Options)
     progress: Callable[[str], None] = lambda _: None
+    # A line the user must see now (the spinner stops): e.g. why sudo is about to ask for a password.
+    notice: Callable[[str], None] = lambda _: None
     # Which ledger entries an undo may remove: this run's (rollback) or all (down).
     undo_all: bool = False
     container: Container | None = None
@@ -161,6 +165,11 @@ def _hosts_preflight(ctx: LabContext) -> None:
     if current.state is HostsState.CONFLICT and not ctx.options.force_hosts:
         raise HostsError(current.message, "fix or remove that line, or run `invoke up --force-hosts`")
     path = ctx.settings.hosts_file
+    if needs_root(ctx.settings):
+        ctx.notice(f"{path} is not writable by you, and the lab needs one line in it: that step alone runs "
+                   "through sudo")
+        prepare_sudo(ctx.settings)
+        return
     if path.exists() and not os.access(path, os.W_OK):
         raise HostsError(
             f"{path} is not writable by you, and the lab needs one line in it",
@@ -379,12 +388,24 @@ class EndpointsLiveStep:
 
     def apply(self, ctx: LabContext) -> str:
         s = ctx.settings
-        endpoints = {s.tls_endpoint: (s.host_ip, s.tls_port), s.mtls_endpoint: (s.host_ip, s.mtls_port)}
-        confirm_live(ctx.amlen, endpoints, ca_file=str(pki_paths(s).ca_cert), server_name=s.hostname)
-        return f"{s.tls_endpoint} on {s.tls_port} and {s.mtls_endpoint} on {s.mtls_port} answer TLS"
+        probes = endpoint_probes(s, pki_paths(s), s.host_ip, s.tls_port, s.mtls_port)
+        confirm_live(ctx.amlen, probes, diagnose=lambda name: _log_findings(ctx, name))
+        return f"{s.tls_endpoint} on {s.tls_port} and {s.mtls_endpoint} on {s.mtls_port} answer MQTT over TLS"
 
     def undo(self, ctx: LabContext) -> str:
         return ""
+
+
+def _log_findings(ctx: LabContext, endpoint: str) -> list[str]:
+    """Why Amlen takes no connection on `endpoint`, from its log files (only for the lab's own container)."""
+    if ctx.settings.admin_url:
+        return []  # someone else's Amlen: its logs are not ours to read
+    container = ctx.container or runtime.find_lab_container(ctx.docker, ctx.settings)
+    if container is None:
+        return []
+    text = runtime.read_server_logs(container, lines=400,
+                                    names=("imaserver-connection.log", "imaserver-default.log"))
+    return explain_server_log(text, endpoint)
 
 
 class HostsStep:
@@ -398,7 +419,10 @@ class HostsStep:
         return hosts_status(ctx.settings).state in (HostsState.OURS_PRESENT, HostsState.USER_PROVIDES)
 
     def apply(self, ctx: LabContext) -> str:
-        outcome = add_hosts_entry(ctx.settings, force=ctx.options.force_hosts)
+        if needs_root(ctx.settings):
+            outcome = hosts_as_root(ctx.settings, "add", force=ctx.options.force_hosts)
+        else:
+            outcome = add_hosts_entry(ctx.settings, force=ctx.options.force_hosts)
         if outcome.changed:
             ctx.ledger.record("hosts", {"run": ctx.run_id, "path": str(outcome.path)})
         return outcome.message
@@ -408,7 +432,11 @@ class HostsStep:
         if not (ctx.in_scope(entry) or ctx.undo_all):
             return ""
         # Marked lines name this lab's directory, so removing them never touches a user's line.
-        outcome = remove_hosts_entry(ctx.settings)
+        if needs_root(ctx.settings) and hosts_status(ctx.settings).state is HostsState.OURS_PRESENT:
+            ctx.notice(f"removing the lab's line from {ctx.settings.hosts_file} needs root: through sudo")
+            outcome = hosts_as_root(ctx.settings, "remove")
+        else:
+            outcome = remove_hosts_entry(ctx.settings)
         ctx.ledger.forget("hosts")
         return outcome.message
 
@@ -431,7 +459,9 @@ class VerifyStep:
                 f"verification failed: {'; '.join(f'{r.name}: {r.detail}' for r in failed)}",
                 "`invoke doctor` explains the cause; `invoke verify` re-runs the matrix",
             )
-        return f"{len(report.rows)}/{len(report.rows)} checks as expected"
+        retried = sum(1 for row in report.rows if row.retried)
+        again = f" ({retried} after one retry: the first attempt got no answer in time)" if retried else ""
+        return f"{len(report.rows)}/{len(report.rows)} checks as expected{again}"
 
     def undo(self, ctx: LabContext) -> str:
         return ""
