@@ -54,6 +54,7 @@ from lab.errors import CheckError, ContainerError, LabError
 from lab.runtime import AMLEN_ADMIN_PORT, docker_error_text, ensure_image, lab_labels, read_server_logs
 from lab.settings import Settings, load_settings
 from lab.tls import explain, tls_context
+from lab.volume import bound_store
 from lab.waits import wait_until_ready
 
 __all__ = ["AmlenLabContainer"]
@@ -150,8 +151,16 @@ class AmlenLabContainer(DockerContainer):
         return self
 
     def _start_container(self) -> None:
+        # testcontainers' start() creates and starts in one go; Amlen's store must be bounded in between
+        # (Store.PersistFileSizeMB is read once, when the store is made at the first start), so the two halves
+        # are done here with testcontainers' own client (which also picks the network when run in a container).
+        client = self.get_docker_client()
         try:
-            super().start()
+            self._configure()
+            self._container = client.create(self.image, command=self._command, environment=self.env,
+                                            ports=self.ports, name=self._name, **self._kwargs)
+            bound_store(self._container, self.settings.store_file_mb)
+            client.start(self._container)
         except (docker.errors.DockerException, ContainerStartException) as exc:
             raise ContainerError(
                 f"cannot start a container from {self.image}: {docker_error_text(exc)}",
