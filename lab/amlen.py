@@ -159,9 +159,13 @@ class AmlenClient:
 
     # -- reads -------------------------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
-        """The server status (`GET /ima/v1/service/status`); raises AmlenError while unreachable."""
-        return self._request("GET", "/ima/v1/service/status", what="read the server status")
+    def status(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """The server status (`GET /ima/v1/service/status`); raises AmlenError while unreachable.
+
+        A short `timeout` suits polling: Docker's port proxy may hold a request while nothing listens yet.
+        """
+        return self._request("GET", "/ima/v1/service/status", what="read the server status", timeout=timeout,
+                             retry=timeout is None)
 
     def get(self, object_type: str, name: str | None = None) -> dict[str, Any] | None:
         """The object's properties as Amlen returns them, or None when it does not exist.
@@ -256,6 +260,7 @@ class AmlenClient:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         retry: bool = True,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         url = self.base_url + path
         if json_body is not None:
@@ -266,7 +271,7 @@ class AmlenClient:
         for attempt in (1, 2):
             try:
                 response = self._session.request(
-                    method, url, data=data, params=params, headers=headers, timeout=self.timeout
+                    method, url, data=data, params=params, headers=headers, timeout=timeout or self.timeout
                 )
                 break
             except requests.RequestException as exc:
@@ -276,8 +281,10 @@ class AmlenClient:
                 )
                 if not isinstance(exc, requests.Timeout):
                     raise error from exc
-                if not retry:
+                if not retry and method != "GET":
                     raise _NoAnswer(error) from exc
+                if not retry:
+                    raise error from exc
                 if attempt == 2:
                     raise error from exc
         try:

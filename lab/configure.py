@@ -12,6 +12,7 @@ import hashlib
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -121,6 +122,7 @@ def converge(
     *,
     progress: Callable[[str], None] = lambda _: None,
     on_result: Callable[[ObjectResult], None] = lambda _: None,
+    fresh: bool = False,
 ) -> list[ObjectResult]:
     """Apply each object that is missing or differs; leave matching ones alone.
 
@@ -130,11 +132,14 @@ def converge(
     `fingerprints` (file name -> sha256 of what Amlen holds) is read and updated in place: a changed
     certificate is re-uploaded with Overwrite. When a trusted CA is replaced, its SecurityProfile is posted
     again, because Amlen rebuilds an endpoint's trust list only when the endpoint's profile changes.
+
+    `fresh`: the server was created moments ago and holds only its defaults, so nothing is read back first
+    (the lab's objects cannot be there yet).
     """
     results: list[ObjectResult] = []
     for obj in objects:
         progress(obj.label)
-        existing = _read(amlen, obj)
+        existing = None if fresh else _read(amlen, obj)
         same_files = all(fingerprints.get(name) == fingerprint(data) for name, data in obj.uploads.items())
         if existing is not None and same_files and _matches(obj, existing):
             results.append(ObjectResult(obj, ObjectAction.UNCHANGED, existed=True))
@@ -143,9 +148,10 @@ def converge(
         amlen.apply(obj)
         for name, data in obj.uploads.items():
             fingerprints[name] = fingerprint(data)
-        if obj.type == "TrustedCertificate":
+        if obj.type == "TrustedCertificate" and not fresh:
             # Amlen builds an endpoint's trust list from its profile: attaching (or replacing) a CA takes
-            # effect on running endpoints only when the profile is posted again (reference 3.8).
+            # effect on running endpoints only when the profile is posted again (reference 3.8). On a fresh
+            # server the profile's endpoint is created after this, with the CA already attached.
             profile = obj.name.partition("/")[0]
             for other in objects:
                 if other.type == "SecurityProfile" and other.name == profile:
@@ -227,11 +233,18 @@ def confirm_live(
     connection (CWLNA1119). Only a CONNACK proves the endpoint. The wait is pause-aware (`lab.deadline`);
     when it runs out, `diagnose(name)` (Amlen's log, in words) names the cause.
     """
+    with ThreadPoolExecutor(max_workers=max(len(probes), 1), thread_name_prefix="live") as pool:
+        # One endpoint at a time would add their handshakes up; each probe has its own deadline.
+        for done in [pool.submit(_prove, amlen.base_url, probe, timeout, diagnose) for probe in probes]:
+            done.result()
+
+
+def _prove(base_url: str, probe: EndpointProbe, timeout: float, diagnose: Callable[[str], list[str]]) -> None:
     from lab.mqtt import try_connect  # paho only for this proof
 
     deadline = Deadline(timeout)
-    for probe in probes:
-        problem = ""
+    problem = ""
+    with AmlenClient(base_url) as amlen:  # a session per thread: Amlen serves one request per connection
         while True:
             entry = amlen.endpoint_monitor(probe.name)
             if entry is None:

@@ -92,8 +92,12 @@ Progress = Callable[[str, str], None]
 
 
 def up_steps() -> list[Step]:
-    """The whole lab, in order (the guide's steps, plus the checks it does by hand)."""
-    return [PreflightStep(), CertificatesStep(), ContainerStep(), ReadyStep(), AmlenConfigStep(),
+    """The whole lab, in order (the guide's steps, plus the checks it does by hand).
+
+    The container starts before the certificates are made: Amlen needs about a second to boot, and the RSA
+    keys are made in that second instead of before it.
+    """
+    return [PreflightStep(), ContainerStep(), CertificatesStep(), ReadyStep(), AmlenConfigStep(),
             EndpointsLiveStep(), HostsStep(), VerifyStep()]
 
 

@@ -21,7 +21,7 @@ from docker.models.containers import Container
 
 from lab import runtime
 from lab.amlen import AmlenClient, AmlenObject, explain_server_log
-from lab.certs import Action, check_certificates, ensure_certificates, pki_paths
+from lab.certs import Action, FileResult, check_certificates, ensure_certificates, pki_paths
 from lab.configure import (
     ObjectAction,
     ObjectResult,
@@ -29,6 +29,7 @@ from lab.configure import (
     converge,
     desired_objects,
     endpoint_probes,
+    fingerprint,
     teardown,
 )
 from lab.elevate import hosts_as_root, needs_root, prepare_sudo
@@ -80,6 +81,8 @@ class LabContext:
     # Which ledger entries an undo may remove: this run's (rollback) or all (down).
     undo_all: bool = False
     container: Container | None = None
+    # The container's volume was made by this run: Amlen holds its defaults only, so nothing need be read back.
+    fresh_server: bool = False
     _docker: docker.DockerClient | None = None
     _amlen: AmlenClient | None = None
 
@@ -191,7 +194,8 @@ class CertificatesStep:
         created = [str(r.path) for r in results if r.action is Action.CREATED]
         if created:
             ctx.ledger.append("files", {"run": ctx.run_id, "paths": created})
-        check_certificates(ctx.settings)
+        if _will_upload(ctx, results):
+            check_certificates(ctx.settings)  # Amlen's rules, before anything new reaches Amlen
         counts = {action: sum(1 for r in results if r.action is action) for action in Action}
         summary = ", ".join(f"{n} {action.value}" for action, n in counts.items() if n)
         return f"{summary} in {pki_paths(ctx.settings).dir}"
@@ -219,15 +223,26 @@ class CertificatesStep:
             for path in sorted(pki.dir.glob("*")) if pki.dir.exists() else []:
                 path.unlink()
                 removed += 1
-            for path in (pki.passphrase_file,):
+            for path in (pki.passphrase_file, *sorted((ctx.settings.lab_dir / "verify").glob("*"))):
                 if path.exists():
                     path.unlink()
                     removed += 1
+            with contextlib.suppress(OSError):
+                (ctx.settings.lab_dir / "verify").rmdir()  # verification's throwaway foreign CA
             with contextlib.suppress(OSError):
                 pki.dir.rmdir()
         untrusted = f"; removed the CA from {len(trusted)} NSS databases" if trusted else ""
         done = f"removed {removed} certificate files" if removed else "no certificate files to remove"
         return done + untrusted
+
+
+def _will_upload(ctx: LabContext, results: list[FileResult]) -> bool:
+    """Is a certificate new, or different from what Amlen was last given? (Then it is linted first.)"""
+    if ctx.fresh_server or any(result.action is not Action.REUSED for result in results):
+        return True
+    pki = pki_paths(ctx.settings)
+    uploads = (pki.server_cert, pki.server_key, pki.ca_cert)
+    return any(ctx.ledger.fingerprints.get(path.name) != fingerprint(path.read_bytes()) for path in uploads)
 
 
 class ContainerStep:
@@ -249,6 +264,7 @@ class ContainerStep:
         existing_volume = _volume_exists(ctx.docker, spec.volume)
         container, created = runtime.start_container(ctx.docker, spec)
         ctx.container = container
+        ctx.fresh_server = not existing_volume
         if created:
             ctx.ledger.record("container", {"run": ctx.run_id, "id": container.id, "name": container.name})
         if not existing_volume:
@@ -269,14 +285,15 @@ class ContainerStep:
                     return "Docker is not reachable; nothing recorded to remove"
                 raise
             container = runtime.find_lab_container(client, ctx.settings)
+            volume = ctx.ledger.entries.get("volume") or {}
+            volume_name = volume.get("name") or runtime.ContainerSpec.from_settings(ctx.settings).volume
+            volume_goes = ctx.in_scope(volume) or ctx.undo_all
             if container is not None:
-                runtime.remove_container(container)
+                runtime.remove_container(container, keep_data=not volume_goes)
                 done.append(f"removed container {container.name}")
             ctx.ledger.fingerprints.clear()  # the uploaded files went with the container's volume
             ctx.ledger.forget("container")
-            volume = ctx.ledger.entries.get("volume") or {}
-            volume_name = volume.get("name") or runtime.ContainerSpec.from_settings(ctx.settings).volume
-            if (ctx.in_scope(volume) or ctx.undo_all) and runtime.remove_volume(client, volume_name, ctx.settings):
+            if volume_goes and runtime.remove_volume(client, volume_name, ctx.settings):
                 done.append(f"removed volume {volume_name}")
             ctx.ledger.forget("volume")
         return "; ".join(done) or "no container to remove"
@@ -332,13 +349,16 @@ class AmlenConfigStep:
     def apply(self, ctx: LabContext) -> str:
         settings, pki = ctx.settings, pki_paths(ctx.settings)
         objects = desired_objects(settings, pki)
-        # Amlen shows a certificate profile's file names and expiry, not the certificate: ask the endpoint.
-        seen = handshake(settings.host_ip, settings.tls_port, context=tls_context(ca_file=None),
-                         server_name=settings.hostname, timeout=2)
-        if seen.chain and seen.chain[0] != _der(pki.server_cert):
-            # The endpoint presents another certificate than the lab's: whatever the ledger remembers
-            # uploading is no longer what Amlen holds, so upload it again.
-            ctx.ledger.fingerprints.pop(pki.server_cert.name, None)
+        if ctx.fresh_server:
+            ctx.ledger.fingerprints.clear()  # a new volume holds none of the lab's files
+        else:
+            # Amlen shows a certificate profile's file names and expiry, not the certificate: ask the endpoint.
+            seen = handshake(settings.host_ip, settings.tls_port, context=tls_context(ca_file=None),
+                             server_name=settings.hostname, timeout=2)
+            if seen.chain and seen.chain[0] != _der(pki.server_cert):
+                # The endpoint presents another certificate than the lab's: whatever the ledger remembers
+                # uploading is no longer what Amlen holds, so upload it again.
+                ctx.ledger.fingerprints.pop(pki.server_cert.name, None)
         amlen_entry = ctx.ledger.entries.setdefault(
             "amlen", {"url": ctx.settings.admin_base_url, "objects": []}
         )
@@ -350,7 +370,8 @@ class AmlenConfigStep:
                 )
             ctx.ledger.save()
 
-        results = converge(ctx.amlen, objects, ctx.ledger.fingerprints, progress=ctx.progress, on_result=record)
+        results = converge(ctx.amlen, objects, ctx.ledger.fingerprints, progress=ctx.progress, on_result=record,
+                           fresh=ctx.fresh_server)
         changed = [r.object.label for r in results if r.action is not ObjectAction.UNCHANGED]
         return f"applied {', '.join(changed)}" if changed else f"all {len(results)} objects already match"
 
