@@ -1,16 +1,20 @@
-"""Benchmark: `docker run` + readiness of the image alone, then cold `up`, warm `up` and `down` of the lab.
+"""Benchmark: the floor (`docker run` to Amlen's State 1), cold and warm `up`, `down`, `status`, `--list`.
 
-Targets (issue 5): cold `up` within readiness + 2 s, warm `up` under 1 s, `down` under 3 s.
-Prints figures; asserts nothing. Run against the image in LAB_IMAGE, or the Amlen stand-in:
+Targets (issue 13), as medians, `invoke` started as a subprocess like a user runs it:
+  cold `up` (image present, certificates absent) <= floor + 1.0 s, verification included;
+  warm `up` <= 0.6 s; `down` <= 1.5 s; `invoke status` <= 0.4 s; `invoke --list` <= 0.25 s.
+Also prints a per-step breakdown of one cold and one warm `up` run in-process, and the slowest imports of the
+`up` path (`python -X importtime`). Prints figures; asserts nothing. Against LAB_IMAGE, or the Amlen stand-in:
 
-    STANDIN_IMAGE=$(bash tests/standin/build-image.sh | tail -1) .venv/bin/python benchmarks/bench_up_down.py
+    STANDIN_IMAGE=$(bash tests/standin/build-image.sh | tail -1) .venv/bin/python benchmarks/bench_up_down.py [ROUNDS]
 
-It uses a temporary lab directory, free ports and a scratch hosts file, so it leaves your machine alone.
+It uses temporary lab directories, free ports and no hosts entry (`--no-hosts`), so it leaves your machine alone.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -24,7 +28,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 INVOKE = str(Path(sys.executable).with_name("invoke"))
-ROUNDS = 3
+TARGETS = {"cold over floor": 1.0, "warm up": 0.6, "down": 1.5, "status": 0.4, "--list": 0.25}
 
 
 def free_port() -> int:
@@ -42,12 +46,12 @@ def image() -> str:
     return built.stdout.strip().splitlines()[-1]
 
 
-def run_and_wait(ref: str) -> float:
-    """Seconds from `docker run` to Amlen's status State 1, for the image alone."""
+def floor(ref: str) -> float:
+    """Seconds from `docker run` (the lab's memory, ports published) to Amlen's State 1, for the image alone."""
     port = free_port()
     name = f"bench-{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()
-    subprocess.run(["docker", "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:9089", ref],
+    subprocess.run(["docker", "run", "-d", "--name", name, "--memory", "1g", "-p", f"127.0.0.1:{port}:9089", ref],
                    check=True, capture_output=True)
     try:
         while True:
@@ -57,9 +61,18 @@ def run_and_wait(ref: str) -> float:
                     return time.perf_counter() - started
             except (requests.RequestException, ValueError):
                 pass
-            time.sleep(0.02)
+            time.sleep(0.01)
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+def lab_env(ref: str, scratch: Path) -> dict[str, str]:
+    tag = uuid.uuid4().hex[:8]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAB_")}
+    env.update({"LAB_DIR": str(scratch / tag), "LAB_IMAGE": ref, "LAB_CONTAINER_NAME": f"bench-{tag}",
+                "LAB_TLS_PORT": str(free_port()), "LAB_MTLS_PORT": str(free_port()),
+                "LAB_ADMIN_PORT": str(free_port()), "LAB_WORKSHOP_PORT": str(free_port()), "LAB_MEMORY": "1g"})
+    return env
 
 
 def timed(env: dict[str, str], *args: str) -> float:
@@ -71,35 +84,77 @@ def timed(env: dict[str, str], *args: str) -> float:
     return elapsed
 
 
+def breakdown(env: dict[str, str]) -> str:
+    """Per-step seconds of a cold then a warm `up`, in-process (so without Python's start and imports)."""
+    script = (
+        "import os, time; from lab.settings import load_settings; from lab.plan import up, down; "
+        "from lab.steps import Options; s = load_settings(env_file=None)\n"
+        "for label in ('cold', 'warm'):\n"
+        "    t = time.perf_counter(); r = up(s, Options(hosts=False)); total = time.perf_counter() - t\n"
+        "    print(label, f'{total:.3f}', ' '.join(f'{e.step.replace(chr(32), chr(95))}={e.seconds:.3f}' "
+        "for e in r.events))\n"
+        "down(s, Options(purge=True))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=ROOT)
+    if result.returncode:
+        sys.exit(f"in-process up failed:\n{result.stderr}")
+    lines = []
+    for line in result.stdout.splitlines():
+        label, total, *steps = line.split()
+        parts = [f"{name.replace('_', ' ')} {float(value) * 1000:.0f}" for name, value in
+                 (step.split("=") for step in steps)]
+        lines.append(f"  {label} up in-process {float(total):.2f} s (ms per step: {', '.join(parts)})")
+    return "\n".join(lines)
+
+
+def slowest_imports(count: int = 8) -> str:
+    """The modules that cost most to import on `up`'s path, by cumulative microseconds."""
+    code = "import tasks, lab.plan, lab.report, lab.checks, lab.mqtt"
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True,
+                            cwd=ROOT)
+    rows = []
+    for line in result.stderr.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
+        if match and len(match[3]) <= 2:  # top-level imports and their direct children
+            rows.append((int(match[2]), match[4].strip()))
+    total = sum(cumulative for cumulative, name in rows if not name.startswith(" "))
+    top = sorted(rows, reverse=True)[:count]
+    return f"  {total / 1e6:.2f} s in all; " + ", ".join(f"{name} {us / 1000:.0f} ms" for us, name in top)
+
+
+def median(values: list[float]) -> str:
+    return f"median {statistics.median(values):.2f} s  (runs: {', '.join(f'{v:.2f}' for v in values)})"
+
+
 def main() -> None:
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     ref = image()
-    readiness = [run_and_wait(ref) for _ in range(ROUNDS)]
-    cold, warm, down = [], [], []
+    floors = [floor(ref) for _ in range(rounds)]
+    cold, warm, down, status, listing = [], [], [], [], []
     with tempfile.TemporaryDirectory() as scratch:
-        hosts = Path(scratch) / "hosts"
-        hosts.write_text("127.0.0.1 localhost\n")
-        for _ in range(ROUNDS):
-            tag = uuid.uuid4().hex[:8]
-            env = {k: v for k, v in os.environ.items() if not k.startswith("LAB_")}
-            env.update({"LAB_DIR": str(Path(scratch) / tag), "LAB_IMAGE": ref, "LAB_HOSTS_FILE": str(hosts),
-                        "LAB_CONTAINER_NAME": f"bench-{tag}", "LAB_TLS_PORT": str(free_port()),
-                        "LAB_MTLS_PORT": str(free_port()), "LAB_ADMIN_PORT": str(free_port()),
-                        "LAB_WORKSHOP_PORT": str(free_port()),
-                        "LAB_MEMORY": "1g"})
-            # --no-hosts: verification then checks the handshakes by address (the scratch hosts file is not
-            # what the resolver reads), so the figures include the TLS matrix.
-            timed(env, "certs")  # certificates are made once per lab, not per `up`
-            cold.append(timed(env, "up", "--no-hosts"))
+        for _ in range(rounds):
+            env = lab_env(ref, Path(scratch))
+            cold.append(timed(env, "up", "--no-hosts"))  # a new lab directory: certificates absent
             warm.append(timed(env, "up", "--no-hosts"))
-            down.append(timed(env, "down"))
-    ready = statistics.median(readiness)
-    print(f"image                       {ref}")
-    print(f"docker run + readiness      median {ready:.2f} s  (runs: {', '.join(f'{t:.2f}' for t in readiness)})")
-    print(f"cold up (--no-hosts)        median {statistics.median(cold):.2f} s  "
-          f"= readiness + {statistics.median(cold) - ready:.2f} s  (target: + 2 s)")
-    print(f"warm up (--no-hosts)        median {statistics.median(warm):.2f} s  (target: < 1 s)")
-    print(f"down                        median {statistics.median(down):.2f} s  (target: < 3 s)")
-    print(f"(each figure: {ROUNDS} rounds, invoke started as a subprocess like a user runs it)")
+            status.append(timed(env, "status"))
+            listing.append(timed(env, "--list"))
+            down.append(timed(env, "down", "--purge"))
+        steps = breakdown(lab_env(ref, Path(scratch)))
+    base = statistics.median(floors)
+    over = statistics.median(cold) - base
+    print(f"image                     {ref}")
+    print(f"floor: docker run->State1 {median(floors)}")
+    print(f"cold up                   {median(cold)}  = floor + {over:.2f} s "
+          f"(target: + {TARGETS['cold over floor']} s)")
+    print(f"warm up                   {median(warm)}  (target: <= {TARGETS['warm up']} s)")
+    print(f"down                      {median(down)}  (target: <= {TARGETS['down']} s)")
+    print(f"invoke status             {median(status)}  (target: <= {TARGETS['status']} s)")
+    print(f"invoke --list             {median(listing)}  (target: <= {TARGETS['--list']} s)")
+    print("per step (one lab, in-process):")
+    print(steps)
+    print("slowest imports on up's path (python -X importtime):")
+    print(slowest_imports())
+    print(f"(each figure: {rounds} rounds; cold and warm with verification; --no-hosts)")
 
 
 if __name__ == "__main__":

@@ -257,6 +257,11 @@ def _prove(base_url: str, probe: EndpointProbe, timeout: float, diagnose: Callab
                 if outcome.accepted:
                     break
                 problem = f"MQTT CONNECT got {outcome.reason}"
+                # Refused outright (not silence): when Amlen's log already says why, waiting cannot help.
+                causes = [] if outcome.silent else diagnose(probe.name)
+                if causes:
+                    raise AmlenError(f"Endpoint {probe.name} takes no connection on {probe.host}:{probe.port}: "
+                                     f"{causes[0]}", f"the client saw: {problem}")
             if deadline.expired():
                 causes = diagnose(probe.name)
                 raise AmlenError(

@@ -35,10 +35,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from python_hosts import HostsEntry
-from python_hosts.exception import HostsEntryException
-from python_hosts.utils import is_ipv4, is_ipv6
-
 from lab.errors import HostsError
 from lab.settings import Settings, default_hosts_file
 
@@ -98,9 +94,12 @@ class _Line:
     def address(self) -> str | None:
         """The normalised address when the line maps names (worked out only for lines that matter: blocklists
         of 100 000 lines exist)."""
-        if self.fields and (is_ipv4(self.fields[0]) or is_ipv6(self.fields[0])):
+        if not self.fields:
+            return None
+        try:
             return str(ipaddress.ip_address(self.fields[0]))
-        return None
+        except ValueError:
+            return None
 
 
 def _line(raw: bytes) -> _Line:
@@ -138,6 +137,10 @@ def _wanted(settings: Settings) -> str:
         raise HostsError(f"the lab directory {lab_dir!r} contains a line break", "use LAB_DIR without one")
     family = "ipv6" if _version(settings.host_ip) == 6 else "ipv4"
     comment = f"{_MARKER} {lab_dir}"
+    # Imported here: python-hosts pulls in urllib.request, and reading the file (`status`) needs none of it.
+    from python_hosts import HostsEntry
+    from python_hosts.exception import HostsEntryException
+
     try:
         HostsEntry(family, address=settings.host_ip, names=[settings.hostname], comment=comment)
     except HostsEntryException as exc:

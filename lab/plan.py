@@ -11,11 +11,10 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Sequence
 
 from lab.errors import LabError
+from lab.events import Listener, Outcome, PlanFailed, Progress, RunReport, StepEvent, StepStatus
 from lab.files import lab_lock
 from lab.ledger import Ledger
 from lab.settings import Settings
@@ -36,59 +35,6 @@ from lab.steps import (
 __all__ = ["Outcome", "PlanFailed", "RunReport", "StepEvent", "StepStatus", "configure", "down", "up"]
 
 
-class StepStatus(StrEnum):
-    """Where a step stands."""
-
-    RUNNING = "running"
-    APPLIED = "applied"
-    SKIPPED = "skipped"
-    FAILED = "failed"
-    UNDONE = "undone"
-    NOTICE = "notice"  # a step tells the user something before it goes on (e.g. why sudo asks)
-
-
-class Outcome(StrEnum):
-    """How a run ended."""
-
-    OK = "ok"
-    ROLLED_BACK = "rolled back"
-    KEPT = "kept for inspection"
-    ROLLBACK_FAILED = "rollback failed"
-
-
-@dataclass(frozen=True)
-class StepEvent:
-    """One thing that happened to a step; `detail` is a line for people."""
-
-    step: str
-    status: StepStatus
-    detail: str = ""
-    seconds: float = 0.0
-    index: int = 0
-    total: int = 0
-
-
-@dataclass
-class RunReport:
-    """What a run did, step by step, and how it ended."""
-
-    events: list[StepEvent] = field(default_factory=list)
-    outcome: Outcome = Outcome.OK
-    leftovers: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-
-class PlanFailed(LabError):
-    """A step failed; `report` says what was undone. The message and hint are the failing step's."""
-
-    def __init__(self, error: LabError, step: str, report: RunReport) -> None:
-        super().__init__(f"{step} failed: {error.message}", error.hint, details=error.details)
-        self.report = report
-        self.cause = error
-
-
-Listener = Callable[[StepEvent], None]
-Progress = Callable[[str, str], None]
 
 
 def up_steps() -> list[Step]:

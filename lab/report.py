@@ -14,9 +14,8 @@ from rich.markup import escape
 from rich.status import Status
 from rich.table import Table
 
-from lab.certs import pki_paths
 from lab.errors import LabError
-from lab.plan import Outcome, RunReport, StepEvent, StepStatus
+from lab.events import Outcome, RunReport, StepEvent, StepStatus
 from lab.settings import Settings
 
 if TYPE_CHECKING:
@@ -130,6 +129,8 @@ def print_rows(title: str, columns: Iterable[str], rows: Iterable[Iterable[Any]]
 
 def up_summary(settings: Settings) -> Mapping[str, Any]:
     """What a user needs after `up`: endpoints, files and copy-paste commands for the guide's clients."""
+    from lab.certinfo import pki_paths
+
     pki = pki_paths(settings)
     client = settings.client_names[0]
     client_key, client_cert = pki.client(client)

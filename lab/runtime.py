@@ -25,7 +25,7 @@ from docker.models.containers import Container
 
 from lab import __version__
 from lab.errors import ContainerError
-from lab.settings import Settings
+from lab.settings import Settings, memory_bytes
 
 __all__ = [
     "AMLEN_ADMIN_PORT",
@@ -40,11 +40,11 @@ __all__ = [
     "image_matches",
     "lab_labels",
     "port_is_free",
-    "ports_match",
     "published_ports",
     "read_server_logs",
     "remove_container",
     "remove_volume",
+    "spec_matches",
     "start_container",
 ]
 
@@ -199,7 +199,7 @@ def start_container(client: docker.DockerClient, spec: ContainerSpec) -> tuple[C
             "`invoke down` then `invoke up` to switch images",
         )
     try:
-        if container is not None and not ports_match(container, spec):
+        if container is not None and not spec_matches(container, spec):
             remove_container(container)
             container = None
         if container is None:
@@ -241,12 +241,16 @@ def image_matches(container: Container, image: str) -> bool:
     return wanted in references or (image.startswith("sha256:") and str(found.id).startswith(image))
 
 
-def ports_match(container: Container, spec: ContainerSpec) -> bool:
-    """Does `container` publish exactly the ports (and addresses) of `spec`?"""
-    bindings = (container.attrs.get("HostConfig") or {}).get("PortBindings") or {}
+def spec_matches(container: Container, spec: ContainerSpec) -> bool:
+    """Does `container` have what `spec` fixes at creation: the same published ports (and addresses) and memory?
+
+    (Both are fixed when a container is created; a lab whose settings changed gets a new one on its volume.)
+    """
+    host_config = container.attrs.get("HostConfig") or {}
+    bindings = host_config.get("PortBindings") or {}
     have = {key: (b[0].get("HostIp") or "0.0.0.0", int(b[0]["HostPort"] or 0)) for key, b in bindings.items() if b}
     want = {key: (address, port or 0) for key, (address, port) in spec.ports.items()}
-    return have == want
+    return have == want and int(host_config.get("Memory") or 0) == (memory_bytes(spec.memory) or 0)
 
 
 def _ensure_volume(client: docker.DockerClient, spec: ContainerSpec) -> bool:

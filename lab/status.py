@@ -1,59 +1,91 @@
-"""`invoke status`: where the lab stands, read-only and quick (doctor explains; status reports)."""
+"""`invoke status`: where the lab stands, read-only and quick (doctor explains; status reports).
+
+The four questions (Docker, Amlen, the hosts file, the certificates) are independent and mostly waiting on
+I/O, so they are asked at once: the answer takes as long as the slowest, not as long as all of them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from lab import runtime
-from lab.amlen import AmlenClient, is_ready
-from lab.certs import describe_certificate, pki_paths
 from lab.errors import LabError
-from lab.hosts import hosts_status
 from lab.settings import Settings
-from lab.volume import volume_usage
 
 __all__ = ["lab_status"]
 
 
 def lab_status(settings: Settings) -> dict[str, Any]:
-    """Container state, readiness, each endpoint live or not, the hosts entry and certificate expiry."""
+    """Container and volume, readiness, each endpoint live or not, the hosts entry and certificate expiry."""
+    parts: list[Callable[[Settings], dict[str, Any]]] = [_docker, _amlen, _hosts, _certificates]
     result: dict[str, Any] = {"lab_dir": str(settings.lab_dir)}
+    with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="status") as pool:
+        for part in pool.map(lambda ask: ask(settings), parts):
+            result.update(part)
+    return result
+
+
+def _docker(settings: Settings) -> dict[str, Any]:
+    from lab import runtime
+    from lab.volume import volume_usage
+
     try:
         client = runtime.docker_client()
-        container = runtime.find_lab_container(client, settings)
-        result["container"] = (
-            {"name": container.name, "state": container.status, "image": settings.image} if container else None
-        )
-        usage = volume_usage(container) if container is not None else None
-        if usage is not None:
-            result["volume"] = {"apparent_bytes": usage.apparent_bytes, "disk_bytes": usage.disk_bytes,
-                                "store_file_mb": usage.store_file_mb}
     except LabError as exc:
-        result["container"] = {"error": exc.message}
+        return {"container": {"error": exc.message}}
+    try:
+        container = runtime.find_lab_container(client, settings)
+        if container is None:
+            return {"container": None}
+        found: dict[str, Any] = {
+            "container": {"name": container.name, "state": container.status, "image": settings.image}
+        }
+        usage = volume_usage(container)
+        if usage is not None:
+            found["volume"] = {"apparent_bytes": usage.apparent_bytes, "disk_bytes": usage.disk_bytes,
+                               "store_file_mb": usage.store_file_mb}
+        return found
+    finally:
+        client.close()
+
+
+def _amlen(settings: Settings) -> dict[str, Any]:
+    from lab.amlen import AmlenClient, is_ready
+
     try:
         with AmlenClient(settings.admin_base_url, timeout=2.0) as amlen:
-            status = amlen.status()
+            status = amlen.status(timeout=2.0)
             server = status.get("Server") or {}
-            result["amlen"] = {"ready": is_ready(status), "state": server.get("StateDescription"),
-                               "version": server.get("Version")}
-            result["endpoints"] = {}
+            endpoints = {}
             for name, port in ((settings.tls_endpoint, settings.tls_port),
                                (settings.mtls_endpoint, settings.mtls_port)):
                 entry = amlen.endpoint_monitor(name)
                 live = bool(entry and entry.get("Enabled") and not entry.get("LastErrorCode"))
-                result["endpoints"][name] = {"port": port, "live": live}
+                endpoints[name] = {"port": port, "live": live}
     except LabError as exc:
-        result["amlen"] = {"ready": False, "error": exc.message}
+        return {"amlen": {"ready": False, "error": exc.message}}
+    ready = {"ready": is_ready(status), "state": server.get("StateDescription"), "version": server.get("Version")}
+    return {"amlen": ready, "endpoints": endpoints}
+
+
+def _hosts(settings: Settings) -> dict[str, Any]:
+    from lab.hosts import hosts_status
+
     try:
         hosts = hosts_status(settings)
-        result["hosts"] = {"state": hosts.state.value, "message": hosts.message}
     except LabError as exc:
-        result["hosts"] = {"error": exc.message}
+        return {"hosts": {"error": exc.message}}
+    return {"hosts": {"state": hosts.state.value, "message": hosts.message}}
+
+
+def _certificates(settings: Settings) -> dict[str, Any]:
+    from lab.certinfo import describe_certificate, pki_paths
+
     pki = pki_paths(settings)
     certs = {}
     for label, path in (("CA", pki.ca_cert), ("server", pki.server_cert)):
         if path.exists():
             info = describe_certificate(path)
             certs[label] = {"path": str(path), "expires": info.not_after.isoformat(), "days_left": info.days_left}
-    result["certificates"] = certs
-    return result
+    return {"certificates": certs}

@@ -253,7 +253,7 @@ class ContainerStep:
     def check(self, ctx: LabContext) -> bool:
         found = runtime.find_lab_container(ctx.docker, ctx.settings)
         if (found is not None and found.status == "running" and runtime.image_matches(found, ctx.settings.image)
-                and runtime.ports_match(found, container_spec(ctx))):
+                and runtime.spec_matches(found, container_spec(ctx))):
             ctx.container = found
             return True
         return False

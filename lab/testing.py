@@ -47,7 +47,7 @@ from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.exceptions import ContainerStartException
 
-from lab.amlen import AmlenClient
+from lab.amlen import AmlenClient, explain_server_log
 from lab.certs import ensure_certificates, issue_client_certs, pki_paths
 from lab.configure import confirm_live, converge, desired_objects, endpoint_probes
 from lab.errors import CheckError, ContainerError, LabError
@@ -176,8 +176,14 @@ class AmlenLabContainer(DockerContainer):
             converge(amlen, desired_objects(self.settings, self.pki), {})
             marks.append(("configured", time.perf_counter()))
             probes = endpoint_probes(self.settings, self.pki, self.host, self.tls_port, self.mtls_port)
-            confirm_live(amlen, probes)
+            confirm_live(amlen, probes, diagnose=self._log_findings)
             marks.append(("live", time.perf_counter()))
+
+    def _log_findings(self, endpoint: str) -> list[str]:
+        """Why Amlen takes no connection on `endpoint`, from its own log (e.g. too little memory: CWLNA1119)."""
+        text = read_server_logs(self.get_wrapped_container(), lines=400,
+                                names=("imaserver-connection.log", "imaserver-default.log"))
+        return explain_server_log(text, endpoint)
 
     def stop(self, force: bool = True, delete_volume: bool = True) -> None:
         """Remove the container with its anonymous volumes, and the lab directory if this object made it.

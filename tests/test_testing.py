@@ -22,7 +22,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from lab.certs import make_foreign_client
-from lab.errors import CheckError, ContainerError
+from lab.errors import AmlenError, CheckError, ContainerError
 from lab.mqtt import try_connect
 from lab.testing import AmlenLabContainer
 from lab.tls import tls_context
@@ -172,6 +172,28 @@ def test_missing_image_fails_with_a_hint_and_leaves_nothing(tmp_path: Path) -> N
     engine = docker.from_env()
     try:
         assert not engine.containers.list(all=True, filters={"ancestor": image})
+    finally:
+        engine.close()
+
+
+def test_the_module_bounds_amlens_store_like_up_does(amlen_lab: AmlenLabContainer) -> None:
+    found = amlen_lab.get_wrapped_container().exec_run(
+        ["sh", "-c", "stat -c '%u:%g' /var/lib/amlen-server/data/config/server.cfg; "
+                     "du -s -B1 --apparent-size /var/lib/amlen-server/store/persist"])
+    owner, apparent = found.output.decode().split("\n")[:2]
+    assert owner == "463:463"
+    # Four store files of LAB_STORE_FILE_MB (256) each, not filesystem size / 24 each.
+    assert int(apparent.split()[0]) <= 4 * amlen_lab.settings.store_file_mb * 2**20 + 2**20
+
+
+def test_a_container_under_one_gib_fails_naming_amlens_reason(standin_image: str, tmp_path: Path) -> None:
+    lab = AmlenLabContainer(standin_image, lab_dir=tmp_path / "lab", mem_limit="768m")
+    with pytest.raises(AmlenError) as caught:
+        lab.start()
+    assert "CWLNA1119" in caught.value.message and "1g" in caught.value.message
+    engine = docker.from_env()
+    try:
+        assert not engine.containers.list(all=True, filters={"label": f"amlen-lab.dir={lab.settings.lab_dir}"})
     finally:
         engine.close()
 

@@ -9,6 +9,7 @@ import subprocess
 from tests.conftest import LabEnv
 
 SERVER_CFG = "/var/lib/amlen-server/data/config/server.cfg"
+MIB = 1 << 20
 
 
 def _ok(lab: LabEnv, *args: str) -> subprocess.CompletedProcess[str]:
@@ -40,6 +41,8 @@ def test_up_bounds_the_store_of_a_new_volume_and_keeps_it_amlens_file(lab_env: L
     assert lines == ["Store.PersistFileSizeMB = 300"]
     volume = _status(lab_env)["volume"]
     assert isinstance(volume, dict) and volume["store_file_mb"] == 300
+    # Amlen's four store files are 300 MiB each (the stand-in makes them sparse: apparent size, no disk).
+    assert 4 * 300 * MIB <= volume["apparent_bytes"] < 4 * 300 * MIB + 16 * MIB
     wide = lab_env.invoke("status", COLUMNS="200")  # one row per line, as in a wide terminal
     assert "store files 300 MiB each" in wide.stdout
     _ok(lab_env, "down")
@@ -59,3 +62,13 @@ def test_an_existing_volume_is_left_as_it_is(lab_env: LabEnv) -> None:
     _ok(lab_env, "down")
     gone = subprocess.run(["docker", "volume", "inspect", f"{lab_env.container_name}-data"], capture_output=True)
     assert gone.returncode != 0, "down removes the lab's volume, old or new"
+
+
+def test_doctor_warns_when_the_volume_would_hold_more_than_4_gib(lab_env: LabEnv) -> None:
+    lab_env.env["LAB_STORE_FILE_MB"] = "2048"  # 4 x 2 GiB: what an unbounded store reaches on a ~200 GB disk
+    _ok(lab_env, "up", "--no-hosts", "--no-verify")
+    doctor = json.loads(lab_env.invoke("doctor", "--json").stdout)
+    (volume_check,) = [check for check in doctor["checks"] if check["name"] == "lab volume"]
+    assert volume_check["status"] == "WARN"
+    assert "holds 8.0 GiB" in volume_check["detail"] and "LAB_STORE_FILE_MB" in volume_check["hint"]
+    _ok(lab_env, "down")

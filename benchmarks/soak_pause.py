@@ -1,0 +1,97 @@
+"""Soak: N consecutive cold `up`s, each with Amlen frozen (`docker pause`) while the verification runs.
+
+The issue's bar: 12 of 12 succeed. A frozen Amlen is what a paused VM or a sleeping laptop looks like to the
+lab's clients; the freeze lasts longer than a client's timeout, so the first attempts fail and only the
+retries (and pause-aware deadlines) can save the run. Prints one line per round and a summary; asserts nothing.
+
+    STANDIN_IMAGE=$(bash tests/standin/build-image.sh | tail -1) .venv/bin/python benchmarks/soak_pause.py [N]
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from lab.errors import LabError
+from lab.plan import StepEvent, StepStatus, down, up
+from lab.settings import load_settings
+from lab.steps import Options
+from lab.tls import DEFAULT_TIMEOUT
+
+ROOT = Path(__file__).resolve().parents[1]
+PAUSE = DEFAULT_TIMEOUT + 2.0  # longer than one client's timeout
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _image() -> str:
+    found = os.environ.get("STANDIN_IMAGE") or os.environ.get("LAB_IMAGE")
+    if found:
+        return found
+    built = subprocess.run(["bash", str(ROOT / "tests/standin/build-image.sh")], capture_output=True, text=True,
+                           check=True)
+    return built.stdout.strip().splitlines()[-1]
+
+
+def _round(image: str, scratch: Path) -> tuple[bool, float, str]:
+    tag = uuid.uuid4().hex[:8]
+    name = f"soak-{tag}"
+    settings = load_settings(env_file=None, dir=scratch / tag, image=image, container_name=name, memory="1g",
+                             tls_port=_free_port(), mtls_port=_free_port(), admin_port=_free_port(),
+                             workshop_port=_free_port())
+    thawed = threading.Event()
+
+    def freeze(event: StepEvent) -> None:
+        if event.step == "verification" and event.status is StepStatus.RUNNING:
+            subprocess.run(["docker", "pause", name], check=True, capture_output=True)
+
+            def thaw() -> None:
+                time.sleep(PAUSE)
+                subprocess.run(["docker", "unpause", name], capture_output=True)
+                thawed.set()
+
+            threading.Thread(target=thaw, daemon=True).start()
+
+    started = time.perf_counter()
+    try:
+        report = up(settings, Options(hosts=False), on_event=freeze)
+        detail = next(e.detail for e in report.events if e.step == "verification")
+        ok = True
+    except LabError as exc:
+        ok, detail = False, exc.message
+    finally:
+        thawed.wait(60)
+        elapsed = time.perf_counter() - started
+        try:
+            down(settings, Options(purge=True))
+        except LabError as exc:
+            detail += f" (down: {exc.message})"
+    return ok, elapsed, detail
+
+
+def main() -> None:
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 12
+    image = _image()
+    print(f"image {image}; Amlen frozen for {PAUSE:.0f} s during each verification")
+    results = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for index in range(1, rounds + 1):
+            ok, elapsed, detail = _round(image, Path(scratch))
+            results.append(ok)
+            print(f"{index:2d}. {'ok    ' if ok else 'FAILED'} {elapsed:5.1f} s  {detail}", flush=True)
+    print(f"{sum(results)}/{rounds} cold ups succeeded with a pause during verification")
+
+
+if __name__ == "__main__":
+    main()
