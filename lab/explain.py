@@ -129,8 +129,8 @@ def teardown_steps(settings: Settings) -> list[ManualStep]:
                          for obj in reversed(objects))),
         ManualStep("container", chapter, "Remove the container and its volume",
                    "Amlen's configuration, key store and trust store live in the volume: they go with it.",
-                   (Command(f"docker rm -f {spec.name}", in_script=False),
-                    Command(f"docker volume rm {spec.volume}", in_script=False))),
+                   (Command(f"docker rm -f {shlex.quote(spec.name)}", in_script=False),
+                    Command(f"docker volume rm {shlex.quote(spec.volume)}", in_script=False))),
         ManualStep("certificates", chapter, "Keep the certificates (or delete them)",
                    "`down` keeps them: the CA may be trusted by browsers and other machines. `down --purge` "
                    "deletes them, like this.",
@@ -143,6 +143,7 @@ def teardown_steps(settings: Settings) -> list[ManualStep]:
 
 def _before_you_start(settings: Settings) -> list[ManualStep]:
     spec = ContainerSpec.from_settings(settings)
+    volume, image = shlex.quote(spec.volume), shlex.quote(spec.image)
     chapter = "Before you start: Amlen in a container"
     host_ports = sorted(port for _, port in spec.ports.values() if port)
     sports = " or ".join(f"sport = :{port}" for port in host_ports)
@@ -172,11 +173,11 @@ def _before_you_start(settings: Settings) -> list[ManualStep]:
                    "the helper container runs as the image's own user, so the file stays Amlen's (uid 463). "
                    f"Then the server, with a {spec.memory} memory limit (under 1 GiB Amlen refuses every "
                    "connection) and the lab's labels.",
-                   (Command(f"docker volume create {labels} {spec.volume}", in_script=False),
-                    Command(f"docker run --rm -v {spec.volume}:{AMLEN_DATA_PATH} --entrypoint sh {spec.image} "
+                   (Command(f"docker volume create {labels} {volume}", in_script=False),
+                    Command(f"docker run --rm -v {volume}:{AMLEN_DATA_PATH} --entrypoint sh {image} "
                             f"-c {shlex.quote(bound)}", in_script=False),
-                    Command(f"docker run -d --name {spec.name} --memory {spec.memory} {publish} "
-                            f"-v {spec.volume}:{AMLEN_DATA_PATH} {labels} {spec.image}",
+                    Command(f"docker run -d --name {shlex.quote(spec.name)} --memory {shlex.quote(spec.memory)} "
+                            f"{publish} -v {volume}:{AMLEN_DATA_PATH} {labels} {image}",
                             expect="the new container's id", in_script=False))),
         ManualStep("readiness", chapter, "Wait until Amlen runs",
                    "Amlen answers its status before it is ready: wait for State 1 (Running, production) with "
@@ -292,7 +293,8 @@ def _clients(settings: Settings) -> list[ManualStep]:
                     Command(f"{connect} -servername localhost -verify_hostname localhost -CAfile {ca_cert} "
                             "-verify_return_error -brief </dev/null",
                             expect="fails: verify error:num=62:hostname mismatch", must_fail=True),
-                    Command(f"docker exec {settings.container_name} tail -n 30 {AMLEN_LOG_DIR}/imaserver-default.log",
+                    Command(f"docker exec {shlex.quote(settings.container_name)} tail -n 30 "
+                            f"{AMLEN_LOG_DIR}/imaserver-default.log",
                             expect="CWLNA codes; CWLNA1102 means a port could not be bound", in_script=False))),
     ]
 
@@ -327,8 +329,9 @@ def _live(settings: Settings, endpoint: str, port: int, chapter: str, *, client:
     certificate = f" -cert {client}.crt -key {client}.key" if client else ""
     return ManualStep(
         "endpoints live", chapter, f"Is {endpoint} live?",
-        "An accepted POST is not a bound port: Amlen's monitor lists the endpoint only when it listens, and "
-        "a TLS handshake that verifies the certificate and the name proves it.",
+        "An accepted POST is not a bound port: Amlen's monitor lists the endpoint only when it listens, and a "
+        "TLS handshake that verifies the certificate and the name proves it (the lab also waits for an MQTT "
+        "CONNACK; the clients below get one).",
         (Command(f"{_CURL} {_api(f'monitor/Endpoint?Name={endpoint}')}",
                  expect='"Enabled": true and "LastErrorCode": 0', retry=True),
          Command(f"openssl s_client -connect {settings.host_ip}:{port} -servername {settings.hostname} "
@@ -370,8 +373,7 @@ def _objects(settings: Settings) -> list[AmlenObject]:
         )
         for path in (placeholders.ca_cert, placeholders.server_key, placeholders.server_cert):
             path.touch()
-        return [dataclasses.replace(obj, uploads=dict.fromkeys(obj.uploads, b""))
-                for obj in desired_objects(settings, placeholders)]
+        return desired_objects(settings, placeholders)
 
 
 def _is_mutual(obj: AmlenObject, settings: Settings) -> bool:
