@@ -2,6 +2,7 @@
 
 The script test runs the generated bash script with real openssl, curl and mosquitto clients (no lab Python)
 in an empty directory against a fresh Amlen stand-in, then checks the result with the lab's own TLS matrix.
+Like the other end-to-end tests it runs as root (CI does): the script gets a private /etc/hosts.
 """
 
 from __future__ import annotations
@@ -39,12 +40,6 @@ def settings(tmp_path: Path) -> Settings:
     return load_settings(dir=tmp_path / "lab", hostname=f"explain-{secrets.token_hex(3)}.getting.started",
                          tls_port=free_port(), mtls_port=free_port(), admin_port=free_port(),
                          workshop_port=free_port(), ca_passphrase=PASSPHRASE)
-
-
-@pytest.fixture
-def lab_settings(lab_env: LabEnv) -> Settings:
-    """The stand-in lab's settings, so `hosts_entry` (tests/mosquitto_lab.py) maps this lab's host name."""
-    return lab_env.settings()
 
 
 def _run_commands(settings: Settings, step: str, cwd: Path) -> None:
@@ -160,16 +155,22 @@ def fresh_standin(lab_env: LabEnv, standin_image: str) -> Iterator[None]:
 
 
 def test_guide_script_alone_makes_a_lab_that_passes_verify(lab_env: LabEnv, fresh_standin: None,
-                                                          hosts_entry: str, tmp_path: Path) -> None:
+                                                          tmp_path: Path) -> None:
     script = tmp_path / "guide.sh"
     written = lab_env.invoke("guide", "--script", str(script))
     assert written.returncode == 0, written.stderr
     workdir = tmp_path / "empty"
     workdir.mkdir()
+    # The host name resolves through a hosts file of the script's own (a private mount namespace): other test
+    # runs rewrite the shared /etc/hosts, and a reader can catch it half-written.
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"127.0.0.1 localhost\n127.0.0.1 {lab_env.hostname}\n")
     # Nothing of the lab: a bare environment, real openssl, curl and mosquitto clients.
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "LAB_CA_PASSPHRASE": PASSPHRASE,
            "AMLEN_ADMIN_URL": f"http://127.0.0.1:{lab_env.admin_port}"}
-    run = subprocess.run(["bash", str(script)], cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    isolated = ["unshare", "--mount", "sh", "-c", 'mount --bind "$1" /etc/hosts && exec bash "$2"', "sh",
+                str(hosts), str(script)]
+    run = subprocess.run(isolated, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "skipped" not in run.stdout, run.stdout
     assert run.stdout.count("refused, as expected") == 3
