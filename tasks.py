@@ -35,14 +35,22 @@ def _settings(**overrides: Any) -> Any:
     return load_settings(**overrides)
 
 
+def _explanation(settings: Any, explain: bool, *, down: bool = False) -> Any:
+    """The manual equivalent of each step for `--explain`, or None without it."""
+    from lab.guide import explanation
+
+    return explanation(settings, down=down) if explain else None
+
+
 @task(help={
     "hosts": "add the hosts-file entry (--no-hosts skips it and verifies by address instead)",
     "force_hosts": "add the lab's line even if a line of yours maps the name elsewhere (yours stays)",
     "verify": "run the TLS matrix at the end (--no-verify skips it)",
     "keep_on_failure": "on failure, keep what this run created for inspection instead of rolling back",
+    "explain": "print each step's manual equivalent (openssl, curl, docker, client commands) as it runs",
 })
 def up(c: Context, hosts: bool = True, force_hosts: bool = False, verify: bool = True,
-       keep_on_failure: bool = False) -> None:
+       keep_on_failure: bool = False, explain: bool = False) -> None:
     """Build the whole TLS lab: certificates, Amlen container, endpoints 8889/8890, hosts entry, checks."""
     from lab.plan import PlanFailed
     from lab.plan import up as run_up
@@ -51,7 +59,7 @@ def up(c: Context, hosts: bool = True, force_hosts: bool = False, verify: bool =
 
     with _lab_errors():
         settings = _settings()
-        printer = StepPrinter("up")
+        printer = StepPrinter("up", _explanation(settings, explain))
         options = Options(hosts=hosts, force_hosts=force_hosts, verify=verify, keep_on_failure=keep_on_failure)
         try:
             report = run_up(settings, options, on_event=printer.on_event, on_progress=printer.on_progress)
@@ -68,8 +76,9 @@ def up(c: Context, hosts: bool = True, force_hosts: bool = False, verify: bool =
 @task(help={
     "keep_container": "delete the lab's Amlen objects but keep the container running",
     "purge": "also delete the certificates, including the CA (which browsers may trust)",
+    "explain": "print each step's manual equivalent (curl, docker, hosts commands) as it runs",
 })
-def down(c: Context, keep_container: bool = False, purge: bool = False) -> None:
+def down(c: Context, keep_container: bool = False, purge: bool = False, explain: bool = False) -> None:
     """Remove what `up` created: endpoints, container, volume, hosts line (certificates stay unless --purge)."""
     from lab.plan import PlanFailed
     from lab.plan import down as run_down
@@ -78,7 +87,7 @@ def down(c: Context, keep_container: bool = False, purge: bool = False) -> None:
 
     with _lab_errors():
         settings = _settings()
-        printer = StepPrinter("down")
+        printer = StepPrinter("down", _explanation(settings, explain, down=True))
         try:
             report = run_down(settings, Options(keep_container=keep_container, purge=purge),
                               on_event=printer.on_event)
@@ -92,8 +101,9 @@ def down(c: Context, keep_container: bool = False, purge: bool = False) -> None:
     "admin_url": "the admin API of the Amlen to configure, e.g. http://amlen.example:9089 (default: LAB_ADMIN_URL)",
     "hosts": "add the hosts-file entry (--no-hosts skips it)",
     "verify": "run the TLS matrix at the end (--no-verify skips it)",
+    "explain": "print each step's manual equivalent (openssl, curl, client commands) as it runs",
 })
-def configure(c: Context, admin_url: str = "", hosts: bool = True, verify: bool = True) -> None:
+def configure(c: Context, admin_url: str = "", hosts: bool = True, verify: bool = True, explain: bool = False) -> None:
     """Apply the guide's certificates and endpoints to an Amlen that already runs (e.g. `docker compose up`)."""
     from lab.plan import PlanFailed
     from lab.plan import configure as run_configure
@@ -102,7 +112,7 @@ def configure(c: Context, admin_url: str = "", hosts: bool = True, verify: bool 
 
     with _lab_errors():
         settings = _settings(admin_url=admin_url or None)
-        printer = StepPrinter("configure")
+        printer = StepPrinter("configure", _explanation(settings, explain))
         try:
             report = run_configure(settings, Options(hosts=hosts, verify=verify),
                                    on_event=printer.on_event, on_progress=printer.on_progress)
@@ -111,6 +121,23 @@ def configure(c: Context, admin_url: str = "", hosts: bool = True, verify: bool 
             raise Exit(error_line(exc), code=1) from None
         printer.finish(report)
         print_summary(up_summary(settings))
+
+
+@task(help={
+    "output": "write the Markdown to FILE instead of printing it",
+    "script": "write the same commands as one bash script to FILE (set -euo pipefail; files in the current dir)",
+})
+def guide(c: Context, output: str = "", script: str = "") -> None:
+    """Write the TLS guide for this lab as Markdown: each step of `up` as commands to type by hand."""
+    from pathlib import Path
+
+    from lab.guide import write_guide
+    from lab.report import print_guide
+
+    with _lab_errors():
+        result = write_guide(_settings(), output=Path(output) if output else None,
+                             script=Path(script) if script else None)
+    print_guide(result)
 
 
 @task(help={"json": "print JSON for scripts"})

@@ -22,6 +22,8 @@ from lab.errors import CertError
 from lab.settings import Settings
 
 __all__ = [
+    "EKU_NAMES",
+    "KEY_USAGE_NAMES",
     "CertInfo",
     "PkiPaths",
     "check_certificates",
@@ -85,8 +87,8 @@ class CertInfo:
     sha256_fingerprint: str
 
 
-# OpenSSL's names, so the output reads like `openssl x509 -text` and the guide's ext file.
-_KEY_USAGE_NAMES = {
+# OpenSSL's names, so the output reads like `openssl x509 -text` and `invoke guide` writes extensions with them.
+KEY_USAGE_NAMES = {
     "digital_signature": "digitalSignature",
     "content_commitment": "nonRepudiation",
     "key_encipherment": "keyEncipherment",
@@ -95,7 +97,7 @@ _KEY_USAGE_NAMES = {
     "key_cert_sign": "keyCertSign",
     "crl_sign": "cRLSign",
 }
-_EKU_NAMES = {
+EKU_NAMES = {
     ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
     ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
     ExtendedKeyUsageOID.CODE_SIGNING: "codeSigning",
@@ -169,8 +171,8 @@ def lint_certificates(settings: Settings) -> list[str]:
         problems += _date_problems(label, cert)
         purpose = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
         ekus = _extended_key_usage(cert)
-        if ekus and _EKU_NAMES[purpose] not in ekus:
-            problems.append(f"{label}: extendedKeyUsage is {', '.join(ekus)}, without {_EKU_NAMES[purpose]}")
+        if ekus and EKU_NAMES[purpose] not in ekus:
+            problems.append(f"{label}: extendedKeyUsage is {', '.join(ekus)}, without {EKU_NAMES[purpose]}")
         if server and not _name_matches(settings.hostname, dns_names(cert)):
             problems.append(
                 f"{label}: its SAN ({', '.join(dns_names(cert)) or 'none'}) does not contain the host name "
@@ -314,7 +316,7 @@ def _key_usage(cert: x509.Certificate) -> tuple[str, ...]:
         usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
         return ()
-    return tuple(name for attr, name in _KEY_USAGE_NAMES.items() if getattr(usage, attr))
+    return tuple(name for attr, name in KEY_USAGE_NAMES.items() if getattr(usage, attr))
 
 
 def _extended_key_usage(cert: x509.Certificate) -> tuple[str, ...]:
@@ -322,7 +324,7 @@ def _extended_key_usage(cert: x509.Certificate) -> tuple[str, ...]:
         usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         return ()
-    return tuple(_EKU_NAMES.get(oid, oid.dotted_string) for oid in usage)
+    return tuple(EKU_NAMES.get(oid, oid.dotted_string) for oid in usage)
 
 
 def _authority_key_id(cert: x509.Certificate) -> bytes | None:

@@ -46,6 +46,15 @@ from lab.settings import Settings
 
 # The inspection half lives in lab.certinfo; it is re-exported so `lab.certs` is the one place to import from.
 __all__ = [
+    "CA_COMMON_NAME",
+    "CA_KEY_USAGE",
+    "CA_PATH_LENGTH",
+    "CLIENT_EKU",
+    "CLIENT_KEY_USAGE",
+    "KEY_BITS",
+    "SERVER_EKU",
+    "SERVER_KEY_USAGE",
+    "SIGNATURE_HASH",
     "Action",
     "CertInfo",
     "FileResult",
@@ -57,6 +66,7 @@ __all__ = [
     "lint_certificates",
     "make_foreign_client",
     "pki_paths",
+    "subject_name",
 ]
 
 # RSA only: Amlen checks keys with `openssl rsa -check` and matches them to certificates by modulus.
@@ -65,8 +75,19 @@ KEY_BITS = 2048
 RENEW_WITHIN_DAYS = 30
 # Back-date notBefore a little so a container whose clock is slightly behind the host accepts new certs.
 _CLOCK_SKEW = dt.timedelta(minutes=5)
-_ORG = "amlen-lab"
-_CA_COMMON_NAME = "amlen-lab toy CA"
+# The certificate profiles below are public so `invoke guide` writes the same ones as openssl commands.
+ORGANIZATION = "amlen-lab"
+CA_COMMON_NAME = "amlen-lab toy CA"
+SIGNATURE_HASH = hashes.SHA256()
+# pathlen 0: the toy CA signs leaves only, never another CA.
+CA_PATH_LENGTH = 0
+# KeyUsage flags by cryptography's field names. The server set is the guide's; a client certificate gets
+# clientAuth only, so it cannot pose as a server (mkcert adds both; we do not).
+CA_KEY_USAGE = ("key_cert_sign", "crl_sign")
+SERVER_KEY_USAGE = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment")
+CLIENT_KEY_USAGE = ("digital_signature", "key_encipherment")
+SERVER_EKU = ExtendedKeyUsageOID.SERVER_AUTH
+CLIENT_EKU = ExtendedKeyUsageOID.CLIENT_AUTH
 # Client names become file names and CNs; the same rule as LAB_CLIENT_NAMES in lab.settings.
 _CLIENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -345,31 +366,31 @@ def _new_keys(count: int) -> list[rsa.RSAPrivateKey]:
     return [_new_key() for _ in range(count)]
 
 
-def _name(cn: str) -> x509.Name:
+def subject_name(cn: str) -> x509.Name:
+    """The subject of every certificate the lab makes: CN=`cn`, O=amlen-lab (in that order)."""
     return x509.Name([
         x509.NameAttribute(NameOID.COMMON_NAME, cn),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, _ORG),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
     ])
 
 
-def _build_ca_cert(key: rsa.RSAPrivateKey, *, days: int, cn: str = _CA_COMMON_NAME) -> x509.Certificate:
+def _build_ca_cert(key: rsa.RSAPrivateKey, *, days: int, cn: str = CA_COMMON_NAME) -> x509.Certificate:
     now = _now()
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     return (
         x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(_name(cn))
+        .subject_name(subject_name(cn))
+        .issuer_name(subject_name(cn))
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - _CLOCK_SKEW)
         .not_valid_after(now + dt.timedelta(days=days))
-        # pathlen 0: the toy CA signs leaves only, never another CA.
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=CA_PATH_LENGTH), critical=True)
+        .add_extension(_key_usage(CA_KEY_USAGE), critical=True)
         .add_extension(ski, critical=False)
         # Self-referencing AKI: strict verifiers (Python >= 3.13's VERIFY_X509_STRICT) like it present.
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-        .sign(key, hashes.SHA256())
+        .sign(key, SIGNATURE_HASH)
     )
 
 
@@ -386,7 +407,7 @@ def _build_leaf(ca: _Ca, key: rsa.RSAPrivateKey, name: str, *, days: int, server
         aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key())
     builder = (
         x509.CertificateBuilder()
-        .subject_name(_name(name))
+        .subject_name(subject_name(name))
         .issuer_name(ca.cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -398,26 +419,21 @@ def _build_leaf(ca: _Ca, key: rsa.RSAPrivateKey, name: str, *, days: int, server
     )
     if server:
         builder = (
-            builder.add_extension(
-                _key_usage(digital_signature=True, content_commitment=True, key_encipherment=True,
-                           data_encipherment=True),
-                critical=True,
-            )
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            builder.add_extension(_key_usage(SERVER_KEY_USAGE), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([SERVER_EKU]), critical=False)
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
         )
     else:
-        # clientAuth only, so a client certificate cannot pose as a server (mkcert adds both; we do not).
-        builder = builder.add_extension(
-            _key_usage(digital_signature=True, key_encipherment=True), critical=True
-        ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-    return builder.sign(ca.key, hashes.SHA256())
+        builder = builder.add_extension(_key_usage(CLIENT_KEY_USAGE), critical=True).add_extension(
+            x509.ExtendedKeyUsage([CLIENT_EKU]), critical=False
+        )
+    return builder.sign(ca.key, SIGNATURE_HASH)
 
 
-def _key_usage(**flags: bool) -> x509.KeyUsage:
+def _key_usage(flags: tuple[str, ...]) -> x509.KeyUsage:
     names = ["digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
              "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only"]
-    return x509.KeyUsage(**{n: flags.get(n, False) for n in names})
+    return x509.KeyUsage(**{n: n in flags for n in names})
 
 
 def _key_pem(key: rsa.RSAPrivateKey) -> bytes:

@@ -7,6 +7,7 @@
     ├── ContainerError       Docker is unreachable, an image is missing, a port is taken...
     ├── AmlenError           the Amlen admin API refused a request (carries the CWLNA code)
     ├── CheckError           a verification or diagnostic could not run
+    ├── GuideError           `invoke guide` cannot write its Markdown or script
     └── LockError            another `up`/`down` holds the lab directory
 
 Anything that is not a LabError is a bug and keeps its traceback.
@@ -19,6 +20,7 @@ __all__ = [
     "CertError",
     "CheckError",
     "ContainerError",
+    "GuideError",
     "HostsError",
     "LabError",
     "LockError",
@@ -75,6 +77,10 @@ class AmlenError(LabError):
 
 class CheckError(LabError):
     """A verification or diagnostic could not be run at all (not: a check that ran and failed)."""
+
+
+class GuideError(LabError):
+    """`invoke guide` cannot write the file it was asked to (--output, --script)."""
 
 
 class LockError(LabError):

@@ -21,6 +21,7 @@ from lab.settings import Settings
 if TYPE_CHECKING:
     from lab.checks import VerifyReport
     from lab.doctor import DoctorReport
+    from lab.guide import Explanation, GuideResult
     from lab.trust import TrustGuide
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "console",
     "error_line",
     "print_doctor",
+    "print_guide",
     "print_json",
     "print_rows",
     "print_status",
@@ -49,17 +51,23 @@ _MARKS = {
 
 
 class StepPrinter:
-    """Shows each step as it runs: a spinner line with a counter and elapsed time, then a result line."""
+    """Shows each step as it runs: a spinner line with a counter and elapsed time, then a result line.
 
-    def __init__(self, title: str) -> None:
+    With an `explanation` (`--explain`), each step's manual equivalent is printed as the step starts.
+    """
+
+    def __init__(self, title: str, explanation: Explanation | None = None) -> None:
         self.title = title
         self._status: Status | None = None
         self._started = 0.0
         self._label = ""
+        self._explanation = explanation
+        self._preamble_shown = False
 
     def on_event(self, event: StepEvent) -> None:
         """Receive a plan event."""
         if event.status is StepStatus.RUNNING:
+            self._explain(event.step)
             self._started = time.monotonic()
             self._label = f"[{event.index}/{event.total}] {event.step}"
             self._spin(self._label)
@@ -90,6 +98,16 @@ class StepPrinter:
         else:
             err_console.print("rolled back: this run left nothing behind (`--keep-on-failure` keeps it for inspection)")
 
+    def _explain(self, step: str) -> None:
+        if self._explanation is None:
+            return
+        if not self._preamble_shown:
+            self._preamble_shown = True
+            console.print(self._explanation.preamble, markup=False, soft_wrap=True)
+        block = self._explanation.blocks.get(step)
+        if block:
+            console.print(f"\n{block}\n", markup=False, soft_wrap=True)
+
     def _spin(self, text: str) -> None:
         if not console.is_terminal:
             return
@@ -110,6 +128,14 @@ def error_line(error: LabError) -> str:
     if error.details:
         err_console.print(error.details, markup=False)
     return f"error: {error}"
+
+
+def print_guide(result: GuideResult) -> None:
+    """`invoke guide`: the Markdown itself, or which files were written."""
+    if result.markdown is not None:
+        sys.stdout.write(result.markdown)
+    for path in result.written:
+        console.print(f"wrote {path}", markup=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:
