@@ -280,6 +280,7 @@ class _GuideFlags(Task):  # type: ignore[type-arg]
 
     SHORT: ClassVar[dict[str, str]] = {
         "host": "H", "port": "P", "topic": "t", "tls": "s", "count": "N", "message": "m", "qos": "q",
+        "client_id": "c",
     }
 
     def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Any]:
@@ -300,6 +301,7 @@ _CLIENT_HELP = {
     "cert": "client certificate file",
     "count": "sub: stop after N messages (0: until Ctrl-C); pub: publish N messages",
     "qos": "quality of service 0, 1 or 2",
+    "client_id": "MQTT client ID (default: a random one; on the workshop port it must start with the seat's CN)",
 }
 
 
@@ -314,7 +316,7 @@ def _client(host: str, port: int, tls: bool, cacerts: str, key: str, cert: str) 
 
 @task(klass=_GuideFlags, auto_shortflags=False, help=_CLIENT_HELP)
 def sub(c: Context, host: str = "", port: int = 0, topic: str = "topic1/#", tls: bool = True, cacerts: str = "",
-        key: str = "", cert: str = "", count: int = 0, qos: int = 0) -> None:
+        key: str = "", cert: str = "", count: int = 0, qos: int = 0, client_id: str = "") -> None:
     """Subscribe like the guide's paho client and print messages as they arrive (Ctrl-C stops)."""
     from lab.mqtt import subscribe
     from lab.report import console
@@ -324,7 +326,8 @@ def sub(c: Context, host: str = "", port: int = 0, topic: str = "topic1/#", tls:
         with _lab_errors():
             target = _client(host, port, tls, cacerts, key, cert)
             console.print(f"subscribing to {topic} on {target.description}", markup=False)
-            for message in subscribe(target.host, target.port, topic, context=target.context, qos=qos):
+            for message in subscribe(target.host, target.port, topic, context=target.context, qos=qos,
+                                     client_id=client_id):
                 console.print(f"{message.topic} {message.payload.decode(errors='replace')}", markup=False)
                 received += 1
                 if count and received >= count:
@@ -338,15 +341,81 @@ def sub(c: Context, host: str = "", port: int = 0, topic: str = "topic1/#", tls:
 @task(klass=_GuideFlags, auto_shortflags=False, help={**_CLIENT_HELP, "message": "payload to publish"})
 def pub(c: Context, host: str = "", port: int = 0, topic: str = "topic1/subtopic2", tls: bool = True,
         cacerts: str = "", key: str = "", cert: str = "", count: int = 1, message: str = "hello",
-        qos: int = 0) -> None:
+        qos: int = 0, client_id: str = "") -> None:
     """Publish like the guide's paho client: N messages to a topic, over TLS with the lab's files."""
     from lab.mqtt import publish
     from lab.report import console
 
     with _lab_errors():
         target = _client(host, port, tls, cacerts, key, cert)
-        sent = publish(target.host, target.port, topic, [message] * count, context=target.context, qos=qos)
+        sent = publish(target.host, target.port, topic, [message] * count, context=target.context, qos=qos,
+                       client_id=client_id)
     console.print(f"published {sent} message(s) to {topic} on {target.description}", markup=False)
+
+
+@task(help={
+    "seats": "make or grow the room to N seats named 01..N (seat certificate CN seat.01 ...)",
+    "roster": "make or grow the room from a file: one seat name per line (# comments)",
+    "revoke": "put seat NAME's certificate on the workshop CRL: its new connections are refused",
+    "reissue": "a new key and certificate (new serial) for seat NAME; the way back after --revoke",
+    "status": "one line per seat: expiry, revoked, connected now, since when, messages (the default)",
+    "json": "with --status: print JSON for scripts",
+    "expose": "publish the workshop port on this machine's ADDRESS for the room (127.0.0.1: back to loopback)",
+})
+def workshop(c: Context, seats: int = 0, roster: str = "", revoke: str = "", reissue: str = "",
+             status: bool = False, json: bool = False, expose: str = "") -> None:
+    """Workshop labs: a seat per participant with its own certificate, endpoint, topics; revoke, status, expose."""
+    from pathlib import Path
+
+    from lab.report import StepPrinter, print_json
+    from lab.workshop import report
+
+    chosen = [flag for flag, value in (("--seats", seats), ("--roster", roster), ("--revoke", revoke),
+                                       ("--reissue", reissue), ("--status", status), ("--expose", expose)) if value]
+    if len(chosen) > 1:
+        raise Exit(f"error: choose one of {', '.join(chosen)}", code=1)
+    if json and chosen not in ([], ["--status"]):
+        raise Exit("error: --json goes with --status", code=1)
+    with _lab_errors():
+        import lab.workshop as room
+
+        settings = _settings()
+        if seats or roster:
+            wanted = room.numbered(seats) if seats else room.read_roster(Path(roster))
+            report.print_room(room.build_room(settings, wanted))
+        elif revoke:
+            report.print_room(room.revoke_seat(settings, revoke))
+        elif reissue:
+            report.print_room(room.reissue_seat(settings, reissue))
+        elif expose:
+            printer = StepPrinter("up")
+            report.print_expose(room.expose(settings, expose, on_event=printer.on_event,
+                                            on_progress=printer.on_progress))
+        elif json:
+            print_json(room.workshop_status(settings).as_dict())
+        else:
+            report.print_workshop_status(room.workshop_status(settings))
+
+
+@task(help={
+    "save": "write LAB_IMAGE to FILE (docker save, plus the digests to check it by) to hand out",
+    "load": "check FILE blob by blob, load it, and make a digest-pinned LAB_IMAGE resolve offline",
+})
+def image(c: Context, save: str = "", load: str = "") -> None:
+    """The lab's Amlen image as one file: --save FILE on a machine that has it, --load FILE on each seat."""
+    from pathlib import Path
+
+    from lab.image import load_image, save_image
+    from lab.report import print_loaded_image, print_saved_image
+
+    if bool(save) == bool(load):
+        raise Exit("error: choose one of --save FILE and --load FILE", code=1)
+    with _lab_errors():
+        settings = _settings()
+        if save:
+            print_saved_image(save_image(settings, Path(save)))
+        else:
+            print_loaded_image(load_image(settings, Path(load)))
 
 
 @task(help={"json": "print JSON for scripts"})

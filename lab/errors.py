@@ -7,7 +7,8 @@
     ├── ContainerError       Docker is unreachable, an image is missing, a port is taken...
     ├── AmlenError           the Amlen admin API refused a request (carries the CWLNA code)
     ├── CheckError           a verification or diagnostic could not run
-    └── LockError            another `up`/`down` holds the lab directory
+    ├── LockError            another `up`/`down` holds the lab directory
+    └── WorkshopError        a roster line, a seat name or a workshop command cannot be carried out
 
 Anything that is not a LabError is a bug and keeps its traceback.
 """
@@ -23,6 +24,7 @@ __all__ = [
     "LabError",
     "LockError",
     "SettingsError",
+    "WorkshopError",
 ]
 
 
@@ -79,3 +81,7 @@ class CheckError(LabError):
 
 class LockError(LabError):
     """Another lab command holds the lab directory's lock."""
+
+
+class WorkshopError(LabError):
+    """A roster or seat name is unusable, or a workshop command cannot run (no lab, unknown seat)."""
