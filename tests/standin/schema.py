@@ -150,6 +150,12 @@ SCHEMAS: dict[str, dict[str, Prop]] = {
         ),
         "DefaultSelectionRule": Prop(Kind.SELECTOR, max_length=4096),
     },
+    # serverConfigSchema.json / validate_CRLProfile.c; "Overwrite" is a request option (CRL_PROFILE_OPTIONS).
+    "CRLProfile": {
+        "CRLSource": _str(required=True, max_length=2048),
+        "UpdateInterval": Prop(Kind.NUMBER, default=60, minimum=5, maximum=43200),
+        "RevalidateConnection": _bool(False),
+    },
     # Present (the admin endpoint's policy) and readable; the stand-in does not implement changing it.
     "ConfigurationPolicy": {
         "Description": DESCRIPTION,
@@ -171,6 +177,7 @@ NAMED_TYPES = (
     "TopicPolicy",
     "SubscriptionPolicy",
     "ConfigurationPolicy",
+    "CRLProfile",
 )
 
 # Longest object name per type (schema MaxLength of "Name"); SecurityProfile is the exception at 32.
@@ -183,6 +190,9 @@ TRUSTED_CERTIFICATE_ENTRY: dict[str, Prop] = {
     "SecurityProfileName": Prop(Kind.NAME, required=True),
     "Overwrite": _bool(False),
 }
+
+# CRLProfile's request option (validate_CRLProfile.c deletes it before the object is stored).
+CRL_PROFILE_OPTIONS: dict[str, Prop] = {"Overwrite": _bool(False)}
 
 # CertificateProfile properties that are request options, not configuration: validated, never stored.
 CERTIFICATE_PROFILE_OPTIONS: dict[str, Prop] = {

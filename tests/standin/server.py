@@ -10,7 +10,13 @@ then ``GET /ima/v1/service/status`` answers HTTP 200 with the starting states 11
 
     STANDIN_LISTEN_DELAY=0.5   STANDIN_START_DELAY=0.4   STANDIN_STOP_DELAY=1.0   STANDIN_BROKER_PORT=18830
     STANDIN_ADMIN_PASSWORD_SET=1 (0: behave as a server without AdminUserID/AdminUserPassword, see CWLNA0375)
+    STANDIN_MONITOR_LAG=1.0 (seconds before a connection shows in GET /ima/v1/monitor/Connection)
     MESSAGESIGHT_ADMIN_PORT=9089   MESSAGESIGHT_ADMIN_HOST=All   STANDIN_DATA_PATH=/var/lib/amlen-server
+    IMATotalMemSizeMB (Amlen's own override of the memory it sizes itself from, see resources.py)
+
+Before anything listens it checks ``data/config/server.cfg`` (it must be writable by the server's user) and
+sizes itself from memory; in the store phase it creates the store files (``resources.py``). Either failing
+stops the process with exit code 1 and a line in ``imaserver_start.log``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import ssl
@@ -38,10 +45,20 @@ from urllib.parse import parse_qs, unquote, urlsplit
 # The stand-in's own modules sit next to this file (python3 puts the script's directory on sys.path).
 from broker import Broker, BrokerPorts
 from certs import DataPaths
+from connections import ConnectionRegistry
 from defaults import ADMIN_CERTIFICATE, ADMIN_KEY
 from diag import ServerLog
-from endpoints import EndpointManager
+from endpoints import ConnectionBudget, EndpointManager, FrontServices
 from messages import AmlenError, success_body
+from monitor import connection_monitor
+from resources import (
+    StartupError,
+    check_server_cfg,
+    create_store_files,
+    persist_file_size,
+    tcp_max_connections,
+    total_memory_mb,
+)
 from schema import parse_request_json
 from store import Configuration
 
@@ -77,6 +94,9 @@ class Settings:
     stop_delay: float
     broker_port: int
     admin_password_set: bool
+    monitor_lag: float
+    install_config: Path
+    memory_override: str  # IMATotalMemSizeMB from the environment, as Amlen reads it
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -93,6 +113,9 @@ class Settings:
             stop_delay=_env_float(env, "STANDIN_STOP_DELAY", 1.0),
             broker_port=int(env.get("STANDIN_BROKER_PORT", "18830")),
             admin_password_set=env.get("STANDIN_ADMIN_PASSWORD_SET", "1") != "0",
+            monitor_lag=_env_float(env, "STANDIN_MONITOR_LAG", 1.0),
+            install_config=Path(env.get("STANDIN_INSTALL_CONFIG", "/usr/share/amlen-server/config/server.cfg")),
+            memory_override=env.get("IMATotalMemSizeMB", ""),
         )
 
 
@@ -125,7 +148,9 @@ class StandIn:
         self.broker = Broker(
             self.paths.broker, self.paths.logs / "standin-mosquitto.log", ports, self.log.log
         )
-        self.endpoints = EndpointManager(ports, self.log.log)
+        self.registry = ConnectionRegistry(settings.monitor_lag)
+        # The connection limit is known once server.cfg has been read (run()); nothing listens before.
+        self.endpoints = EndpointManager(FrontServices(ports, self.log.log, ConnectionBudget(0), self.registry))
         self.config: Configuration | None = None
         self.http: AdminServer | None = None
         self._finished = threading.Event()
@@ -197,10 +222,48 @@ class StandIn:
 
     # ---- life cycle ----------------------------------------------------------------------------------------
 
+    def _read_static_config(self) -> dict[str, str]:
+        """``server.cfg`` (copied from the install directory when the volume has none, as on a first start)."""
+        target = self.paths.server_cfg
+        if not target.exists() and self.settings.install_config.is_file():
+            shutil.copyfile(self.settings.install_config, target)
+        cfg = check_server_cfg(target)
+        memory_mb = total_memory_mb({"IMATotalMemSizeMB": self.settings.memory_override}, cfg)
+        limit = tcp_max_connections(memory_mb)
+        self.endpoints.services.budget.limit = limit
+        self.log.log(
+            "CWLNA0920", "INFO", "Server", f"Memory: TotalMemSizeMB={memory_mb} TcpMaxConnections={limit}."
+        )
+        return cfg
+
+    def _start_store(self, cfg: dict[str, str]) -> None:
+        """Size and create the store's persistence files (sparse) on a first start."""
+        self.paths.persist.mkdir(parents=True, exist_ok=True)
+        layout = persist_file_size(cfg, self.paths.persist)
+        created = create_store_files(layout)
+        how = "Store.PersistFileSizeMB" if layout.configured else "filesystem size / 24"
+        detail = f"{len(created)} files created" if created else "existing files kept"
+        self.log.log(
+            "CWLNA0921",
+            "INFO",
+            "Store",
+            f"Store persistence files: Size={layout.file_size} bytes each ({how}), {detail}: {layout.directory}.",
+        )
+
+    def _fail_start(self, error: StartupError) -> None:
+        self.log.start_message(f"The server could not start: {error}")
+        self.log.log("CWLNA0112", "ERROR", "Server", f"The server could not start: {error}", console=True)
+        self.shutdown()
+        sys.exit(1)
+
     def run(self) -> None:
         """Start like Amlen, serve until stopped, then exit or restart in place."""
         self.log.start_message("Amlen stand-in (test infrastructure, not Eclipse Amlen) is starting.")
         self.log.log("CWLNA0900", "INFO", "Server", f"Start the Amlen stand-in ({VERSION}).")
+        try:
+            cfg = self._read_static_config()
+        except StartupError as error:
+            self._fail_start(error)
         self.config = Configuration(
             self.paths,
             self.endpoints,
@@ -215,6 +278,11 @@ class StandIn:
         self.log.log("CWLNA6013", "INFO", "Admin", "Administration service is initialized: RunMode=0.")
         for phase in _START_PHASES:
             self.set_state(phase)
+            if phase == STARTING_STORE:
+                try:
+                    self._start_store(cfg)
+                except StartupError as error:
+                    self._fail_start(error)
             time.sleep(self.settings.start_delay / len(_START_PHASES))
         self.broker.start()
         self.config.start_endpoints()
@@ -317,7 +385,7 @@ class AdminHandler(BaseHTTPRequestHandler):
 
     def _body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -395,6 +463,8 @@ class AdminHandler(BaseHTTPRequestHandler):
         if family == "monitor" and method == "GET" and args == ["Endpoint"]:
             names = parse_qs(url.query).get("Name")
             return 200, config.monitor_endpoints(names[0] if names else None)
+        if family == "monitor" and method == "GET" and args == ["Connection"]:
+            return 200, connection_monitor(app.registry, config.endpoint_names(), parse_qs(url.query))
         if family == "monitor" and method == "GET":
             raise AmlenError(501, 102)
         raise AmlenError(400, 137, url.path)

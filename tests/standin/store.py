@@ -4,7 +4,7 @@ Every rule here is Amlen's as the reference records it (its appendix wins over t
 types a POST may carry and the order in which Amlen applies them, the cross-object checks (missing references,
 CWLNA0456, ports in use, objects still referenced), the certificate rules of ``certApply.sh`` (an upload is
 consumed by the apply that uses it, Overwrite, RSA keys only, trusted certificates must be CAs), and the
-monitor's quirks (an endpoint that failed to bind is absent; asking for a missing one is HTTP 500).
+CRL profiles (``crl.py``). The monitors are in ``monitor.py``.
 """
 
 from __future__ import annotations
@@ -20,11 +20,15 @@ from typing import Any
 import certs
 from broker import Log
 from certs import DataPaths
+from crl import apply_crl_profile, crl_file, remove_crl_profile
 from defaults import ADMIN_CERTIFICATE, ADMIN_KEY, default_objects
-from endpoints import EndpointManager, EndpointSpec, TlsSettings
+from endpoints import EndpointManager, EndpointSpec
 from messages import AmlenError, bad_value, in_use, not_found
+from monitor import endpoint_monitor
+from policies import names as _names
 from schema import (
     CERTIFICATE_PROFILE_OPTIONS,
+    CRL_PROFILE_OPTIONS,
     NAMED_TYPES,
     SCHEMAS,
     TRUSTED_CERTIFICATE_ENTRY,
@@ -33,6 +37,7 @@ from schema import (
     json_type_name,
     validate_properties,
 )
+from tls import TlsSettings
 
 # janssonProcessPost.c applies the object types of one request in this order, whatever the JSON order.
 POST_ORDER = (
@@ -57,7 +62,6 @@ NOT_IMPLEMENTED = frozenset(
     {
         "LTPAProfile",
         "OAuthProfile",
-        "CRLProfile",
         "ClientCertificate",
         "ConfigurationPolicy",
         "AdminEndpoint",
@@ -79,6 +83,7 @@ PROTECTED = {
 # Which property of which object type references objects of a given type (for "still being used").
 REFERENCES: dict[str, list[tuple[str, str]]] = {
     "CertificateProfile": [("SecurityProfile", "CertificateProfile")],
+    "CRLProfile": [("SecurityProfile", "CRLProfile")],
     "SecurityProfile": [("Endpoint", "SecurityProfile")],
     "MessageHub": [("Endpoint", "MessageHub")],
     "ConnectionPolicy": [("Endpoint", "ConnectionPolicies")],
@@ -88,11 +93,6 @@ REFERENCES: dict[str, list[tuple[str, str]]] = {
 MAX_TRUSTED_CERTIFICATES = 100  # per security profile (docs)
 _PKCS12_SUFFIXES = (".p12", ".pfx")
 _PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\s*", re.DOTALL)
-
-
-def _names(value: str | None) -> list[str]:
-    """The entries of a comma-delimited list property."""
-    return [item.strip() for item in (value or "").split(",") if item.strip()]
 
 
 class Configuration:
@@ -123,6 +123,8 @@ class Configuration:
         """The saved configuration of this data volume, or Amlen's defaults on a first start."""
         if self._state_file.is_file():
             saved: dict[str, dict[str, dict[str, Any]]] = json.loads(self._state_file.read_text())
+            for obj_type in NAMED_TYPES:
+                saved.setdefault(obj_type, {})  # a volume saved by an older stand-in
             return saved
         objects = default_objects()
         for name in (ADMIN_CERTIFICATE, ADMIN_KEY):
@@ -162,6 +164,7 @@ class Configuration:
             password = profile["UsePasswordAuthentication"]
             if profile["TLSEnabled"]:
                 cert_profile = self.objects["CertificateProfile"][profile["CertificateProfile"]]
+                crl_profile = self.objects["CRLProfile"].get(profile["CRLProfile"] or "")
                 tls = TlsSettings(
                     certificate=self.paths.keystore / cert_profile["Certificate"],
                     key=self.paths.keystore / cert_profile["Key"],
@@ -170,6 +173,9 @@ class Configuration:
                     require_client_certificate=profile["UseClientCertificate"],
                     trusted_ca_file=self.paths.truststore / f"{profile_name}_cafile.pem",
                     trusted_ca_path=self.paths.truststore / f"{profile_name}_capath",
+                    crl_file=crl_file(self.paths.certificates, profile["CRLProfile"], crl_profile["CRLSource"])
+                    if crl_profile
+                    else None,
                 )
         return EndpointSpec(
             name=name,
@@ -178,7 +184,16 @@ class Configuration:
             allows_mqtt=not protocols or bool(protocols & {"all", "mqtt"}),
             password_authentication=password,
             tls=tls,
+            connection_policies=tuple(_names(props["ConnectionPolicies"])),
+            topic_policies=tuple(_names(props.get("TopicPolicies"))),
+            lookup=self.policy,
         )
+
+    def policy(self, obj_type: str, name: str) -> dict[str, Any] | None:
+        """A copy of a policy's properties, for the front's checks (None when it does not exist)."""
+        with self._lock:
+            props = self.objects.get(obj_type, {}).get(name)
+            return dict(props) if props is not None else None
 
     def start_endpoints(self) -> None:
         """Start every enabled endpoint (when messaging starts)."""
@@ -189,7 +204,7 @@ class Configuration:
     def _restart_endpoints(
         self, *, security_profile: str | None = None, certificate_profile: str | None = None
     ) -> None:
-        """Amlen restarts the enabled endpoints whose TLS settings changed underneath them."""
+        """Amlen rebuilds the TLS context of enabled endpoints whose profiles changed; open connections stay."""
         for name, props in self.objects["Endpoint"].items():
             profile_name = props.get("SecurityProfile") or ""
             if not profile_name or not props["Enabled"]:
@@ -198,7 +213,7 @@ class Configuration:
             if profile_name == security_profile or (
                 certificate_profile is not None and profile["CertificateProfile"] == certificate_profile
             ):
-                self.endpoints.apply(name, self._endpoint_spec(name))
+                self.endpoints.apply(name, self._endpoint_spec(name), keep_connections=True)
 
     # ---- uploads -------------------------------------------------------------------------------------------
 
@@ -259,8 +274,15 @@ class Configuration:
         if obj_type == "CertificateProfile":
             self._post_certificate_profile(name, body, current)
             return
-        props, _ = validate_properties(obj_type, name, body, SCHEMAS[obj_type], current)
-        if obj_type == "SecurityProfile":
+        options_schema = CRL_PROFILE_OPTIONS if obj_type == "CRLProfile" else None
+        props, options = validate_properties(
+            obj_type, name, body, SCHEMAS[obj_type], current, options=options_schema
+        )
+        if obj_type == "CRLProfile":
+            apply_crl_profile(
+                self.paths.certificates, self.paths.userfiles, name, props, current, options.get("Overwrite")
+            )
+        elif obj_type == "SecurityProfile":
             self._check_security_profile(props)
         elif obj_type == "Endpoint":
             props["InterfaceName"] = props["Interface"]
@@ -286,9 +308,15 @@ class Configuration:
             raise not_found("CertificateProfile", certificate_profile)
         if props["TLSEnabled"] and not certificate_profile:
             raise AmlenError(400, 186)
-        for reference in ("LTPAProfile", "OAuthProfile", "CRLProfile"):
+        for reference in ("LTPAProfile", "OAuthProfile"):
             if props[reference]:  # the stand-in has none of these objects
                 raise not_found(reference, props[reference])
+        crl_profile = props["CRLProfile"]
+        if crl_profile and crl_profile not in self.objects["CRLProfile"]:
+            raise not_found("CRLProfile", crl_profile)
+        if crl_profile and not props["UseClientCertificate"]:
+            # validate_SecurityProfile.c: ISMRC_PropertyRequired on the merged object.
+            raise AmlenError(400, 134, "UseClientCertificate", "false")
         if props["AllowNullPassword"] and not props["UsePasswordAuthentication"]:
             raise AmlenError(400, 6207, "UsePasswordAuthentication", "false")
 
@@ -534,6 +562,8 @@ class Configuration:
             elif obj_type == "CertificateProfile":
                 for stored in {props["Certificate"], props["Key"]}:
                     (self.paths.keystore / stored).unlink(missing_ok=True)
+            elif obj_type == "CRLProfile":
+                remove_crl_profile(self.paths.certificates, name)
             self._log(
                 "CWLNA6011", "INFO", "Admin", f"The configuration is deleted: Object={obj_type} Name={name}."
             )
@@ -541,38 +571,10 @@ class Configuration:
     # ---- monitor -------------------------------------------------------------------------------------------
 
     def monitor_endpoints(self, name_filter: str | None) -> dict[str, Any]:
-        """``GET /ima/v1/monitor/Endpoint[?Name=...]``.
-
-        A disabled endpoint is listed with ``Enabled: false``; an enabled one that failed to start is not
-        listed at all; naming an endpoint that is not listed answers HTTP 500 CWLNA0100 (all as recorded).
-        """
-        pattern = re.compile("^" + ".*".join(map(re.escape, (name_filter or "*").split("*"))) + "$")
+        """``GET /ima/v1/monitor/Endpoint[?Name=...]`` (see ``monitor.py``)."""
         with self._lock:
-            running = self.endpoints.running()
-            entries = []
-            for name, props in self.objects["Endpoint"].items():
-                if not pattern.match(name):
-                    continue
-                if props["Enabled"] and name not in running:
-                    continue
-                stats = running[name][1] if name in running else None
-                interface = props["Interface"]
-                entries.append(
-                    {
-                        "Name": name,
-                        "IPAddr": "ALL" if interface.lower() in ("all", "*") else interface,
-                        "Enabled": props["Enabled"],
-                        "Total": stats.total if stats else 0,
-                        "Active": stats.active if stats else 0,
-                        # Connections and bytes are counted, MQTT messages are not (Amlen's lag anyway).
-                        "Messages": 0,
-                        "Bytes": stats.bytes if stats else 0,
-                        "LastErrorCode": 0,
-                        "ConfigTime": stats.config_time if stats else None,
-                        "ResetTime": None,
-                        "BadConnections": stats.bad_connections if stats else 0,
-                    }
-                )
-        if name_filter and "*" not in name_filter and not entries:
-            raise AmlenError(500, 100)
-        return {"Version": "v1", "Endpoint": entries}
+            return endpoint_monitor(self.objects["Endpoint"], self.endpoints.running(), name_filter)
+
+    def endpoint_names(self) -> set[str]:
+        with self._lock:
+            return set(self.objects["Endpoint"])
