@@ -33,24 +33,21 @@ import string
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 # The stand-in's own modules sit next to this file (python3 puts the script's directory on sys.path).
+from admin_http import AdminServer
 from broker import Broker, BrokerPorts
 from certs import DataPaths
 from connections import ConnectionRegistry
 from defaults import ADMIN_CERTIFICATE, ADMIN_KEY
 from diag import ServerLog
 from endpoints import ConnectionBudget, EndpointManager, FrontServices
-from messages import AmlenError, success_body
-from monitor import connection_monitor
+from messages import AmlenError
 from resources import (
     StartupError,
     check_server_cfg,
@@ -59,7 +56,6 @@ from resources import (
     tcp_max_connections,
     total_memory_mb,
 )
-from schema import parse_request_json
 from store import Configuration
 
 VERSION = "1.1dev 20261126-0000 (Amlen stand-in)"
@@ -161,6 +157,10 @@ class StandIn:
         if not path.exists():
             path.write_text("".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(8)))
         return path.read_text().strip()
+
+    def running(self) -> bool:
+        """Whether the server reports State 1 (the admin API refuses work before)."""
+        return self.state == RUNNING
 
     def set_state(self, state: int) -> None:
         self.state = state
@@ -332,158 +332,6 @@ class StandIn:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-class AdminServer(ThreadingHTTPServer):
-    """The admin endpoint: HTTP and HTTPS on one port, told apart by the first byte (ClientHello: 0x16)."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    block_on_close = False
-
-    def __init__(self, app: StandIn, tls: ssl.SSLContext) -> None:
-        self.app = app
-        self.tls = tls
-        host = app.settings.admin_host
-        address = "0.0.0.0" if host.lower() in ("all", "*") else host
-        super().__init__((address, app.settings.admin_port), AdminHandler)
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        request.settimeout(AdminHandler.timeout)
-        try:
-            first = request.recv(1, socket.MSG_PEEK)
-        except OSError:
-            return
-        if not first:
-            return
-        connection = request
-        if first == b"\x16":
-            try:
-                connection = self.tls.wrap_socket(request, server_side=True)
-            except (OSError, ssl.SSLError):
-                return
-        try:
-            self.RequestHandlerClass(connection, client_address, self)
-        finally:
-            if connection is not request:
-                connection.close()
-
-
-class AdminHandler(BaseHTTPRequestHandler):
-    """Amlen's REST admin API: ``/ima[/v1]/{service,file,configuration,monitor}/...``."""
-
-    server: AdminServer
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes: without this, Nagle plus the client's delayed ACK adds 40 ms
-    # to every answer (a real Amlen answers in one write).
-    disable_nagle_algorithm = True
-    server_version = "AmlenStandIn"
-    sys_version = ""
-    timeout = 120
-
-    # ---- plumbing ------------------------------------------------------------------------------------------
-
-    def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-    def _reply(self, status: int, body: dict[str, Any]) -> None:
-        data = (json.dumps(body, indent=2) + "\n").encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-        code = body.get("Code", "")
-        self.server.app.log.log(
-            "CWLNA6004", "INFO", "Admin", f"REST {self.command} {self.path} -> {status} {code}"
-        )
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Requests are logged by ``_reply`` into the admin log, not to stderr."""
-
-    def _dispatch(self) -> None:
-        app = self.server.app
-        try:
-            body = self._body()
-            self._reply(*self._route(app, body))
-        except AmlenError as exc:
-            self._reply(exc.status, exc.body())
-        except Exception:
-            app.log.log(
-                "CWLNA0100", "ERROR", "Admin", f"Unexpected error:\n{traceback.format_exc()}", console=True
-            )
-            self._reply(500, AmlenError(500, 100).body())
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _dispatch
-
-    # ---- routes --------------------------------------------------------------------------------------------
-
-    def _route(self, app: StandIn, body: bytes) -> tuple[int, dict[str, Any]]:
-        url = urlsplit(self.path)
-        parts = [unquote(part) for part in url.path.split("/")][1:]
-        if len(parts) < 2 or parts[0] != "ima":
-            raise AmlenError(400, 137, url.path)
-        rest = parts[2:] if parts[1] == "v1" else parts[1:]  # the version segment is optional
-        if not rest:
-            raise AmlenError(400, 137, url.path)
-        family, args, method = rest[0], rest[1:], self.command
-        if family == "service":
-            return self._service(app, method, args, body, url.path)
-        if app.state != RUNNING or app.config is None:
-            # Not recorded from the real server: the stand-in refuses work until it reports Running, so a lab
-            # that does not wait for State 1 fails here rather than by luck against Amlen.
-            raise AmlenError(503, 130) if family == "monitor" else AmlenError(503, 167)
-        config = app.config
-        if family == "file" and method == "PUT" and len(args) == 1:
-            config.put_file(args[0], body)
-            return 200, success_body()
-        if family == "configuration":
-            while args and args[-1] == "":
-                args = args[:-1]  # "/configuration/" is the same as "/configuration"
-            if method == "POST" and not args:
-                config.post(parse_request_json(body))
-                return 200, success_body()
-            # Only the certificate lists have a third level: <Type>/<SecurityProfile>/<file>.
-            max_depth = 3 if args and args[0] in ("TrustedCertificate", "ClientCertificate") else 2
-            if method == "GET" and 1 <= len(args) <= max_depth:
-                return 200, config.get(*args)
-            if method == "DELETE" and 2 <= len(args) <= max_depth:
-                config.delete(*args)
-                return 200, success_body()
-        if family == "monitor" and method == "GET" and args == ["Endpoint"]:
-            names = parse_qs(url.query).get("Name")
-            return 200, config.monitor_endpoints(names[0] if names else None)
-        if family == "monitor" and method == "GET" and args == ["Connection"]:
-            return 200, connection_monitor(app.registry, config.endpoint_names(), parse_qs(url.query))
-        if family == "monitor" and method == "GET":
-            raise AmlenError(501, 102)
-        raise AmlenError(400, 137, url.path)
-
-    def _service(
-        self, app: StandIn, method: str, args: list[str], body: bytes, path: str
-    ) -> tuple[int, dict[str, Any]]:
-        if method == "GET" and args and args[0] == "status" and len(args) <= 2:
-            return 200, app.status_body(args[1] if len(args) == 2 and args[1] else None)
-        if method == "POST" and args in (["restart"], ["stop"]):
-            request = parse_request_json(body)
-            if not isinstance(request, dict) or request.get("Service") != "Server":
-                raise AmlenError(400, 115, "parameters")
-            app.request_stop("restart" if args == ["restart"] else "exit")
-            return 200, success_body()
-        if method == "DELETE" and len(args) == 2 and args[0] == "file" and app.config is not None:
-            app.config.delete_staged_file(args[1])
-            return 200, success_body()
-        raise AmlenError(400, 137, path)
 
 
 def main() -> None:
