@@ -6,6 +6,7 @@ depend on the code they are meant to check (``lab/certs.py`` and friends).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import ipaddress
 import socket
@@ -14,7 +15,7 @@ import tarfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -323,6 +324,16 @@ def trust_ca(api: AdminApi, ca: Issued, security_profile: str) -> None:
     assert_success(api.post({"TrustedCertificate": [entry]}))
 
 
+def secure_profile(api: AdminApi, pki: Pki, name: str, *, client_certificates: bool) -> None:
+    """Security profile ``name`` with TLS on the test server certificate (certificate profile ``<name>Cert``);
+    with ``client_certificates`` it also trusts the toy CA."""
+    upload_server_certificate(api, pki, f"{name}Cert")
+    profile = tls_profile(client_certificates=client_certificates, certificate_profile=f"{name}Cert")
+    assert_success(api.post({"SecurityProfile": {name: profile}}))
+    if client_certificates:
+        trust_ca(api, pki.ca, name)
+
+
 def unique(prefix: str) -> str:
     """An object name no other test uses (alphanumeric, so it also suits security profiles)."""
     return f"{prefix}{uuid.uuid4().hex[:8]}"
@@ -432,6 +443,24 @@ def start_created(
         container.remove(force=True)
         raise
     return running
+
+
+@contextlib.contextmanager
+def standin_with_api(
+    image: str,
+    *,
+    ports: Iterable[int] = (9089,),
+    environment: dict[str, str] | None = None,
+    mem_limit: str = DEFAULT_MEMORY,
+) -> Iterator[tuple[RunningStandin, AdminApi]]:
+    """A started stand-in and an admin client for it; both are stopped afterwards."""
+    standin = start_standin(image, ports=ports, environment=environment, mem_limit=mem_limit)
+    api = AdminApi(standin.admin_base)
+    try:
+        yield standin, api
+    finally:
+        api.close()
+        stop_standin(standin)
 
 
 def start_standin(

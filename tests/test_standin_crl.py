@@ -33,13 +33,11 @@ from tests.standin_helpers import (
     make_crl,
     make_pki,
     poll,
-    start_standin,
-    stop_standin,
+    secure_profile,
+    standin_with_api,
     tls_mqtt_probe,
     tls_profile,
-    trust_ca,
     unique,
-    upload_server_certificate,
 )
 
 pytestmark = pytest.mark.docker
@@ -69,24 +67,11 @@ class Lab:
 def lab(standin_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     workdir = tmp_path_factory.mktemp("standin-crl")
     pki = make_pki(workdir)
-    standin = start_standin(standin_image, ports=(9089, PORT))
-    api = AdminApi(standin.admin_base)
-    upload_server_certificate(api, pki, "CrlCert")
-    assert_success(
-        api.post({"SecurityProfile": {PROFILE: tls_profile(client_certificates=True, certificate_profile="CrlCert")}})
-    )
-    trust_ca(api, pki.ca, PROFILE)
-    assert_success(api.post({"Endpoint": {ENDPOINT: endpoint(PORT, PROFILE)}}))
-    yield Lab(
-        standin,
-        api,
-        pki,
-        workdir,
-        client_certificate(pki, "seat.alice"),
-        client_certificate(pki, "seat.bob"),
-    )
-    api.close()
-    stop_standin(standin)
+    with standin_with_api(standin_image, ports=(9089, PORT)) as (standin, api):
+        secure_profile(api, pki, PROFILE, client_certificates=True)
+        assert_success(api.post({"Endpoint": {ENDPOINT: endpoint(PORT, PROFILE)}}))
+        alice, bob = client_certificate(pki, "seat.alice"), client_certificate(pki, "seat.bob")
+        yield Lab(standin, api, pki, workdir, alice, bob)
 
 
 def test_crl_profile_upload_rules_and_read_back(lab: Lab) -> None:
@@ -122,7 +107,7 @@ def test_crl_profile_upload_rules_and_read_back(lab: Lab) -> None:
     # Overwrite without a new upload keeps the stored CRL.
     assert_success(api.post({"CRLProfile": {name: {"CRLSource": "other.crl", "Overwrite": True}}}))
 
-    plain = tls_profile(client_certificates=False, certificate_profile="CrlCert")
+    plain = tls_profile(client_certificates=False, certificate_profile=f"{PROFILE}Cert")
     assert_answer(
         api.post({"SecurityProfile": {unique("NoCC"): {**plain, "CRLProfile": name}}}),
         400,
@@ -130,7 +115,7 @@ def test_crl_profile_upload_rules_and_read_back(lab: Lab) -> None:
         "The value specified for the required property is invalid or null. Property: UseClientCertificate "
         "Value: false.",
     )
-    mutual = tls_profile(client_certificates=True, certificate_profile="CrlCert")
+    mutual = tls_profile(client_certificates=True, certificate_profile=f"{PROFILE}Cert")
     assert_answer(
         api.post({"SecurityProfile": {unique("Miss"): {**mutual, "CRLProfile": "NoSuchCRL"}}}),
         404,

@@ -27,10 +27,8 @@ from tests.standin_helpers import (
     endpoint,
     make_pki,
     poll,
-    start_standin,
-    stop_standin,
-    tls_profile,
-    upload_server_certificate,
+    secure_profile,
+    standin_with_api,
 )
 
 pytestmark = pytest.mark.docker
@@ -78,16 +76,10 @@ class Monitored:
 @pytest.fixture(scope="module")
 def monitored(standin_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
     pki = make_pki(tmp_path_factory.mktemp("standin-monitor-pki"))
-    standin = start_standin(
-        standin_image, ports=(9089, TLS_PORT, OTHER_PORT), environment={"STANDIN_MONITOR_LAG": str(LAG)}
-    )
-    api = AdminApi(standin.admin_base)
-    upload_server_certificate(api, pki, "MonitorCert")
-    profile = tls_profile(client_certificates=False, certificate_profile="MonitorCert")
-    assert_success(api.post({"SecurityProfile": {"MonitorTls": profile}}))
-    yield Monitored(standin, api, pki)
-    api.close()
-    stop_standin(standin)
+    ports, environment = (9089, TLS_PORT, OTHER_PORT), {"STANDIN_MONITOR_LAG": str(LAG)}
+    with standin_with_api(standin_image, ports=ports, environment=environment) as (standin, api):
+        secure_profile(api, pki, "MonitorTls", client_certificates=False)
+        yield Monitored(standin, api, pki)
 
 
 def test_monitor_of_an_endpoint_that_does_not_exist_is_500_0100(monitored: Monitored) -> None:

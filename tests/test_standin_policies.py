@@ -29,12 +29,9 @@ from tests.standin_helpers import (
     endpoint,
     make_pki,
     poll,
-    start_standin,
-    stop_standin,
+    secure_profile,
+    standin_with_api,
     tls_mqtt_probe,
-    tls_profile,
-    trust_ca,
-    upload_server_certificate,
 )
 
 pytestmark = pytest.mark.docker
@@ -75,20 +72,21 @@ class Workshop:
 @pytest.fixture(scope="module")
 def workshop(standin_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workshop]:
     pki = make_pki(tmp_path_factory.mktemp("standin-policies-pki"))
-    standin = start_standin(standin_image, ports=(9089, SEATS_PORT, IDS_PORT))
-    api = AdminApi(standin.admin_base)
-    seats = Workshop(
-        standin,
-        api,
-        pki,
-        alice=client_certificate(pki, "seat.alice"),
-        bob=client_certificate(pki, "seat.bob"),
-        intruder=client_certificate(pki, "intruder"),
-    )
-    upload_server_certificate(api, pki, "WorkshopCert")
-    mutual = tls_profile(client_certificates=True, certificate_profile="WorkshopCert")
-    assert_success(api.post({"SecurityProfile": {"WorkshopMtls": mutual}}))
-    trust_ca(api, pki.ca, "WorkshopMtls")
+    with standin_with_api(standin_image, ports=(9089, SEATS_PORT, IDS_PORT)) as (standin, api):
+        secure_profile(api, pki, "WorkshopMtls", client_certificates=True)
+        configure_workshop(api)
+        yield Workshop(
+            standin,
+            api,
+            pki,
+            alice=client_certificate(pki, "seat.alice"),
+            bob=client_certificate(pki, "seat.bob"),
+            intruder=client_certificate(pki, "intruder"),
+        )
+
+
+def configure_workshop(api: AdminApi) -> None:
+    """The appendix's policies and the two mutual-TLS endpoints that use them."""
     for body in (
         {"ConnectionPolicy": {"SeatsOnly": {"CommonNames": "seat.*", "Protocol": "MQTT"}}},
         {"ConnectionPolicy": {"OwnClientId": {"ClientID": "${CommonName}*"}}},
@@ -109,9 +107,6 @@ def workshop(standin_image: str, tmp_path_factory: pytest.TempPathFactory) -> It
             subscription_policies="",
         )
         assert_success(api.post({"Endpoint": {name: body}}))
-    yield seats
-    api.close()
-    stop_standin(standin)
 
 
 # ---- validation of the objects -----------------------------------------------------------------------------

@@ -32,12 +32,11 @@ from tests.standin_helpers import (
     make_pki,
     poll,
     put_file,
+    secure_profile,
+    standin_with_api,
     start_created,
-    start_standin,
     stop_standin,
     tls_mqtt_probe,
-    tls_profile,
-    upload_server_certificate,
     wait_exited,
 )
 
@@ -67,8 +66,7 @@ def volume() -> Iterator[str]:
 
 def configure_tls_endpoint(api: AdminApi, pki: Pki) -> None:
     """The guide's TLS endpoint (certificate profile, security profile, endpoint on 8889)."""
-    upload_server_certificate(api, pki, "TestServerFromToyCA")
-    assert_success(api.post({"SecurityProfile": {"TestServerSecProfile": tls_profile(client_certificates=False)}}))
+    secure_profile(api, pki, "TestServerSecProfile", client_certificates=False)
     assert_success(api.post({"Endpoint": {ENDPOINT: endpoint(TLS_PORT, "TestServerSecProfile")}}))
 
 
@@ -80,6 +78,23 @@ def read_file(container: Container, path: str) -> tuple[bytes, tarfile.TarInfo]:
         extracted = archive.extractfile(member)
         assert extracted is not None
         return extracted.read(), member
+
+
+def start_with_server_cfg(
+    image: str, volume: str | None, extra: bytes
+) -> tuple[RunningStandin, bytes, tarfile.TarInfo]:
+    """Create a stand-in, append ``extra`` to its ``server.cfg`` (owned 463) and start it.
+
+    Also returns the ``server.cfg`` found in the created container and its archive entry (owner, mode).
+    """
+    container = create_standin(image, volume=volume)
+    try:
+        found, info = read_file(container, SERVER_CFG)
+        put_file(container, SERVER_CFG, found + extra)
+        return start_created(container), found, info
+    except BaseException:
+        container.remove(force=True)
+        raise
 
 
 def store_sizes(standin: RunningStandin) -> tuple[dict[str, int], int]:
@@ -101,11 +116,8 @@ def store_sizes(standin: RunningStandin) -> tuple[dict[str, int], int]:
 def test_under_one_gib_every_connection_is_closed_with_1119(
     standin_image: str, pki: Pki, mem_limit: str, environment: dict[str, str]
 ) -> None:
-    standin = start_standin(
-        standin_image, ports=(9089, TLS_PORT), environment=environment, mem_limit=mem_limit
-    )
-    api = AdminApi(standin.admin_base)
-    try:
+    ports = (9089, TLS_PORT)
+    with standin_with_api(standin_image, ports=ports, environment=environment, mem_limit=mem_limit) as (standin, api):
         configure_tls_endpoint(api, pki)  # every POST is accepted
         (entry,) = api.monitor(ENDPOINT).json()["Endpoint"]
         assert (entry["Enabled"], entry["LastErrorCode"]) == (True, 0)
@@ -126,18 +138,13 @@ def test_under_one_gib_every_connection_is_closed_with_1119(
         bad = poll(lambda: api.monitor(ENDPOINT).json()["Endpoint"][0]["BadConnections"] >= 2)
         assert bad, api.monitor(ENDPOINT).json()
         assert api.status().json()["Server"]["State"] == 1
-    finally:
-        api.close()
-        stop_standin(standin)
 
 
 # ---- store -------------------------------------------------------------------------------------------------
 
 
 def test_fresh_store_files_are_sparse_and_sized_from_the_filesystem(standin_image: str, pki: Pki) -> None:
-    standin = start_standin(standin_image, ports=(9089, TLS_PORT))
-    api = AdminApi(standin.admin_base)
-    try:
+    with standin_with_api(standin_image, ports=(9089, TLS_PORT)) as (standin, api):
         statfs = standin.container.exec_run(["stat", "-f", "-c", "%b %s", PERSIST]).output.split()
         blocks, block_size = int(statfs[0]), int(statfs[1])
         expected = min(max(blocks * block_size // 24, 512 * MIB), 16 * 1024 * MIB)
@@ -149,24 +156,14 @@ def test_fresh_store_files_are_sparse_and_sized_from_the_filesystem(standin_imag
         # With 1 GiB the same endpoint that a 512 MiB server refuses carries MQTT (the contract tests go further).
         configure_tls_endpoint(api, pki)
         assert tls_mqtt_probe(standin.host_port(TLS_PORT), client_context(pki)).mqtt_accepted
-    finally:
-        api.close()
-        stop_standin(standin)
 
 
 def test_store_size_from_server_cfg_put_into_the_created_container(standin_image: str, volume: str) -> None:
-    container = create_standin(standin_image, volume=volume)
+    standin, shipped, info = start_with_server_cfg(standin_image, volume, b"Store.PersistFileSizeMB = 256\n")
     try:
-        shipped, info = read_file(container, SERVER_CFG)
         assert (info.uid, info.gid, info.mode & 0o777) == (463, 463, 0o644), "copied into the new volume"
         assert b"Store.PersistFileSizeMB" not in shipped
         assert b"HA.AllowSingleNIC = 1" in shipped
-        put_file(container, SERVER_CFG, shipped + b"Store.PersistFileSizeMB = 256\n")
-        standin = start_created(container)
-    except BaseException:
-        container.remove(force=True)
-        raise
-    try:
         apparent, used = store_sizes(standin)
         assert apparent == dict.fromkeys(ST_FILES, 256 * MIB)
         assert used < 4 * MIB
@@ -205,14 +202,7 @@ def test_store_files_of_an_existing_volume_are_kept(standin_image: str, volume: 
     first = start_created(create_standin(standin_image, volume=volume))
     apparent, _ = store_sizes(first)
     stop_standin(first)
-    second_container = create_standin(standin_image, volume=volume)
-    try:
-        current, _ = read_file(second_container, SERVER_CFG)
-        put_file(second_container, SERVER_CFG, current + b"Store.PersistFileSizeMB = 300\n")
-        second = start_created(second_container)
-    except BaseException:
-        second_container.remove(force=True)
-        raise
+    second, _, _ = start_with_server_cfg(standin_image, volume, b"Store.PersistFileSizeMB = 300\n")
     try:
         assert store_sizes(second)[0] == apparent
         assert "existing files kept" in second.read_file(f"{DATA_PATH}/diag/logs/imaserver-default.log")
