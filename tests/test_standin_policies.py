@@ -9,6 +9,7 @@ refuses CN ``intruder`` (CONNACK return code 5 / reason 0x87) and admits ``seat.
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import pytest
 
 from tests.standin_helpers import (
     DATA_PATH,
+    SERVER_NAME,
     AdminApi,
     Issued,
     MqttClient,
@@ -28,6 +30,7 @@ from tests.standin_helpers import (
     client_context,
     endpoint,
     make_pki,
+    mqtt_connect_packet,
     poll,
     secure_profile,
     standin_with_api,
@@ -242,3 +245,24 @@ def test_mqtt5_qos0_publish_to_another_seat_closes_the_connection(workshop: Work
         assert bob.wait_disconnected()
     finally:
         bob.close()
+
+
+def test_the_front_reassembles_packets_split_across_reads_and_large_ones(workshop: Workshop) -> None:
+    """The policy front frames packets itself: a CONNECT sent byte by byte, a publish of several hundred KiB."""
+    port = workshop.standin.host_port(SEATS_PORT)
+    context = client_context(workshop.pki, cert=workshop.alice)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=30) as raw,
+        context.wrap_socket(raw, server_hostname=SERVER_NAME) as tls,
+    ):
+        for byte in mqtt_connect_packet("seat.alice-bytewise"):
+            tls.sendall(bytes([byte]))
+        assert tls.recv(4) == CONNACK_OK_V3
+    alice = workshop.client(workshop.alice)
+    try:
+        assert alice.subscribe("workshop/seat.alice/big") == [1]
+        payload = bytes(range(256)) * 1200  # 300 KiB: a four-byte remaining length
+        assert alice.publish("workshop/seat.alice/big", payload).acked
+        assert alice.wait_message(payload)
+    finally:
+        alice.close()
