@@ -6,13 +6,16 @@ depend on the code they are meant to check (``lab/certs.py`` and friends).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import ipaddress
 import socket
 import ssl
+import tarfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -183,6 +186,34 @@ def make_pki(directory: Path) -> Pki:
     return Pki(ca, server, client, other_ca, other_client, unrelated, ec_issued, ec_pkcs8, encrypted, expired)
 
 
+def client_certificate(pki: Pki, common_name: str, *, issuer: Issued | None = None) -> Issued:
+    """A fresh clientAuth certificate for ``common_name``, signed by ``issuer`` (default: the toy CA)."""
+    signer = issuer or pki.ca
+    stem = f"client-{common_name}-{uuid.uuid4().hex[:6]}"
+    return _client_certificate(signer.cert_path.parent, stem, common_name, issuer=(signer.cert, signer.key))
+
+
+def make_crl(ca: Issued, revoked: Iterable[Issued], path: Path, *, days: int = 7) -> Path:
+    """A PEM CRL signed by ``ca`` that revokes ``revoked`` (valid from now for ``days``)."""
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.cert.subject)
+        .last_update(now - timedelta(minutes=5))
+        .next_update(now + timedelta(days=days))
+    )
+    for issued in revoked:
+        entry = (
+            x509.RevokedCertificateBuilder()
+            .serial_number(issued.cert.serial_number)
+            .revocation_date(now - timedelta(minutes=1))
+            .build()
+        )
+        builder = builder.add_revoked_certificate(entry)
+    path.write_bytes(builder.sign(ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    return path
+
+
 def amlen_date(cert: x509.Certificate) -> str:
     """A certificate's end date as Amlen's ``ExpirationDate`` prints it."""
     return cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%S.000Z")
@@ -229,6 +260,101 @@ class AdminApi:
         return self.session.get(self.url("service/status"), timeout=5)
 
 
+# ---- admin answers and the guide's objects -----------------------------------------------------------------
+
+SUCCESS = {
+    "Version": "v1",
+    "Code": "CWLNA6011",
+    "Message": "The requested configuration change has completed successfully.",
+}
+
+GUIDE_CERT_PROFILE = "TestServerFromToyCA"
+
+
+def tls_profile(*, client_certificates: bool, certificate_profile: str = GUIDE_CERT_PROFILE) -> dict[str, Any]:
+    """The security profile the WebUI sends for the guide (all dialog fields)."""
+    return {
+        "TLSEnabled": True,
+        "MinimumProtocolMethod": "TLSv1.2",
+        "Ciphers": "Fast",
+        "UseClientCertificate": client_certificates,
+        "UsePasswordAuthentication": False,
+        "UseClientCipher": False,
+        "CertificateProfile": certificate_profile,
+    }
+
+
+def endpoint(
+    port: int,
+    security_profile: str,
+    *,
+    connection_policies: str = "DemoConnectionPolicy",
+    topic_policies: str = "DemoTopicPolicy",
+    subscription_policies: str = "DemoSubscriptionPolicy",
+) -> dict[str, Any]:
+    """The endpoint the WebUI sends for the guide (the Demo policies unless told otherwise)."""
+    return {
+        "Enabled": True,
+        "Port": port,
+        "Interface": "All",
+        "Protocol": "All",
+        "MessageHub": "DemoHub",
+        "SecurityProfile": security_profile,
+        "ConnectionPolicies": connection_policies,
+        "TopicPolicies": topic_policies,
+        "SubscriptionPolicies": subscription_policies,
+        "MaxMessageSize": "1024KB",
+        "Description": "",
+    }
+
+
+def upload_server_certificate(api: AdminApi, pki: Pki, profile: str) -> None:
+    """Upload the test server certificate and key and make ``profile`` a certificate profile of them."""
+    files = {"Certificate": f"{profile}.crt", "Key": f"{profile}.key"}
+    api.put_file(files["Certificate"], pki.server.cert_pem)
+    api.put_file(files["Key"], pki.server.key_pem)
+    assert_success(api.post({"CertificateProfile": {profile: {**files, "Overwrite": True}}}))
+
+
+def trust_ca(api: AdminApi, ca: Issued, security_profile: str) -> None:
+    """Upload ``ca`` and make it a trusted certificate of ``security_profile``."""
+    name = f"{security_profile}-ca.pem"
+    api.put_file(name, ca.cert_pem)
+    entry = {"SecurityProfileName": security_profile, "TrustedCertificate": name, "Overwrite": True}
+    assert_success(api.post({"TrustedCertificate": [entry]}))
+
+
+def secure_profile(api: AdminApi, pki: Pki, name: str, *, client_certificates: bool) -> None:
+    """Security profile ``name`` with TLS on the test server certificate (certificate profile ``<name>Cert``);
+    with ``client_certificates`` it also trusts the toy CA."""
+    upload_server_certificate(api, pki, f"{name}Cert")
+    profile = tls_profile(client_certificates=client_certificates, certificate_profile=f"{name}Cert")
+    assert_success(api.post({"SecurityProfile": {name: profile}}))
+    if client_certificates:
+        trust_ca(api, pki.ca, name)
+
+
+def unique(prefix: str) -> str:
+    """An object name no other test uses (alphanumeric, so it also suits security profiles)."""
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def assert_answer(
+    response: requests.Response, status: int, code: str, message: str | None = None, *, prefix: bool = False
+) -> None:
+    """Status, code and message of an Amlen answer; ``prefix`` where the reference shortened the text."""
+    body = response.json()
+    assert (response.status_code, body.get("Code")) == (status, code), body
+    assert body["Version"] == "v1"
+    assert set(body) == {"Version", "Code", "Message"}
+    if message is not None:
+        assert body["Message"].startswith(message) if prefix else body["Message"] == message, body["Message"]
+
+
+def assert_success(response: requests.Response) -> None:
+    assert (response.status_code, response.json()) == (200, SUCCESS), response.text
+
+
 # ---- the container -----------------------------------------------------------------------------------------
 
 
@@ -272,38 +398,102 @@ class RunningStandin:
         return self.container.exec_run(["python3", "-c", probe]).exit_code == 0
 
 
-def start_standin(
+# Amlen needs at least 1 GiB to accept any connection (TcpMaxConnections autotuning); tests use exactly that.
+DEFAULT_MEMORY = "1g"
+DATA_PATH = "/var/lib/amlen-server"
+
+
+def create_standin(
     image: str,
     *,
     ports: Iterable[int] = (9089,),
     environment: dict[str, str] | None = None,
-    ready_timeout: float = READY_TIMEOUT,
+    mem_limit: str = DEFAULT_MEMORY,
+    volume: str | None = None,
+) -> Container:
+    """Create (not start) a stand-in container; ``volume`` names a Docker volume mounted on the data path."""
+    client = docker.from_env()
+    return client.containers.create(
+        image,
+        name=f"amlen-standin-test-{uuid.uuid4().hex[:8]}",
+        ports={f"{port}/tcp": ("127.0.0.1", None) for port in ports},
+        environment=environment or {},
+        labels={"amlen-lab.test": "standin-contract"},
+        mem_limit=mem_limit,
+        volumes={volume: {"bind": DATA_PATH, "mode": "rw"}} if volume else None,
+    )
+
+
+def start_created(
+    container: Container, ports: Iterable[int] = (9089,), *, ready_timeout: float = READY_TIMEOUT
 ) -> RunningStandin:
-    """Start a stand-in container (ports published on 127.0.0.1, random host ports) and wait for State 1.
+    """Start a created stand-in and wait for State 1 (the container is removed if it never gets there).
 
     Every status poll from the moment the container starts is recorded, so tests can check the start-up
     phases.
     """
-    client = docker.from_env()
-    container_ports = list(ports)
-    container = client.containers.run(
-        image,
-        detach=True,
-        name=f"amlen-standin-test-{uuid.uuid4().hex[:8]}",
-        ports={f"{port}/tcp": ("127.0.0.1", None) for port in container_ports},
-        environment=environment or {},
-        labels={"amlen-lab.test": "standin-contract"},
-    )
+    container.start()
     started = time.monotonic()
     try:
         container.reload()
-        published = {port: int(container.ports[f"{port}/tcp"][0]["HostPort"]) for port in container_ports}
+        published = {port: int(container.ports[f"{port}/tcp"][0]["HostPort"]) for port in ports}
         running = RunningStandin(container, published)
         running.seconds_to_running = _wait_running(running, started, ready_timeout)
     except BaseException:
         container.remove(force=True)
         raise
     return running
+
+
+@contextlib.contextmanager
+def standin_with_api(
+    image: str,
+    *,
+    ports: Iterable[int] = (9089,),
+    environment: dict[str, str] | None = None,
+    mem_limit: str = DEFAULT_MEMORY,
+) -> Iterator[tuple[RunningStandin, AdminApi]]:
+    """A started stand-in and an admin client for it; both are stopped afterwards."""
+    standin = start_standin(image, ports=ports, environment=environment, mem_limit=mem_limit)
+    api = AdminApi(standin.admin_base)
+    try:
+        yield standin, api
+    finally:
+        api.close()
+        stop_standin(standin)
+
+
+def start_standin(
+    image: str,
+    *,
+    ports: Iterable[int] = (9089,),
+    environment: dict[str, str] | None = None,
+    ready_timeout: float = READY_TIMEOUT,
+    mem_limit: str = DEFAULT_MEMORY,
+) -> RunningStandin:
+    """Start a stand-in container (ports published on 127.0.0.1, random host ports) and wait for State 1."""
+    container_ports = list(ports)
+    container = create_standin(image, ports=container_ports, environment=environment, mem_limit=mem_limit)
+    return start_created(container, container_ports, ready_timeout=ready_timeout)
+
+
+def put_file(
+    container: Container, path: str, data: bytes, *, uid: int = 463, gid: int = 463, mode: int = 0o644
+) -> None:
+    """Copy ``data`` to ``path`` in a (created or running) container with the SDK's ``put_archive``."""
+    directory, _, name = path.rpartition("/")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo(name)
+        info.size, info.uid, info.gid, info.mode, info.mtime = len(data), uid, gid, mode, int(time.time())
+        archive.addfile(info, io.BytesIO(data))
+    if not container.put_archive(directory, buffer.getvalue()):
+        raise RuntimeError(f"put_archive to {directory} failed")
+
+
+def wait_exited(container: Container, *, timeout: float = READY_TIMEOUT) -> int:
+    """Wait for a container to stop by itself; its exit code."""
+    return int(container.wait(timeout=timeout)["StatusCode"])
 
 
 def _wait_running(running: RunningStandin, started: float, timeout: float) -> float:
@@ -347,12 +537,22 @@ def client_context(pki: Pki, *, trust: Issued | None = None, cert: Issued | None
     return context
 
 
-def mqtt_connect_packet(client_id: str) -> bytes:
-    """A minimal MQTT 3.1.1 CONNECT (clean session, keep-alive 60 s)."""
+def mqtt_connect_packet(client_id: str, *, version: int = 4) -> bytes:
+    """A minimal MQTT CONNECT (clean session, keep-alive 60 s): 3.1.1 (``version`` 4) or 5 (no properties)."""
     identifier = client_id.encode()
-    variable = b"\x00\x04MQTT\x04\x02\x00\x3c"
+    variable = b"\x00\x04MQTT" + bytes([version]) + b"\x02\x00\x3c" + (b"\x00" if version >= 5 else b"")
     payload = len(identifier).to_bytes(2, "big") + identifier
     return bytes([0x10, len(variable) + len(payload)]) + variable + payload
+
+
+def poll(check: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.2) -> Any:
+    """``check()`` until it returns something truthy (returned) or ``timeout`` passes (the last value)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
 
 
 CONNACK_ACCEPTED = b"\x20\x02\x00\x00"
@@ -372,8 +572,19 @@ class TlsOutcome:
         return self.handshake_error is None and self.answer.startswith(CONNACK_ACCEPTED)
 
 
-def tls_mqtt_probe(port: int, context: ssl.SSLContext, *, server_hostname: str = SERVER_NAME) -> TlsOutcome:
-    """Handshake with 127.0.0.1:``port`` as ``server_hostname``, send an MQTT CONNECT, read the answer."""
+def tls_mqtt_probe(
+    port: int,
+    context: ssl.SSLContext,
+    *,
+    server_hostname: str = SERVER_NAME,
+    client_id: str | None = None,
+    version: int = 4,
+) -> TlsOutcome:
+    """Handshake with 127.0.0.1:``port`` as ``server_hostname``, send an MQTT CONNECT, read the CONNACK.
+
+    The answer holds the whole CONNACK (4 bytes in 3.1.1, 5 for a refusal without properties in MQTT 5), or
+    what came before the server closed.
+    """
     outcome = TlsOutcome()
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         try:
@@ -384,8 +595,13 @@ def tls_mqtt_probe(port: int, context: ssl.SSLContext, *, server_hostname: str =
         with tls:
             outcome.version = tls.version()
             try:
-                tls.sendall(mqtt_connect_packet(f"probe-{uuid.uuid4().hex[:8]}"))
-                outcome.answer = tls.recv(4)
+                tls.sendall(mqtt_connect_packet(client_id or f"probe-{uuid.uuid4().hex[:8]}", version=version))
+                outcome.answer = tls.recv(2)
+                while len(outcome.answer) >= 2 and len(outcome.answer) < 2 + outcome.answer[1]:
+                    chunk = tls.recv(2 + outcome.answer[1] - len(outcome.answer))
+                    if not chunk:
+                        break
+                    outcome.answer += chunk
             except (ssl.SSLError, OSError) as exc:
                 outcome.read_error = exc
     return outcome
@@ -458,3 +674,111 @@ def paho_round_trip(
         client.disconnect()
         client.loop_stop()
     return outcome
+
+
+@dataclass
+class Published:
+    """How a publish ended: acknowledged (with its reason code) or not, and whether the server hung up."""
+
+    acked: bool
+    reason: int | None
+    disconnected: bool
+
+
+class MqttClient:
+    """A synchronous face on a paho client (MQTT 3.1.1 or 5) for the policy and monitor tests.
+
+    Each call waits for its answer with a generous timeout; nothing reconnects, so a connection the server
+    closes stays closed (``disconnected``).
+    """
+
+    def __init__(
+        self, port: int, context: ssl.SSLContext, client_id: str, *, version: int = 5, host: str = "127.0.0.1"
+    ) -> None:
+        protocol = mqtt.MQTTv5 if version >= 5 else mqtt.MQTTv311
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, reconnect_on_failure=False
+        )
+        self.client.tls_set_context(context)
+        self.port, self.host = port, host
+        self.connack: int | None = None
+        self.messages: list[tuple[str, bytes]] = []
+        self.connected = threading.Event()
+        self.disconnected = threading.Event()
+        self._subacks: dict[int, list[int]] = {}
+        self._pubacks: dict[int, int] = {}
+        self._changed = threading.Condition()
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_publish = self._on_publish
+        self.client.on_message = self._on_message
+
+    # paho callbacks (VERSION2 signatures), run in paho's network thread
+    def _on_connect(self, _c: mqtt.Client, _u: object, _f: object, reason: Any, _p: object) -> None:
+        self.connack = int(reason.value)
+        self.connected.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, _r: object, _p: object) -> None:
+        self.disconnected.set()
+        with self._changed:
+            self._changed.notify_all()
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: object, mid: int, reasons: list[Any], _p: object) -> None:
+        with self._changed:
+            self._subacks[mid] = [int(reason.value) for reason in reasons]
+            self._changed.notify_all()
+
+    def _on_publish(self, _c: mqtt.Client, _u: object, mid: int, reason: Any, _p: object) -> None:
+        with self._changed:
+            self._pubacks[mid] = int(reason.value)
+            self._changed.notify_all()
+
+    def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        with self._changed:
+            self.messages.append((message.topic, message.payload))
+            self._changed.notify_all()
+
+    def _wait(self, ready: Callable[[], bool], timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: ready() or self.disconnected.is_set(), timeout) and ready()
+
+    def connect(self, *, timeout: float = 30.0) -> int | None:
+        """Connect and wait for the CONNACK; its return/reason code (None when none came)."""
+        try:
+            self.client.connect(self.host, self.port, keepalive=60)
+        except (ssl.SSLError, OSError):
+            self.disconnected.set()
+            return None
+        self.client.loop_start()
+        deadline = time.monotonic() + timeout
+        while not self.connected.is_set() and not self.disconnected.is_set() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.connack
+
+    def subscribe(self, *filters: str, qos: int = 1, timeout: float = 30.0) -> list[int] | None:
+        """SUBSCRIBE to ``filters`` in one packet; the SUBACK codes in order (None without a SUBACK)."""
+        _, mid = self.client.subscribe([(topic, qos) for topic in filters])
+        if not self._wait(lambda: mid in self._subacks, timeout):
+            return None
+        return self._subacks[mid]
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, timeout: float = 30.0) -> Published:
+        """Publish and wait for the acknowledgement (QoS 1/2) or for the server to hang up."""
+        info = self.client.publish(topic, payload, qos=qos)
+        if qos == 0:
+            return Published(acked=False, reason=None, disconnected=self.disconnected.is_set())
+        acked = self._wait(lambda: info.mid in self._pubacks, timeout)
+        return Published(acked, self._pubacks.get(info.mid), self.disconnected.is_set())
+
+    def wait_message(self, payload: bytes, *, timeout: float = 30.0) -> bool:
+        """Whether a message with ``payload`` arrives within ``timeout``."""
+        return self._wait(lambda: any(body == payload for _, body in self.messages), timeout)
+
+    def wait_disconnected(self, *, timeout: float = 30.0) -> bool:
+        return self.disconnected.wait(timeout)
+
+    def close(self) -> None:
+        if not self.disconnected.is_set():
+            self.client.disconnect()
+        self.client.loop_stop()

@@ -27,25 +27,26 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.standin_helpers import (
     SERVER_NAME,
+    SUCCESS,
     AdminApi,
     Pki,
     RunningStandin,
     amlen_date,
+    assert_answer,
+    assert_success,
     client_context,
+    endpoint,
     make_pki,
     paho_round_trip,
     start_standin,
     stop_standin,
     tls_mqtt_probe,
+    tls_profile,
+    unique,
 )
 
 pytestmark = pytest.mark.docker
 
-SUCCESS = {
-    "Version": "v1",
-    "Code": "CWLNA6011",
-    "Message": "The requested configuration change has completed successfully.",
-}
 TLS_PORT, MTLS_PORT = 8889, 8890
 SPARE_PORTS = (8891, 8892, 8893, 8894)  # for tests that make endpoints of their own
 DATA = "/var/lib/amlen-server"
@@ -57,57 +58,6 @@ CERT_PROFILE, TLS_PROFILE, MTLS_PROFILE = (
     "TestServerMutualAuthSecProfile",
 )
 TLS_ENDPOINT, MTLS_ENDPOINT = "TLSTestPort", "ClientCertsTLS"
-
-
-def tls_profile(*, client_certificates: bool, certificate_profile: str = CERT_PROFILE) -> dict[str, Any]:
-    """The security profile the WebUI sends for the guide (all dialog fields)."""
-    return {
-        "TLSEnabled": True,
-        "MinimumProtocolMethod": "TLSv1.2",
-        "Ciphers": "Fast",
-        "UseClientCertificate": client_certificates,
-        "UsePasswordAuthentication": False,
-        "UseClientCipher": False,
-        "CertificateProfile": certificate_profile,
-    }
-
-
-def endpoint(port: int, security_profile: str) -> dict[str, Any]:
-    """The endpoint the WebUI sends for the guide."""
-    return {
-        "Enabled": True,
-        "Port": port,
-        "Interface": "All",
-        "Protocol": "All",
-        "MessageHub": "DemoHub",
-        "SecurityProfile": security_profile,
-        "ConnectionPolicies": "DemoConnectionPolicy",
-        "TopicPolicies": "DemoTopicPolicy",
-        "SubscriptionPolicies": "DemoSubscriptionPolicy",
-        "MaxMessageSize": "1024KB",
-        "Description": "",
-    }
-
-
-def unique(prefix: str) -> str:
-    """An object name no other test uses (alphanumeric, so it also suits security profiles)."""
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
-
-
-def assert_answer(
-    response: requests.Response, status: int, code: str, message: str | None = None, *, prefix: bool = False
-) -> None:
-    """Status, code and message of an Amlen answer; ``prefix`` where the reference shortened the text."""
-    body = response.json()
-    assert (response.status_code, body.get("Code")) == (status, code), body
-    assert body["Version"] == "v1"
-    assert set(body) == {"Version", "Code", "Message"}
-    if message is not None:
-        assert body["Message"].startswith(message) if prefix else body["Message"] == message, body["Message"]
-
-
-def assert_success(response: requests.Response) -> None:
-    assert (response.status_code, response.json()) == (200, SUCCESS), response.text
 
 
 # ---- fixtures ----------------------------------------------------------------------------------------------

@@ -30,6 +30,11 @@ class DataPaths:
         return self.root / "userfiles"
 
     @property
+    def certificates(self) -> Path:
+        """Key store, trust store and CRLs (``data/certificates``)."""
+        return self.root / "data" / "certificates"
+
+    @property
     def keystore(self) -> Path:
         """Certificate profiles' certificates and keys."""
         return self.root / "data" / "certificates" / "keystore"
@@ -43,6 +48,16 @@ class DataPaths:
     def config(self) -> Path:
         """Server configuration and status files."""
         return self.root / "data" / "config"
+
+    @property
+    def server_cfg(self) -> Path:
+        """The static configuration file in the data volume (``data/config/server.cfg``)."""
+        return self.config / "server.cfg"
+
+    @property
+    def persist(self) -> Path:
+        """The store's persistence files (``store/persist``)."""
+        return self.root / "store" / "persist"
 
     @property
     def logs(self) -> Path:

@@ -17,6 +17,8 @@ _CATEGORY_FILES = {
     "Admin": "imaserver-admin.log",
     "Connection": "imaserver-connection.log",
     "Security": "imaserver-security.log",
+    # Amlen's transport messages (CWLNA11xx, e.g. CWLNA1119) land in the connection log, as observed.
+    "Transport": "imaserver-connection.log",
 }
 
 

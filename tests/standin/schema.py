@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -150,6 +149,12 @@ SCHEMAS: dict[str, dict[str, Prop]] = {
         ),
         "DefaultSelectionRule": Prop(Kind.SELECTOR, max_length=4096),
     },
+    # serverConfigSchema.json / validate_CRLProfile.c; "Overwrite" is a request option (CRL_PROFILE_OPTIONS).
+    "CRLProfile": {
+        "CRLSource": _str(required=True, max_length=2048),
+        "UpdateInterval": Prop(Kind.NUMBER, default=60, minimum=5, maximum=43200),
+        "RevalidateConnection": _bool(False),
+    },
     # Present (the admin endpoint's policy) and readable; the stand-in does not implement changing it.
     "ConfigurationPolicy": {
         "Description": DESCRIPTION,
@@ -171,6 +176,7 @@ NAMED_TYPES = (
     "TopicPolicy",
     "SubscriptionPolicy",
     "ConfigurationPolicy",
+    "CRLProfile",
 )
 
 # Longest object name per type (schema MaxLength of "Name"); SecurityProfile is the exception at 32.
@@ -183,6 +189,9 @@ TRUSTED_CERTIFICATE_ENTRY: dict[str, Prop] = {
     "SecurityProfileName": Prop(Kind.NAME, required=True),
     "Overwrite": _bool(False),
 }
+
+# CRLProfile's request option (validate_CRLProfile.c deletes it before the object is stored).
+CRL_PROFILE_OPTIONS: dict[str, Prop] = {"Overwrite": _bool(False)}
 
 # CertificateProfile properties that are request options, not configuration: validated, never stored.
 CERTIFICATE_PROFILE_OPTIONS: dict[str, Prop] = {
@@ -352,68 +361,3 @@ def check_min_one(obj_type: str, props: dict[str, Any], schema: dict[str, Prop])
     group = [name for name, prop in schema.items() if prop.min_one]
     if group and not any(props.get(name) for name in group):
         raise AmlenError(400, 139, obj_type, ",".join(group))
-
-
-# ---- request bodies ----------------------------------------------------------------------------------------
-
-_PY_TO_JANSSON = {
-    "Expecting property name enclosed in double quotes": "string or '}' expected",
-    "Expecting ':' delimiter": "':' expected",
-    "Expecting ',' delimiter": "'}' expected",
-    "Extra data": "end of file expected",
-    "Unterminated string starting at": "premature end of input",
-    "Invalid control character at": "control character",
-}
-
-
-def _jansson_token(text: str, pos: int) -> str:
-    """The token jansson would quote in "near '...'" at ``pos`` (a word, a string, or one character)."""
-    if pos >= len(text):
-        return "end of file"
-    match = re.match(r'"[^"]*"?|[A-Za-z0-9_.+-]+|.', text[pos:], re.DOTALL)
-    token = match.group(0) if match else text[pos]
-    return f"'{token}'"
-
-
-def parse_request_json(raw: bytes) -> Any:
-    """Parse an admin request body like Amlen (jansson); malformed JSON is 400 CWLNA6001.
-
-    The message imitates jansson's wording (``string or '}' expected near 'not'``), which is what the
-    reference recorded; Python's own parser messages are translated for the common cases.
-    """
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise AmlenError(400, 6001, "unable to decode byte", 1) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        stripped = text[: exc.pos].strip()
-        if exc.msg == "Expecting value":
-            what = "'[' or '{' expected" if not stripped else "unexpected token"
-        elif exc.msg == "Expecting ',' delimiter" and _innermost_open(text[: exc.pos]) == "[":
-            what = "']' expected"
-        else:
-            what = next((v for k, v in _PY_TO_JANSSON.items() if exc.msg.startswith(k)), "invalid token")
-        raise AmlenError(400, 6001, f"{what} near {_jansson_token(text, exc.pos)}", 1) from None
-
-
-def _innermost_open(prefix: str) -> str:
-    """Whether the parser is inside an array or an object at the end of ``prefix`` (strings skipped)."""
-    stack: list[str] = []
-    in_string = escaped = False
-    for char in prefix:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            stack.append(char)
-        elif char in "]}" and stack:
-            stack.pop()
-    return stack[-1] if stack else ""

@@ -10,7 +10,13 @@ then ``GET /ima/v1/service/status`` answers HTTP 200 with the starting states 11
 
     STANDIN_LISTEN_DELAY=0.5   STANDIN_START_DELAY=0.4   STANDIN_STOP_DELAY=1.0   STANDIN_BROKER_PORT=18830
     STANDIN_ADMIN_PASSWORD_SET=1 (0: behave as a server without AdminUserID/AdminUserPassword, see CWLNA0375)
+    STANDIN_MONITOR_LAG=1.0 (seconds before a connection shows in GET /ima/v1/monitor/Connection)
     MESSAGESIGHT_ADMIN_PORT=9089   MESSAGESIGHT_ADMIN_HOST=All   STANDIN_DATA_PATH=/var/lib/amlen-server
+    IMATotalMemSizeMB (Amlen's own override of the memory it sizes itself from, see resources.py)
+
+Before anything listens it checks ``data/config/server.cfg`` (it must be writable by the server's user) and
+sizes itself from memory; in the store phase it creates the store files (``resources.py``). Either failing
+stops the process with exit code 1 and a line in ``imaserver_start.log``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import ssl
@@ -26,23 +33,29 @@ import string
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 # The stand-in's own modules sit next to this file (python3 puts the script's directory on sys.path).
+from admin_http import AdminServer
 from broker import Broker, BrokerPorts
 from certs import DataPaths
+from connections import ConnectionRegistry
 from defaults import ADMIN_CERTIFICATE, ADMIN_KEY
 from diag import ServerLog
-from endpoints import EndpointManager
-from messages import AmlenError, success_body
-from schema import parse_request_json
+from endpoints import ConnectionBudget, EndpointManager, FrontServices
+from messages import AmlenError
+from resources import (
+    StartupError,
+    check_server_cfg,
+    create_store_files,
+    persist_file_size,
+    tcp_max_connections,
+    total_memory_mb,
+)
 from store import Configuration
 
 VERSION = "1.1dev 20261126-0000 (Amlen stand-in)"
@@ -77,6 +90,9 @@ class Settings:
     stop_delay: float
     broker_port: int
     admin_password_set: bool
+    monitor_lag: float
+    install_config: Path
+    memory_override: str  # IMATotalMemSizeMB from the environment, as Amlen reads it
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -93,6 +109,9 @@ class Settings:
             stop_delay=_env_float(env, "STANDIN_STOP_DELAY", 1.0),
             broker_port=int(env.get("STANDIN_BROKER_PORT", "18830")),
             admin_password_set=env.get("STANDIN_ADMIN_PASSWORD_SET", "1") != "0",
+            monitor_lag=_env_float(env, "STANDIN_MONITOR_LAG", 1.0),
+            install_config=Path(env.get("STANDIN_INSTALL_CONFIG", "/usr/share/amlen-server/config/server.cfg")),
+            memory_override=env.get("IMATotalMemSizeMB", ""),
         )
 
 
@@ -125,7 +144,9 @@ class StandIn:
         self.broker = Broker(
             self.paths.broker, self.paths.logs / "standin-mosquitto.log", ports, self.log.log
         )
-        self.endpoints = EndpointManager(ports, self.log.log)
+        self.registry = ConnectionRegistry(settings.monitor_lag)
+        # The connection limit is known once server.cfg has been read (run()); nothing listens before.
+        self.endpoints = EndpointManager(FrontServices(ports, self.log.log, ConnectionBudget(0), self.registry))
         self.config: Configuration | None = None
         self.http: AdminServer | None = None
         self._finished = threading.Event()
@@ -136,6 +157,10 @@ class StandIn:
         if not path.exists():
             path.write_text("".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(8)))
         return path.read_text().strip()
+
+    def running(self) -> bool:
+        """Whether the server reports State 1 (the admin API refuses work before)."""
+        return self.state == RUNNING
 
     def set_state(self, state: int) -> None:
         self.state = state
@@ -197,10 +222,48 @@ class StandIn:
 
     # ---- life cycle ----------------------------------------------------------------------------------------
 
+    def _read_static_config(self) -> dict[str, str]:
+        """``server.cfg`` (copied from the install directory when the volume has none, as on a first start)."""
+        target = self.paths.server_cfg
+        if not target.exists() and self.settings.install_config.is_file():
+            shutil.copyfile(self.settings.install_config, target)
+        cfg = check_server_cfg(target)
+        memory_mb = total_memory_mb({"IMATotalMemSizeMB": self.settings.memory_override}, cfg)
+        limit = tcp_max_connections(memory_mb)
+        self.endpoints.services.budget.limit = limit
+        self.log.log(
+            "CWLNA0920", "INFO", "Server", f"Memory: TotalMemSizeMB={memory_mb} TcpMaxConnections={limit}."
+        )
+        return cfg
+
+    def _start_store(self, cfg: dict[str, str]) -> None:
+        """Size and create the store's persistence files (sparse) on a first start."""
+        self.paths.persist.mkdir(parents=True, exist_ok=True)
+        layout = persist_file_size(cfg, self.paths.persist)
+        created = create_store_files(layout)
+        how = "Store.PersistFileSizeMB" if layout.configured else "filesystem size / 24"
+        detail = f"{len(created)} files created" if created else "existing files kept"
+        self.log.log(
+            "CWLNA0921",
+            "INFO",
+            "Store",
+            f"Store persistence files: Size={layout.file_size} bytes each ({how}), {detail}: {layout.directory}.",
+        )
+
+    def _fail_start(self, error: StartupError) -> None:
+        self.log.start_message(f"The server could not start: {error}")
+        self.log.log("CWLNA0112", "ERROR", "Server", f"The server could not start: {error}", console=True)
+        self.shutdown()
+        sys.exit(1)
+
     def run(self) -> None:
         """Start like Amlen, serve until stopped, then exit or restart in place."""
         self.log.start_message("Amlen stand-in (test infrastructure, not Eclipse Amlen) is starting.")
         self.log.log("CWLNA0900", "INFO", "Server", f"Start the Amlen stand-in ({VERSION}).")
+        try:
+            cfg = self._read_static_config()
+        except StartupError as error:
+            self._fail_start(error)
         self.config = Configuration(
             self.paths,
             self.endpoints,
@@ -215,6 +278,11 @@ class StandIn:
         self.log.log("CWLNA6013", "INFO", "Admin", "Administration service is initialized: RunMode=0.")
         for phase in _START_PHASES:
             self.set_state(phase)
+            if phase == STARTING_STORE:
+                try:
+                    self._start_store(cfg)
+                except StartupError as error:
+                    self._fail_start(error)
             time.sleep(self.settings.start_delay / len(_START_PHASES))
         self.broker.start()
         self.config.start_endpoints()
@@ -264,156 +332,6 @@ class StandIn:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-class AdminServer(ThreadingHTTPServer):
-    """The admin endpoint: HTTP and HTTPS on one port, told apart by the first byte (ClientHello: 0x16)."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    block_on_close = False
-
-    def __init__(self, app: StandIn, tls: ssl.SSLContext) -> None:
-        self.app = app
-        self.tls = tls
-        host = app.settings.admin_host
-        address = "0.0.0.0" if host.lower() in ("all", "*") else host
-        super().__init__((address, app.settings.admin_port), AdminHandler)
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        request.settimeout(AdminHandler.timeout)
-        try:
-            first = request.recv(1, socket.MSG_PEEK)
-        except OSError:
-            return
-        if not first:
-            return
-        connection = request
-        if first == b"\x16":
-            try:
-                connection = self.tls.wrap_socket(request, server_side=True)
-            except (OSError, ssl.SSLError):
-                return
-        try:
-            self.RequestHandlerClass(connection, client_address, self)
-        finally:
-            if connection is not request:
-                connection.close()
-
-
-class AdminHandler(BaseHTTPRequestHandler):
-    """Amlen's REST admin API: ``/ima[/v1]/{service,file,configuration,monitor}/...``."""
-
-    server: AdminServer
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes: without this, Nagle plus the client's delayed ACK adds 40 ms
-    # to every answer (a real Amlen answers in one write).
-    disable_nagle_algorithm = True
-    server_version = "AmlenStandIn"
-    sys_version = ""
-    timeout = 120
-
-    # ---- plumbing ------------------------------------------------------------------------------------------
-
-    def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-    def _reply(self, status: int, body: dict[str, Any]) -> None:
-        data = (json.dumps(body, indent=2) + "\n").encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-        code = body.get("Code", "")
-        self.server.app.log.log(
-            "CWLNA6004", "INFO", "Admin", f"REST {self.command} {self.path} -> {status} {code}"
-        )
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Requests are logged by ``_reply`` into the admin log, not to stderr."""
-
-    def _dispatch(self) -> None:
-        app = self.server.app
-        try:
-            body = self._body()
-            self._reply(*self._route(app, body))
-        except AmlenError as exc:
-            self._reply(exc.status, exc.body())
-        except Exception:
-            app.log.log(
-                "CWLNA0100", "ERROR", "Admin", f"Unexpected error:\n{traceback.format_exc()}", console=True
-            )
-            self._reply(500, AmlenError(500, 100).body())
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _dispatch
-
-    # ---- routes --------------------------------------------------------------------------------------------
-
-    def _route(self, app: StandIn, body: bytes) -> tuple[int, dict[str, Any]]:
-        url = urlsplit(self.path)
-        parts = [unquote(part) for part in url.path.split("/")][1:]
-        if len(parts) < 2 or parts[0] != "ima":
-            raise AmlenError(400, 137, url.path)
-        rest = parts[2:] if parts[1] == "v1" else parts[1:]  # the version segment is optional
-        if not rest:
-            raise AmlenError(400, 137, url.path)
-        family, args, method = rest[0], rest[1:], self.command
-        if family == "service":
-            return self._service(app, method, args, body, url.path)
-        if app.state != RUNNING or app.config is None:
-            # Not recorded from the real server: the stand-in refuses work until it reports Running, so a lab
-            # that does not wait for State 1 fails here rather than by luck against Amlen.
-            raise AmlenError(503, 130) if family == "monitor" else AmlenError(503, 167)
-        config = app.config
-        if family == "file" and method == "PUT" and len(args) == 1:
-            config.put_file(args[0], body)
-            return 200, success_body()
-        if family == "configuration":
-            while args and args[-1] == "":
-                args = args[:-1]  # "/configuration/" is the same as "/configuration"
-            if method == "POST" and not args:
-                config.post(parse_request_json(body))
-                return 200, success_body()
-            # Only the certificate lists have a third level: <Type>/<SecurityProfile>/<file>.
-            max_depth = 3 if args and args[0] in ("TrustedCertificate", "ClientCertificate") else 2
-            if method == "GET" and 1 <= len(args) <= max_depth:
-                return 200, config.get(*args)
-            if method == "DELETE" and 2 <= len(args) <= max_depth:
-                config.delete(*args)
-                return 200, success_body()
-        if family == "monitor" and method == "GET" and args == ["Endpoint"]:
-            names = parse_qs(url.query).get("Name")
-            return 200, config.monitor_endpoints(names[0] if names else None)
-        if family == "monitor" and method == "GET":
-            raise AmlenError(501, 102)
-        raise AmlenError(400, 137, url.path)
-
-    def _service(
-        self, app: StandIn, method: str, args: list[str], body: bytes, path: str
-    ) -> tuple[int, dict[str, Any]]:
-        if method == "GET" and args and args[0] == "status" and len(args) <= 2:
-            return 200, app.status_body(args[1] if len(args) == 2 and args[1] else None)
-        if method == "POST" and args in (["restart"], ["stop"]):
-            request = parse_request_json(body)
-            if not isinstance(request, dict) or request.get("Service") != "Server":
-                raise AmlenError(400, 115, "parameters")
-            app.request_stop("restart" if args == ["restart"] else "exit")
-            return 200, success_body()
-        if method == "DELETE" and len(args) == 2 and args[0] == "file" and app.config is not None:
-            app.config.delete_staged_file(args[1])
-            return 200, success_body()
-        raise AmlenError(400, 137, path)
 
 
 def main() -> None:

@@ -4,14 +4,13 @@ Every rule here is Amlen's as the reference records it (its appendix wins over t
 types a POST may carry and the order in which Amlen applies them, the cross-object checks (missing references,
 CWLNA0456, ports in use, objects still referenced), the certificate rules of ``certApply.sh`` (an upload is
 consumed by the apply that uses it, Overwrite, RSA keys only, trusted certificates must be CAs), and the
-monitor's quirks (an endpoint that failed to bind is absent; asking for a missing one is HTTP 500).
+CRL profiles (``crl.py``). The monitors are in ``monitor.py``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import threading
 from pathlib import Path
@@ -20,19 +19,23 @@ from typing import Any
 import certs
 from broker import Log
 from certs import DataPaths
+from certstore import CertificateObjects
+from crl import apply_crl_profile, crl_file, remove_crl_profile
 from defaults import ADMIN_CERTIFICATE, ADMIN_KEY, default_objects
-from endpoints import EndpointManager, EndpointSpec, TlsSettings
+from endpoints import EndpointManager, EndpointSpec
 from messages import AmlenError, bad_value, in_use, not_found
+from monitor import endpoint_monitor
+from policies import names as _names
 from schema import (
-    CERTIFICATE_PROFILE_OPTIONS,
+    CRL_PROFILE_OPTIONS,
     NAMED_TYPES,
     SCHEMAS,
-    TRUSTED_CERTIFICATE_ENTRY,
     check_min_one,
     check_object_name,
     json_type_name,
     validate_properties,
 )
+from tls import TlsSettings
 
 # janssonProcessPost.c applies the object types of one request in this order, whatever the JSON order.
 POST_ORDER = (
@@ -57,7 +60,6 @@ NOT_IMPLEMENTED = frozenset(
     {
         "LTPAProfile",
         "OAuthProfile",
-        "CRLProfile",
         "ClientCertificate",
         "ConfigurationPolicy",
         "AdminEndpoint",
@@ -79,23 +81,16 @@ PROTECTED = {
 # Which property of which object type references objects of a given type (for "still being used").
 REFERENCES: dict[str, list[tuple[str, str]]] = {
     "CertificateProfile": [("SecurityProfile", "CertificateProfile")],
+    "CRLProfile": [("SecurityProfile", "CRLProfile")],
     "SecurityProfile": [("Endpoint", "SecurityProfile")],
     "MessageHub": [("Endpoint", "MessageHub")],
     "ConnectionPolicy": [("Endpoint", "ConnectionPolicies")],
     "TopicPolicy": [("Endpoint", "TopicPolicies")],
     "SubscriptionPolicy": [("Endpoint", "SubscriptionPolicies")],
 }
-MAX_TRUSTED_CERTIFICATES = 100  # per security profile (docs)
-_PKCS12_SUFFIXES = (".p12", ".pfx")
-_PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\s*", re.DOTALL)
 
 
-def _names(value: str | None) -> list[str]:
-    """The entries of a comma-delimited list property."""
-    return [item.strip() for item in (value or "").split(",") if item.strip()]
-
-
-class Configuration:
+class Configuration(CertificateObjects):
     """All configuration state, guarded by one lock (Amlen also serialises configuration changes)."""
 
     def __init__(
@@ -123,6 +118,8 @@ class Configuration:
         """The saved configuration of this data volume, or Amlen's defaults on a first start."""
         if self._state_file.is_file():
             saved: dict[str, dict[str, dict[str, Any]]] = json.loads(self._state_file.read_text())
+            for obj_type in NAMED_TYPES:
+                saved.setdefault(obj_type, {})  # a volume saved by an older stand-in
             return saved
         objects = default_objects()
         for name in (ADMIN_CERTIFICATE, ADMIN_KEY):
@@ -162,6 +159,7 @@ class Configuration:
             password = profile["UsePasswordAuthentication"]
             if profile["TLSEnabled"]:
                 cert_profile = self.objects["CertificateProfile"][profile["CertificateProfile"]]
+                crl_profile = self.objects["CRLProfile"].get(profile["CRLProfile"] or "")
                 tls = TlsSettings(
                     certificate=self.paths.keystore / cert_profile["Certificate"],
                     key=self.paths.keystore / cert_profile["Key"],
@@ -170,6 +168,9 @@ class Configuration:
                     require_client_certificate=profile["UseClientCertificate"],
                     trusted_ca_file=self.paths.truststore / f"{profile_name}_cafile.pem",
                     trusted_ca_path=self.paths.truststore / f"{profile_name}_capath",
+                    crl_file=crl_file(self.paths.certificates, profile["CRLProfile"], crl_profile["CRLSource"])
+                    if crl_profile
+                    else None,
                 )
         return EndpointSpec(
             name=name,
@@ -178,7 +179,16 @@ class Configuration:
             allows_mqtt=not protocols or bool(protocols & {"all", "mqtt"}),
             password_authentication=password,
             tls=tls,
+            connection_policies=tuple(_names(props["ConnectionPolicies"])),
+            topic_policies=tuple(_names(props.get("TopicPolicies"))),
+            lookup=self.policy,
         )
+
+    def policy(self, obj_type: str, name: str) -> dict[str, Any] | None:
+        """A copy of a policy's properties, for the front's checks (None when it does not exist)."""
+        with self._lock:
+            props = self.objects.get(obj_type, {}).get(name)
+            return dict(props) if props is not None else None
 
     def start_endpoints(self) -> None:
         """Start every enabled endpoint (when messaging starts)."""
@@ -189,7 +199,7 @@ class Configuration:
     def _restart_endpoints(
         self, *, security_profile: str | None = None, certificate_profile: str | None = None
     ) -> None:
-        """Amlen restarts the enabled endpoints whose TLS settings changed underneath them."""
+        """Amlen rebuilds the TLS context of enabled endpoints whose profiles changed; open connections stay."""
         for name, props in self.objects["Endpoint"].items():
             profile_name = props.get("SecurityProfile") or ""
             if not profile_name or not props["Enabled"]:
@@ -198,31 +208,7 @@ class Configuration:
             if profile_name == security_profile or (
                 certificate_profile is not None and profile["CertificateProfile"] == certificate_profile
             ):
-                self.endpoints.apply(name, self._endpoint_spec(name))
-
-    # ---- uploads -------------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _check_file_name(name: str, prop: str) -> None:
-        if not name or "/" in name or name in (".", "..") or name != name.strip(" "):
-            raise AmlenError(400, 134, prop, name or "NULL")
-
-    def put_file(self, name: str, data: bytes) -> None:
-        """``PUT /ima/v1/file/<name>``: stage the raw body (an empty body is accepted, as recorded)."""
-        self._check_file_name(name, "FileName")
-        with self._lock:
-            temporary = self.paths.userfiles / f".{name}.part"
-            temporary.write_bytes(data)
-            os.replace(temporary, self.paths.userfiles / name)
-
-    def delete_staged_file(self, name: str) -> None:
-        """``DELETE /ima/v1/service/file/<name>``: drop a staged upload."""
-        self._check_file_name(name, "FileName")
-        with self._lock:
-            staged = self.paths.userfiles / name
-            if not staged.is_file():
-                raise AmlenError(404, 113)
-            staged.unlink()
+                self.endpoints.apply(name, self._endpoint_spec(name), keep_connections=True)
 
     # ---- POST ----------------------------------------------------------------------------------------------
 
@@ -259,8 +245,15 @@ class Configuration:
         if obj_type == "CertificateProfile":
             self._post_certificate_profile(name, body, current)
             return
-        props, _ = validate_properties(obj_type, name, body, SCHEMAS[obj_type], current)
-        if obj_type == "SecurityProfile":
+        options_schema = CRL_PROFILE_OPTIONS if obj_type == "CRLProfile" else None
+        props, options = validate_properties(
+            obj_type, name, body, SCHEMAS[obj_type], current, options=options_schema
+        )
+        if obj_type == "CRLProfile":
+            apply_crl_profile(
+                self.paths.certificates, self.paths.userfiles, name, props, current, options.get("Overwrite")
+            )
+        elif obj_type == "SecurityProfile":
             self._check_security_profile(props)
         elif obj_type == "Endpoint":
             props["InterfaceName"] = props["Interface"]
@@ -286,9 +279,15 @@ class Configuration:
             raise not_found("CertificateProfile", certificate_profile)
         if props["TLSEnabled"] and not certificate_profile:
             raise AmlenError(400, 186)
-        for reference in ("LTPAProfile", "OAuthProfile", "CRLProfile"):
+        for reference in ("LTPAProfile", "OAuthProfile"):
             if props[reference]:  # the stand-in has none of these objects
                 raise not_found(reference, props[reference])
+        crl_profile = props["CRLProfile"]
+        if crl_profile and crl_profile not in self.objects["CRLProfile"]:
+            raise not_found("CRLProfile", crl_profile)
+        if crl_profile and not props["UseClientCertificate"]:
+            # validate_SecurityProfile.c: ISMRC_PropertyRequired on the merged object.
+            raise AmlenError(400, 134, "UseClientCertificate", "false")
         if props["AllowNullPassword"] and not props["UsePasswordAuthentication"]:
             raise AmlenError(400, 6207, "UsePasswordAuthentication", "false")
 
@@ -338,125 +337,6 @@ class Configuration:
         ):
             raise AmlenError(400, 155)
 
-    def _post_certificate_profile(self, name: str, body: Any, current: dict[str, Any] | None) -> None:
-        """Validate and apply a certificate profile the way ``certApply.sh apply Server`` does.
-
-        Every create or update re-applies the files, so each needs a fresh upload; nothing is consumed unless
-        the whole apply succeeds.
-        """
-        schema = SCHEMAS["CertificateProfile"]
-        props, options = validate_properties(
-            "CertificateProfile", name, body, schema, current, options=CERTIFICATE_PROFILE_OPTIONS
-        )
-        cert_name, key_name = props["Certificate"], props["Key"]
-        self._check_file_name(cert_name, "Certificate")
-        self._check_file_name(key_name, "Key")
-        for other, other_props in self.objects["CertificateProfile"].items():
-            if other == name:
-                continue
-            if cert_name in (other_props["Certificate"], other_props["Key"]):
-                raise AmlenError(400, 451)
-            if key_name in (other_props["Certificate"], other_props["Key"]):
-                raise AmlenError(400, 452)
-        if cert_name.lower().endswith(_PKCS12_SUFFIXES) or key_name.lower().endswith(_PKCS12_SUFFIXES):
-            raise AmlenError(400, 6182)
-        staged_cert, staged_key = self.paths.userfiles / cert_name, self.paths.userfiles / key_name
-        if not staged_cert.is_file():
-            raise AmlenError(400, 6184, cert_name)
-        if not staged_key.is_file():
-            raise AmlenError(400, 6185, key_name)
-        stored_cert, stored_key = self.paths.keystore / cert_name, self.paths.keystore / key_name
-        if not options.get("Overwrite", False) and (stored_cert.exists() or stored_key.exists()):
-            raise AmlenError(400, 6186)
-        info = certs.certificate_info(staged_cert)
-        if info is None:
-            raise AmlenError(400, 6180)
-        password = options.get("KeyFilePassword")
-        try:
-            modulus = certs.rsa_key_modulus(staged_key, password)
-        except certs.KeyNeedsPassword:
-            raise AmlenError(400, 6191) from None
-        except certs.KeyPasswordWrong:
-            raise AmlenError(400, 6193) from None
-        if info.rsa_modulus != modulus:
-            raise AmlenError(400, 6189)
-
-        certs.write_plain_key(staged_key, stored_key, password)
-        if cert_name == key_name:
-            # One file holds both: keep its certificates next to the (now unencrypted) key.
-            chain = "".join(_PEM_CERTIFICATE.findall(staged_cert.read_text()))
-            stored_key.write_text(chain + stored_key.read_text())
-        else:
-            shutil.copyfile(staged_cert, stored_cert)
-        stored_key.chmod(0o600)
-        staged_cert.unlink(missing_ok=True)
-        staged_key.unlink(missing_ok=True)
-        if current is not None:
-            for old in {current["Certificate"], current["Key"]} - {cert_name, key_name}:
-                (self.paths.keystore / old).unlink(missing_ok=True)
-        props["ExpirationDate"] = certs.expiration_date(info)
-        self.objects["CertificateProfile"][name] = props
-        self._save()
-        self._log(
-            "CWLNA6011",
-            "INFO",
-            "Admin",
-            f"The configuration is updated: Object=CertificateProfile Name={name} Certificate={cert_name}.",
-        )
-        if current is not None:
-            self._restart_endpoints(certificate_profile=name)
-
-    def _post_trusted_certificates(self, body: Any) -> None:
-        """``{"TrustedCertificate": [{"SecurityProfileName": p, "TrustedCertificate": f, "Overwrite": b}]}``.
-
-        Adding a trusted certificate restarts no endpoint: running listeners find new CAs through the hashed
-        directory, as Amlen's do.
-        """
-        if not isinstance(body, list):
-            raise AmlenError(400, 127, "TrustedCertificate", "", "TrustedCertificate", json_type_name(body))
-        for entry in body:
-            file_hint = entry.get("TrustedCertificate", "") if isinstance(entry, dict) else ""
-            props, _ = validate_properties(
-                "TrustedCertificate", str(file_hint), entry, TRUSTED_CERTIFICATE_ENTRY, None
-            )
-            profile, file_name, overwrite = (
-                props["SecurityProfileName"],
-                props["TrustedCertificate"],
-                props["Overwrite"],
-            )
-            if profile not in self.objects["SecurityProfile"]:
-                raise not_found("SecurityProfileName", profile)
-            self._check_file_name(file_name, "TrustedCertificate")
-            staged = self.paths.userfiles / file_name
-            target = self.paths.truststore / profile / file_name
-            if not staged.is_file():
-                if not target.exists():
-                    raise not_found("TrustedCertificate", file_name)
-                if not overwrite:
-                    raise AmlenError(400, 6186)
-                continue  # already trusted, nothing uploaded, Overwrite true: a no-op success
-            if target.exists() and not overwrite:
-                raise AmlenError(400, 6186)
-            if file_name.lower().endswith(_PKCS12_SUFFIXES):
-                raise AmlenError(400, 6182)
-            info = certs.certificate_info(staged)
-            if info is None:
-                raise AmlenError(400, 6180)
-            if not info.is_ca:
-                raise AmlenError(400, 6183)
-            present = certs.trusted_certificates(self.paths, profile)
-            if file_name not in present and len(present) >= MAX_TRUSTED_CERTIFICATES:
-                raise AmlenError(400, 374, "TrustedCertificate", len(present) + 1, MAX_TRUSTED_CERTIFICATES)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(staged, target)
-            certs.rebuild_truststore(self.paths, profile)
-            self._log(
-                "CWLNA6011",
-                "INFO",
-                "Admin",
-                f"The trusted certificate is added: SecurityProfile={profile} File={file_name}.",
-            )
-
     # ---- GET -----------------------------------------------------------------------------------------------
 
     def get(self, obj_type: str, name: str | None = None, file_name: str | None = None) -> dict[str, Any]:
@@ -474,20 +354,6 @@ class Configuration:
             if name not in objects:
                 raise not_found(obj_type, name)
             return {"Version": "v1", obj_type: {name: dict(objects[name])}}
-
-    def _get_certificates(self, obj_type: str, profile: str | None, file_name: str | None) -> dict[str, Any]:
-        if obj_type == "ClientCertificate":
-            entries: list[dict[str, str]] = []  # the stand-in does not implement allowed client certificates
-        else:
-            entries = [
-                {"SecurityProfileName": trust_profile, "TrustedCertificate": trusted}
-                for trust_profile in certs.trust_profiles(self.paths)
-                for trusted in certs.trusted_certificates(self.paths, trust_profile)
-                if profile in (None, trust_profile) and file_name in (None, trusted)
-            ]
-        if (profile is not None or file_name is not None) and not entries:
-            raise not_found(obj_type, file_name or profile or "")
-        return {"Version": "v1", obj_type: entries}
 
     # ---- DELETE --------------------------------------------------------------------------------------------
 
@@ -534,6 +400,8 @@ class Configuration:
             elif obj_type == "CertificateProfile":
                 for stored in {props["Certificate"], props["Key"]}:
                     (self.paths.keystore / stored).unlink(missing_ok=True)
+            elif obj_type == "CRLProfile":
+                remove_crl_profile(self.paths.certificates, name)
             self._log(
                 "CWLNA6011", "INFO", "Admin", f"The configuration is deleted: Object={obj_type} Name={name}."
             )
@@ -541,38 +409,10 @@ class Configuration:
     # ---- monitor -------------------------------------------------------------------------------------------
 
     def monitor_endpoints(self, name_filter: str | None) -> dict[str, Any]:
-        """``GET /ima/v1/monitor/Endpoint[?Name=...]``.
-
-        A disabled endpoint is listed with ``Enabled: false``; an enabled one that failed to start is not
-        listed at all; naming an endpoint that is not listed answers HTTP 500 CWLNA0100 (all as recorded).
-        """
-        pattern = re.compile("^" + ".*".join(map(re.escape, (name_filter or "*").split("*"))) + "$")
+        """``GET /ima/v1/monitor/Endpoint[?Name=...]`` (see ``monitor.py``)."""
         with self._lock:
-            running = self.endpoints.running()
-            entries = []
-            for name, props in self.objects["Endpoint"].items():
-                if not pattern.match(name):
-                    continue
-                if props["Enabled"] and name not in running:
-                    continue
-                stats = running[name][1] if name in running else None
-                interface = props["Interface"]
-                entries.append(
-                    {
-                        "Name": name,
-                        "IPAddr": "ALL" if interface.lower() in ("all", "*") else interface,
-                        "Enabled": props["Enabled"],
-                        "Total": stats.total if stats else 0,
-                        "Active": stats.active if stats else 0,
-                        # Connections and bytes are counted, MQTT messages are not (Amlen's lag anyway).
-                        "Messages": 0,
-                        "Bytes": stats.bytes if stats else 0,
-                        "LastErrorCode": 0,
-                        "ConfigTime": stats.config_time if stats else None,
-                        "ResetTime": None,
-                        "BadConnections": stats.bad_connections if stats else 0,
-                    }
-                )
-        if name_filter and "*" not in name_filter and not entries:
-            raise AmlenError(500, 100)
-        return {"Version": "v1", "Endpoint": entries}
+            return endpoint_monitor(self.objects["Endpoint"], self.endpoints.running(), name_filter)
+
+    def endpoint_names(self) -> set[str]:
+        with self._lock:
+            return set(self.objects["Endpoint"])

@@ -1,0 +1,200 @@
+"""The admin endpoint's HTTP(S) server and Amlen's REST routes (``/ima[/v1]/{service,file,configuration,monitor}``).
+
+HTTP and HTTPS share the port (a TLS ClientHello starts with 0x16), as on Amlen's default admin endpoint.
+Requests are answered with the bodies, statuses and CWLNA codes of ``messages.py``; the work is done by the
+``AdminApp`` (``server.StandIn``) and its ``store.Configuration``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from connections import ConnectionRegistry
+from diag import ServerLog
+from jsonbody import parse_request_json
+from messages import AmlenError, success_body
+from monitor import connection_monitor
+from store import Configuration
+
+
+class AdminSettings(Protocol):
+    @property
+    def admin_host(self) -> str: ...
+
+    @property
+    def admin_port(self) -> int: ...
+
+
+class AdminApp(Protocol):
+    """What the routes need from the server."""
+
+    @property
+    def settings(self) -> AdminSettings: ...
+
+    log: ServerLog
+    config: Configuration | None
+    registry: ConnectionRegistry
+
+    def running(self) -> bool: ...
+
+    def status_body(self, service: str | None) -> dict[str, Any]: ...
+
+    def request_stop(self, action: str) -> None: ...
+
+
+class AdminServer(ThreadingHTTPServer):
+    """The admin endpoint: HTTP and HTTPS on one port, told apart by the first byte (ClientHello: 0x16)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
+
+    def __init__(self, app: AdminApp, tls: ssl.SSLContext) -> None:
+        self.app = app
+        self.tls = tls
+        host = app.settings.admin_host
+        address = "0.0.0.0" if host.lower() in ("all", "*") else host
+        super().__init__((address, app.settings.admin_port), AdminHandler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.settimeout(AdminHandler.timeout)
+        try:
+            first = request.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return
+        if not first:
+            return
+        connection = request
+        if first == b"\x16":
+            try:
+                connection = self.tls.wrap_socket(request, server_side=True)
+            except (OSError, ssl.SSLError):
+                return
+        try:
+            self.RequestHandlerClass(connection, client_address, self)
+        finally:
+            if connection is not request:
+                connection.close()
+
+
+class AdminHandler(BaseHTTPRequestHandler):
+    """Amlen's REST admin API: ``/ima[/v1]/{service,file,configuration,monitor}/...``."""
+
+    server: AdminServer
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without this, Nagle plus the client's delayed ACK adds 40 ms
+    # to every answer (a real Amlen answers in one write).
+    disable_nagle_algorithm = True
+    server_version = "AmlenStandIn"
+    sys_version = ""
+    timeout = 120
+
+    # ---- plumbing ------------------------------------------------------------------------------------------
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _reply(self, status: int, body: dict[str, Any]) -> None:
+        data = (json.dumps(body, indent=2) + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        code = body.get("Code", "")
+        self.server.app.log.log(
+            "CWLNA6004", "INFO", "Admin", f"REST {self.command} {self.path} -> {status} {code}"
+        )
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Requests are logged by ``_reply`` into the admin log, not to stderr."""
+
+    def _dispatch(self) -> None:
+        app = self.server.app
+        try:
+            body = self._body()
+            self._reply(*self._route(app, body))
+        except AmlenError as exc:
+            self._reply(exc.status, exc.body())
+        except Exception:
+            app.log.log(
+                "CWLNA0100", "ERROR", "Admin", f"Unexpected error:\n{traceback.format_exc()}", console=True
+            )
+            self._reply(500, AmlenError(500, 100).body())
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _dispatch
+
+    # ---- routes --------------------------------------------------------------------------------------------
+
+    def _route(self, app: AdminApp, body: bytes) -> tuple[int, dict[str, Any]]:
+        url = urlsplit(self.path)
+        parts = [unquote(part) for part in url.path.split("/")][1:]
+        if len(parts) < 2 or parts[0] != "ima":
+            raise AmlenError(400, 137, url.path)
+        rest = parts[2:] if parts[1] == "v1" else parts[1:]  # the version segment is optional
+        if not rest:
+            raise AmlenError(400, 137, url.path)
+        family, args, method = rest[0], rest[1:], self.command
+        if family == "service":
+            return self._service(app, method, args, body, url.path)
+        if not app.running() or app.config is None:
+            # Not recorded from the real server: the stand-in refuses work until it reports Running, so a lab
+            # that does not wait for State 1 fails here rather than by luck against Amlen.
+            raise AmlenError(503, 130) if family == "monitor" else AmlenError(503, 167)
+        config = app.config
+        if family == "file" and method == "PUT" and len(args) == 1:
+            config.put_file(args[0], body)
+            return 200, success_body()
+        if family == "configuration":
+            while args and args[-1] == "":
+                args = args[:-1]  # "/configuration/" is the same as "/configuration"
+            if method == "POST" and not args:
+                config.post(parse_request_json(body))
+                return 200, success_body()
+            # Only the certificate lists have a third level: <Type>/<SecurityProfile>/<file>.
+            max_depth = 3 if args and args[0] in ("TrustedCertificate", "ClientCertificate") else 2
+            if method == "GET" and 1 <= len(args) <= max_depth:
+                return 200, config.get(*args)
+            if method == "DELETE" and 2 <= len(args) <= max_depth:
+                config.delete(*args)
+                return 200, success_body()
+        if family == "monitor" and method == "GET" and args == ["Endpoint"]:
+            names = parse_qs(url.query).get("Name")
+            return 200, config.monitor_endpoints(names[0] if names else None)
+        if family == "monitor" and method == "GET" and args == ["Connection"]:
+            return 200, connection_monitor(app.registry, config.endpoint_names(), parse_qs(url.query))
+        if family == "monitor" and method == "GET":
+            raise AmlenError(501, 102)
+        raise AmlenError(400, 137, url.path)
+
+    def _service(
+        self, app: AdminApp, method: str, args: list[str], body: bytes, path: str
+    ) -> tuple[int, dict[str, Any]]:
+        if method == "GET" and args and args[0] == "status" and len(args) <= 2:
+            return 200, app.status_body(args[1] if len(args) == 2 and args[1] else None)
+        if method == "POST" and args in (["restart"], ["stop"]):
+            request = parse_request_json(body)
+            if not isinstance(request, dict) or request.get("Service") != "Server":
+                raise AmlenError(400, 115, "parameters")
+            app.request_stop("restart" if args == ["restart"] else "exit")
+            return 200, success_body()
+        if method == "DELETE" and len(args) == 2 and args[0] == "file" and app.config is not None:
+            app.config.delete_staged_file(args[1])
+            return 200, success_body()
+        raise AmlenError(400, 137, path)
