@@ -69,7 +69,7 @@ class DoctorReport:
 def doctor(settings: Settings) -> DoctorReport:
     """Run every diagnostic against the lab described by `settings` and return the findings."""
     run = _Run(settings)
-    for check in (_docker, _container, _published_ports, _amlen_status, _endpoints, _trusted_ca,
+    for check in (_docker, _container, _image, _published_ports, _amlen_status, _endpoints, _trusted_ca,
                   _name_resolution, _ports, _handshakes, _local_files):
         check(run)
     return DoctorReport(run.checks)
@@ -133,6 +133,19 @@ def _container(run: _Run) -> None:
             id=container.short_id)
 
 
+def _image(run: _Run) -> None:
+    if run.docker is None:
+        return run.skip("image", "Docker")
+    from lab.image import check_image
+
+    running = run.container.image if run.container is not None else None
+    try:
+        finding = check_image(run.docker, run.settings.image, running.id if running is not None else None)
+    except LabError as exc:
+        return run.add("image", Status.FAIL, exc.message, exc.hint or "")
+    run.add("image", Status.OK if finding.ok else Status.FAIL, finding.detail, finding.hint, id=finding.id)
+
+
 def _published_ports(run: _Run) -> None:
     if run.container is None:
         return run.skip("published ports", "the lab container running")
@@ -140,7 +153,14 @@ def _published_ports(run: _Run) -> None:
 
     ports = published_ports(run.container)
     shown = ", ".join(f"{ip or '0.0.0.0'}:{host_port}->{port}" for port, (ip, host_port) in sorted(ports.items()))
-    open_wide = [f"{host_port}" for _port, (ip, host_port) in sorted(ports.items()) if ip not in _LOOPBACK]
+    # The workshop port may be published for the room on purpose (`invoke workshop --expose`); no other port.
+    workshop = run.settings.workshop_port
+    open_wide = [f"{host_port}" for port, (ip, host_port) in sorted(ports.items())
+                 if ip not in _LOOPBACK and port != workshop]
+    exposed = next((ip for port, (ip, _) in ports.items() if port == workshop and ip not in _LOOPBACK), None)
+    if exposed and not open_wide:
+        return run.add("published ports", Status.OK, f"loopback only, but the workshop port {workshop} on "
+                       f"{exposed} for the room (`invoke workshop --expose`): {shown}", ports=ports)
     if open_wide:
         return run.add("published ports", Status.WARN,
                        f"published on all interfaces: {shown}; the admin API has no password",

@@ -22,11 +22,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from docker import DockerClient
+
 from lab import runtime
 from lab.errors import ContainerError
 from lab.settings import Settings
 
-__all__ = ["METADATA", "ImageRecord", "LoadedImage", "SavedImage", "load_image", "save_image", "verify_image_file"]
+__all__ = [
+    "METADATA",
+    "ImageFinding",
+    "ImageRecord",
+    "LoadedImage",
+    "SavedImage",
+    "check_image",
+    "load_image",
+    "save_image",
+    "verify_image_file",
+]
 
 METADATA = "amlen-lab-image.json"
 _CHUNK = 1 << 20
@@ -134,6 +146,32 @@ def load_image(settings: Settings, path: Path) -> LoadedImage:
     resolved = runtime.resolve_image(client, settings.image)
     return LoadedImage(path, record, tuple(aliases), settings.image,
                        resolved is not None and resolved.id == record.id)
+
+
+@dataclass(frozen=True)
+class ImageFinding:
+    """`doctor`'s verdict on LAB_IMAGE: present, pinned, and what the container runs."""
+
+    ok: bool
+    detail: str
+    hint: str = ""
+    id: str | None = None
+
+
+def check_image(client: DockerClient, image: str, running_id: str | None) -> ImageFinding:
+    """Is LAB_IMAGE in Docker's store, one exact image (pinned), and the one the container runs (`running_id`)?"""
+    found = runtime.resolve_image(client, image)
+    if found is None:
+        return ImageFinding(False, f"LAB_IMAGE {image} is not in Docker's image store",
+                            "`invoke image --load FILE` (no registry needed), or `invoke up` pulls it")
+    if running_id is not None and running_id != found.id:
+        return ImageFinding(False, f"the container runs {running_id[:19]}, but LAB_IMAGE {image} is {found.short_id}",
+                            "`invoke down` then `invoke up` switches the container to LAB_IMAGE", found.id)
+    runs = "; the container runs it" if running_id is not None else ""
+    if not runtime.is_pinned(image):
+        return ImageFinding(True, f"{image} is {found.short_id}{runs} (a tag, which can move: for identical seats "
+                            f"pin LAB_IMAGE={found.id})", id=found.id)
+    return ImageFinding(True, f"pinned: {image} is {found.short_id}{runs}", id=found.id)
 
 
 def verify_image_file(path: Path) -> ImageRecord:

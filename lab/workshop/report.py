@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lab.certs import Action
-from lab.report import console, print_rows
+from lab.report import console
 from lab.workshop.bundle import Access
 from lab.workshop.exposure import ExposeResult
 from lab.workshop.objects import ENDPOINT
@@ -25,9 +25,12 @@ def print_room(result: RoomResult) -> None:
         counts = {action: [s.name for s in result.seats if s.action is action] for action in Action}
         parts = [f"{len(names)} {action.value}" for action, names in counts.items() if names]
         _say(f"{len(result.seats)} seats: {', '.join(parts)}")
+        groups: dict[tuple[Action, str], list[str]] = {}
         for seat in result.seats:
             if seat.action is not Action.REUSED:
-                _say(f"  seat.{seat.name}: {seat.action.value} ({seat.reason})")
+                groups.setdefault((seat.action, seat.reason), []).append(seat.name)
+        for (action, reason), names in groups.items():
+            _say(f"  {action.value}: {', '.join(names)} ({reason})")
     if result.objects:
         changed = result.objects_changed
         matching = f"all {len(result.objects)} workshop objects already match"
@@ -49,14 +52,22 @@ def print_workshop_status(status: WorkshopStatus) -> None:
     if not status.seats:
         _say("no seats yet: `invoke workshop --seats N` or `--roster FILE`")
         return
-    rows = []
+    connected = sum(1 for seat in status.seats if seat.connected)
+    _say(f"{len(status.seats)} seats, {connected} connected now:")
+    width = max(len(seat.cn) for seat in status.seats)
     for seat in status.seats:
-        connected = {None: "?", True: f"yes ({len(seat.client_ids)})", False: "no"}[seat.connected]
-        rows.append((seat.cn, f"{seat.expires[:10]} ({seat.days_left} d)", "REVOKED" if seat.revoked else "no",
-                     connected, (seat.since or "-").replace("+00:00", "Z"), f"{seat.messages_in}/{seat.messages_out}",
-                     " ".join(seat.client_ids) or "-"))
-    print_rows(f"Workshop seats ({sum(1 for s in status.seats if s.connected)}/{len(status.seats)} connected)",
-               ("seat", "expires", "revoked", "connected", "since", "msgs in/out", "client IDs"), rows)
+        # One line per seat, never folded: an instructor greps and scans this during a session.
+        parts = [f"{seat.cn:<{width}}", f"expires {seat.expires[:10]} ({seat.days_left} d)",
+                 "REVOKED" if seat.revoked else "not revoked"]
+        if seat.connected is None:
+            parts.append("connected: unknown")
+        elif seat.connected:
+            since = (seat.since or "?").replace("T", " ").replace("+00:00", "Z")
+            parts.append(f"connected since {since} as {', '.join(seat.client_ids)}")
+            parts.append(f"messages in {seat.messages_in} / out {seat.messages_out}")
+        else:
+            parts.append("not connected")
+        _say("  ".join(parts))
     if status.others:
         _say(f"connections matching no seat: {', '.join(status.others)}")
 
