@@ -287,7 +287,8 @@ class _GuideFlags(Task):  # type: ignore[type-arg]
         arguments = super().get_arguments(ignore_unknown_help)
         for argument in arguments:
             long_name = argument.names[0]
-            argument.names = (long_name, self.SHORT[long_name]) if long_name in self.SHORT else (long_name,)
+            short = self.SHORT.get(long_name.replace("-", "_"))  # invoke spells client_id as client-id
+            argument.names = (long_name, short) if short else (long_name,)
         return arguments
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import LabEnv
+from tests.conftest import INVOKE, ROOT, LabEnv
 from tests.workshop_helpers import Probe
 
 DENIED = {False: 0x80, True: 0x87}  # SUBACK refusal: MQTT 3.1.1, MQTT 5
@@ -93,7 +93,7 @@ def as_participant(lab: LabEnv, name: str, command: list[str]) -> list[str]:
 
 def test_readme_commands_of_a_seat_round_trip_on_its_topic_and_the_room(room: LabEnv) -> None:
     # The exact mosquitto commands the participant gets, run in the bundle directory.
-    sub = as_participant(room, "01", [*readme_command(room, "01", "mosquitto_sub")[0], "-C", "2", "-W", "20"])
+    sub = as_participant(room, "01", [*readme_command(room, "01", "mosquitto_sub")[0], "-C", "3", "-W", "20"])
     listener = subprocess.Popen(sub, cwd=seat_dir(room, "01"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
     try:
@@ -102,11 +102,17 @@ def test_readme_commands_of_a_seat_round_trip_on_its_topic_and_the_room(room: La
             sent = subprocess.run(as_participant(room, "01", pub), cwd=seat_dir(room, "01"), capture_output=True,
                                   text=True, timeout=20)
             assert sent.returncode == 0, sent.stderr
+        # The README's `invoke pub`, from the directory the bundle was unzipped in (a clone of amlen-lab there).
+        invoke_pub = readme_command(room, "01", "invoke pub")[0]
+        sent = subprocess.run(as_participant(room, "01", [INVOKE, "-r", str(ROOT), *invoke_pub[1:]]),
+                              cwd=seat_dir(room, "01").parent, capture_output=True, text=True, timeout=30)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
         out, err = listener.communicate(timeout=25)
     finally:
         listener.kill()
     assert listener.returncode == 0, err
-    assert out.splitlines() == ["workshop/seat.01/hello hello from seat.01", "workshop/all/hello hello room"]
+    assert out.splitlines() == ["workshop/seat.01/hello hello from seat.01", "workshop/all/hello hello room",
+                                "workshop/seat.01/hello hello"]
 
 
 @pytest.mark.parametrize("v5", [False, True], ids=["mqtt311", "mqtt5"])

@@ -6,6 +6,7 @@ joins seats with Amlen's connection monitor.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -21,6 +22,8 @@ from lab.workshop.bundle import access, readme_text, write_bundle
 from lab.workshop.crl import ensure_crl, read_crl, revoked_serials
 from lab.workshop.seats import existing_seats, issue_seat_certs, seat_files
 from lab.workshop.status import _when, join_connections
+from tests.conftest import INVOKE, ROOT
+from tests.helpers import free_port
 
 
 @pytest.fixture(autouse=True)
@@ -78,7 +81,8 @@ def test_bundle_holds_the_seats_files_and_its_exact_commands(settings: Settings)
     port = settings.workshop_port
     assert f"mosquitto_sub -h {settings.hostname} -p {port} --cafile myCA.pem --cert seat.07.crt --key seat.07.key " \
            f"-i seat.07-sub -t 'workshop/seat.07/#' -t 'workshop/all/#' -v" in readme
-    assert f"invoke pub -H {settings.hostname} -P {port} -s" in readme and "-c seat.07-pub" in readme
+    assert f"invoke pub -H {settings.hostname} -P {port} -s --cacerts 07/myCA.pem" in readme
+    assert "-c seat.07-pub" in readme
     assert f"127.0.0.1 {settings.hostname}" in readme
     with zipfile.ZipFile(seat.zip) as archive:
         members = {info.filename: info for info in archive.infolist()}
@@ -158,3 +162,29 @@ def test_connections_join_the_seat_whose_cn_begins_their_client_id() -> None:
     assert joined["seat.1"] == [] and others == ["mosq-12345"]
     assert _when(1_700_000_000_000_000_000) == "2023-11-14T22:13:20+00:00"
     assert _when("2026-11-29T10:00:00Z") == "2026-11-29T10:00:00Z" and _when(None) is None
+
+
+def workshop(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`invoke workshop ...` for a lab that is not up (nothing listens on its admin port)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAB_")}
+    env.update({"LAB_DIR": str(tmp_path / "lab"), "LAB_ADMIN_PORT": str(free_port())})
+    return subprocess.run([INVOKE, "-r", str(ROOT), "workshop", *args], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=60)
+
+
+def test_workshop_without_a_lab_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
+    result = workshop(tmp_path, "--seats", "3")
+    assert result.returncode == 1 and "did not answer" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "lab" / "workshop").exists() and not (tmp_path / "lab" / "pki").exists()
+    status = workshop(tmp_path, "--status", "--json")
+    assert status.returncode == 0, status.stderr
+    data = json.loads(status.stdout)
+    assert data["seats"] == [] and data["live"] is None and "did not answer" in data["monitor_error"]
+
+
+def test_workshop_flags_are_one_action_at_a_time(tmp_path: Path) -> None:
+    both = workshop(tmp_path, "--seats", "2", "--revoke", "01")
+    assert both.returncode == 1 and "choose one of --seats, --revoke" in both.stderr
+    stray = workshop(tmp_path, "--seats", "2", "--json")
+    assert stray.returncode == 1 and "--json goes with --status" in stray.stderr

@@ -94,7 +94,8 @@ def readme_text(seat: SeatFiles, where: Access) -> str:
     sub = f"mosquitto_sub -h {host} -p {port} {files} -i {me}-sub -t {shlex.quote(own + '/#')} " \
           f"-t {shlex.quote(room + '/#')} -v"
     pub = f"mosquitto_pub -h {host} -p {port} {files} -i {me}-pub"
-    lab_files = f"--cacerts myCA.pem --cert {me}.crt --key {me}.key"
+    here = seat.name  # the zip unpacks into <name>/, so these paths work from where it was unzipped
+    lab_files = f"--cacerts {here}/myCA.pem --cert {here}/{me}.crt --key {here}/{me}.key"
     reach = (
         f"The broker is on the instructor's machine at {where.address}, port {port}."
         if where.exposed
@@ -130,6 +131,8 @@ In another terminal, publish to yourself and to the room:
     {pub} -t {room}/hello -m 'hello room'
 
 ## 3. The guide's paho client (amlen-lab's `invoke sub` / `invoke pub`)
+
+In a clone of amlen-lab, with this bundle unzipped there (so that `{here}/` holds these files):
 
     invoke sub -H {host} -P {port} -s {lab_files} -c {me}-sub -t {shlex.quote(own + '/#')}
     invoke pub -H {host} -P {port} -s {lab_files} -c {me}-pub -t {own}/hello -m hello
