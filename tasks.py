@@ -368,7 +368,8 @@ def workshop(c: Context, seats: int = 0, roster: str = "", revoke: str = "", rei
     """Workshop labs: a seat per participant with its own certificate, endpoint, topics; revoke, status, expose."""
     from pathlib import Path
 
-    from lab.report import StepPrinter, print_json
+    from lab.plan import PlanFailed
+    from lab.report import StepPrinter, error_line, print_json
     from lab.workshop import report
 
     chosen = [flag for flag, value in (("--seats", seats), ("--roster", roster), ("--revoke", revoke),
@@ -390,8 +391,12 @@ def workshop(c: Context, seats: int = 0, roster: str = "", revoke: str = "", rei
             report.print_room(room.reissue_seat(settings, reissue))
         elif expose:
             printer = StepPrinter("up")
-            report.print_expose(room.expose(settings, expose, on_event=printer.on_event,
-                                            on_progress=printer.on_progress))
+            try:
+                exposed = room.expose(settings, expose, on_event=printer.on_event, on_progress=printer.on_progress)
+            except PlanFailed as exc:
+                printer.finish(exc.report)
+                raise Exit(error_line(exc), code=1) from None
+            report.print_expose(exposed)
         elif json:
             print_json(room.workshop_status(settings).as_dict())
         else:

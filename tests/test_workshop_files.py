@@ -10,6 +10,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -188,3 +189,13 @@ def test_workshop_flags_are_one_action_at_a_time(tmp_path: Path) -> None:
     assert both.returncode == 1 and "choose one of --seats, --revoke" in both.stderr
     stray = workshop(tmp_path, "--seats", "2", "--json")
     assert stray.returncode == 1 and "--json goes with --status" in stray.stderr
+
+
+def test_workshop_surface_resolves_and_stays_lazy() -> None:
+    import lab.workshop
+
+    for name in lab.workshop.__all__:
+        assert getattr(lab.workshop, name) is not None, name
+    code = "import sys, lab.workshop; print(sorted(m for m in ('docker', 'paho', 'lab.plan') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
