@@ -276,19 +276,20 @@ def verify(c: Context, count: int = 5, protocol: str = "both", no_hosts: bool = 
 
 
 class _GuideFlags(Task):  # type: ignore[type-arg]
-    """The paho examples' short flags (-H host, -P port, -t topic, -s TLS, -N count, -m message, -q qos)."""
+    """The paho examples' flags (client_sub_opts.py / client_pub_opts.py) plus the guide's -K/-C."""
 
-    SHORT: ClassVar[dict[str, str]] = {
-        "host": "H", "port": "P", "topic": "t", "tls": "s", "count": "N", "message": "m", "qos": "q",
-        "client_id": "c",
+    NAMES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "host": ("H",), "port": ("P",), "topic": ("t",), "qos": ("q",), "clientid": ("c",), "username": ("u",),
+        "password": ("p",), "disable_clean_session": ("d",), "keepalive": ("k",), "tls": ("use-tls", "s"),
+        "cacerts": ("F",), "debug": ("D",), "key": ("K",), "cert": ("C",), "count": ("nummsgs", "N"),
+        "delay": ("S",), "message": ("m",),
     }
 
     def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Any]:
         arguments = super().get_arguments(ignore_unknown_help)
         for argument in arguments:
             long_name = argument.names[0]
-            short = self.SHORT.get(long_name.replace("-", "_"))  # invoke spells client_id as client-id
-            argument.names = (long_name, short) if short else (long_name,)
+            argument.names = (long_name, *self.NAMES.get(long_name.replace("-", "_"), ()))
         return arguments
 
 
@@ -296,42 +297,70 @@ _CLIENT_HELP = {
     "host": "broker host name (default: the lab's, as in the certificate)",
     "port": "broker port (default: the TLS port; on the mutual port the lab's client certificate is used)",
     "topic": "topic (filter for sub)",
-    "tls": "TLS (the default; -s is accepted as in the guide, --no-tls for plain MQTT)",
-    "cacerts": "CA file to trust (default: the lab's myCA.pem)",
-    "key": "client key file",
-    "cert": "client certificate file",
-    "count": "sub: stop after N messages (0: until Ctrl-C); pub: publish N messages",
     "qos": "quality of service 0, 1 or 2",
-    "client_id": "MQTT client ID (default: a random one; on the workshop port it must start with the seat's CN)",
+    "clientid": "MQTT client ID (default: a random lab-... ID)",
+    "username": "user name, sent in CONNECT",
+    "password": "password, sent in CONNECT",
+    "disable_clean_session": "keep the session (and queued messages) when the client disconnects",
+    "keepalive": "keepalive in seconds",
+    "tls": "TLS (the default; -s is accepted as in the guide, --no-tls for plain MQTT)",
+    "insecure": "do not check the server's certificate (for debugging only)",
+    "cacerts": "CA file to trust (default: the lab's myCA.pem; found here or in the lab's pki directory)",
+    "tls_version": "pin the TLS version: tlsv1.3, tlsv1.2, tlsv1.1 or tlsv1",
+    "debug": "print paho's log",
+    "key": "client key file (mutual TLS)",
+    "cert": "client certificate file (mutual TLS)",
+    "protocol": "MQTT version: 3.1.1 or 5",
 }
 
 
-def _client(host: str, port: int, tls: bool, cacerts: str, key: str, cert: str) -> Any:
-    from pathlib import Path
+def _client_session(
+    host: str, port: str, tls: bool, insecure: bool, cacerts: str, tls_version: str, key: str, cert: str,
+    qos: str, clientid: str, username: str, password: str, disable_clean_session: bool, keepalive: str,
+    protocol: str, debug: bool,
+) -> tuple[Any, Any, int]:
+    """Target and session options from the guide's flags (values checked here, errors in one line)."""
+    from lab.checks import parse_protocols
+    from lab.clients import ClientFlags, client_target, parse_number
+    from lab.mqtt import SessionOptions
+    from lab.report import console
 
-    from lab.checks import client_target
+    # Every value is checked before any file is looked at, so a typo is named before a missing file.
+    qos_level = int(parse_number("-q/--qos", qos, low=0, high=2))
+    options = SessionOptions(
+        protocol=parse_protocols(protocol)[0], client_id=clientid, clean_session=not disable_clean_session,
+        keepalive=int(parse_number("-k/--keepalive", keepalive, low=5, high=65535)),
+        username=username or None, password=password or None,
+        log=(lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)) if debug else None,
+    )
+    target = client_target(_settings(), ClientFlags(host, port, tls, cacerts, key, cert, insecure, tls_version))
+    return target, options, qos_level
 
-    return client_target(_settings(), host=host, port=port, tls=tls, cacerts=Path(cacerts) if cacerts else None,
-                         key=Path(key) if key else None, cert=Path(cert) if cert else None)
 
-
-@task(klass=_GuideFlags, auto_shortflags=False, help=_CLIENT_HELP)
-def sub(c: Context, host: str = "", port: int = 0, topic: str = "topic1/#", tls: bool = True, cacerts: str = "",
-        key: str = "", cert: str = "", count: int = 0, qos: int = 0, client_id: str = "") -> None:
+@task(klass=_GuideFlags, auto_shortflags=False, help={**_CLIENT_HELP, "count": "stop after N messages (0: never)"})
+def sub(c: Context, host: str = "", port: str = "", topic: str = "topic1/#", qos: str = "0", clientid: str = "",
+        username: str = "", password: str = "", disable_clean_session: bool = False, keepalive: str = "60",
+        tls: bool = True, insecure: bool = False, cacerts: str = "", tls_version: str = "", debug: bool = False,
+        key: str = "", cert: str = "", count: str = "0", protocol: str = "3.1.1") -> None:
     """Subscribe like the guide's paho client and print messages as they arrive (Ctrl-C stops)."""
+    from lab.clients import parse_number
     from lab.mqtt import subscribe
     from lab.report import console
 
     received = 0
     try:
         with _lab_errors():
-            target = _client(host, port, tls, cacerts, key, cert)
-            console.print(f"subscribing to {topic} on {target.description}", markup=False)
-            for message in subscribe(target.host, target.port, topic, context=target.context, qos=qos,
-                                     client_id=client_id):
-                console.print(f"{message.topic} {message.payload.decode(errors='replace')}", markup=False)
+            stop_after = int(parse_number("-N/--count", count, low=0, high=10**9))
+            target, options, qos_level = _client_session(host, port, tls, insecure, cacerts, tls_version, key,
+                                                         cert, qos, clientid, username, password,
+                                                         disable_clean_session, keepalive, protocol, debug)
+            console.print(f"subscribing to {topic} on {target.description}", markup=False, soft_wrap=True)
+            for message in subscribe(target.host, target.port, topic, context=target.context, qos=qos_level,
+                                     options=options):
+                console.print(f"{message.topic} {message.payload.decode(errors='replace')}", markup=False,
+                              soft_wrap=True)
                 received += 1
-                if count and received >= count:
+                if stop_after and received >= stop_after:
                     break
     except Exit as exc:
         if exc.code == 130:
@@ -339,19 +368,28 @@ def sub(c: Context, host: str = "", port: int = 0, topic: str = "topic1/#", tls:
         raise
 
 
-@task(klass=_GuideFlags, auto_shortflags=False, help={**_CLIENT_HELP, "message": "payload to publish"})
-def pub(c: Context, host: str = "", port: int = 0, topic: str = "topic1/subtopic2", tls: bool = True,
-        cacerts: str = "", key: str = "", cert: str = "", count: int = 1, message: str = "hello",
-        qos: int = 0, client_id: str = "") -> None:
+@task(klass=_GuideFlags, auto_shortflags=False, help={
+    **_CLIENT_HELP, "count": "publish N messages", "delay": "seconds between messages", "message": "payload",
+})
+def pub(c: Context, host: str = "", port: str = "", topic: str = "topic1/subtopic2", qos: str = "0",
+        clientid: str = "", username: str = "", password: str = "", disable_clean_session: bool = False,
+        keepalive: str = "60", tls: bool = True, insecure: bool = False, cacerts: str = "", tls_version: str = "",
+        debug: bool = False, key: str = "", cert: str = "", count: str = "1", delay: str = "0",
+        message: str = "hello", protocol: str = "3.1.1") -> None:
     """Publish like the guide's paho client: N messages to a topic, over TLS with the lab's files."""
+    from lab.clients import parse_number
     from lab.mqtt import publish
     from lab.report import console
 
     with _lab_errors():
-        target = _client(host, port, tls, cacerts, key, cert)
-        sent = publish(target.host, target.port, topic, [message] * count, context=target.context, qos=qos,
-                       client_id=client_id)
-    console.print(f"published {sent} message(s) to {topic} on {target.description}", markup=False)
+        how_many = int(parse_number("-N/--count", count, low=1, high=10**6))
+        pause = float(parse_number("-S/--delay", delay, low=0, high=3600, integer=False))
+        target, options, qos_level = _client_session(host, port, tls, insecure, cacerts, tls_version, key, cert,
+                                                     qos, clientid, username, password, disable_clean_session,
+                                                     keepalive, protocol, debug)
+        sent = publish(target.host, target.port, topic, [message] * how_many, context=target.context,
+                       qos=qos_level, options=options, delay=pause)
+    console.print(f"published {sent} message(s) to {topic} on {target.description}", markup=False, soft_wrap=True)
 
 
 @task(help={

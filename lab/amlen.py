@@ -16,7 +16,7 @@ import requests
 
 from lab.errors import AmlenError
 
-__all__ = ["CODE_HINTS", "AmlenClient", "AmlenObject", "is_ready", "payload"]
+__all__ = ["CODE_HINTS", "LOG_FINDINGS", "AmlenClient", "AmlenObject", "explain_server_log", "is_ready", "payload"]
 
 # Every error code the reference records (amlen-admin-api.md, section 2.3 and the appendix), with what a
 # lab user should do about it. tests/test_amlen.py keeps this list complete.
@@ -69,6 +69,37 @@ CODE_HINTS: dict[str, str] = {
     "CWLNA6206": "SecurityProfile names must be letters and digits only; fix it in .env",
     "CWLNA6207": "password authentication cannot be off with an LTPA profile or AllowNullPassword",
 }
+
+# Messages in Amlen's own log files that explain an endpoint which was accepted but takes no connection.
+# The POST answered 200 in both cases: only the log (and a real connection) tells.
+LOG_FINDINGS: dict[str, str] = {
+    "CWLNA1119": (
+        "Amlen closes every connection at once (CWLNA1119 'too many active connections'): it allows "
+        "2 x 4000 connections per whole GiB of memory, so under 1 GiB none; give the container at least 1g "
+        "(LAB_MEMORY=1g or more, then `invoke down` and `invoke up`)"
+    ),
+    "CWLNA1102": (
+        "Amlen could not open the endpoint's port (CWLNA1102, e.g. Errno=98: another endpoint or process holds "
+        "it inside the container); free it, then `invoke up` posts the endpoint again"
+    ),
+}
+
+
+def explain_server_log(text: str, endpoint: str | None = None) -> list[str]:
+    """What Amlen's log says about why an endpoint takes no connections, in words (newest finding first).
+
+    Only lines naming `endpoint` count when it is given (Amlen writes `Endpoint="TLSTestPort"` or
+    `Endpoint=TLSTestPort`).
+    """
+    found: list[str] = []
+    for line in reversed(text.splitlines()):
+        for code, words in LOG_FINDINGS.items():
+            if code not in line or words in found:
+                continue
+            if endpoint is None or f"Endpoint={endpoint}" in line or f'Endpoint="{endpoint}"' in line:
+                found.append(words)
+    return found
+
 
 # Codes that mean "not there", for reads and deletes that must succeed when there is nothing to do.
 _NOT_FOUND = {"CWLNA0113", "CWLNA0136"}
@@ -134,9 +165,13 @@ class AmlenClient:
 
     # -- reads -------------------------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
-        """The server status (`GET /ima/v1/service/status`); raises AmlenError while unreachable."""
-        return self._request("GET", "/ima/v1/service/status", what="read the server status")
+    def status(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """The server status (`GET /ima/v1/service/status`); raises AmlenError while unreachable.
+
+        A short `timeout` suits polling: Docker's port proxy may hold a request while nothing listens yet.
+        """
+        return self._request("GET", "/ima/v1/service/status", what="read the server status", timeout=timeout,
+                             retry=timeout is None)
 
     def get(self, object_type: str, name: str | None = None) -> dict[str, Any] | None:
         """The object's properties as Amlen returns them, or None when it does not exist.
@@ -206,10 +241,21 @@ class AmlenClient:
         )
 
     def apply(self, obj: AmlenObject) -> None:
-        """Upload the object's files, then create or update it (`POST /ima/v1/configuration`)."""
-        for file_name, data in obj.uploads.items():
-            self.upload(file_name, data)
-        self._request("POST", "/ima/v1/configuration", json_body=payload(obj), what=f"apply {obj.label}")
+        """Upload the object's files, then create or update it (`POST /ima/v1/configuration`).
+
+        A POST that got no answer in time is done again whole, uploads included: the first may have been
+        applied (and consumed its uploads), and every object the lab sends may be sent twice.
+        """
+        for attempt in (1, 2):
+            for file_name, data in obj.uploads.items():
+                self.upload(file_name, data)
+            try:
+                self._request("POST", "/ima/v1/configuration", json_body=payload(obj), what=f"apply {obj.label}",
+                              retry=False)
+                return
+            except _NoAnswer as exc:
+                if attempt == 2:
+                    raise exc.error from exc
 
     def delete(self, object_type: str, name: str) -> bool:
         """Delete an object; False when it was already gone (so teardown can always be re-run)."""
@@ -235,20 +281,34 @@ class AmlenClient:
         data: bytes | None = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        retry: bool = True,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         url = self.base_url + path
         if json_body is not None:
             data = json.dumps(json_body).encode()
             headers = {"Content-Type": "application/json"}
-        try:
-            response = self._session.request(
-                method, url, data=data, params=params, headers=headers, timeout=self.timeout
-            )
-        except requests.RequestException as exc:
-            raise AmlenError(
-                f"cannot {what}: Amlen's admin API at {self.base_url} did not answer ({_reason(exc)})",
-                "is the lab up? `invoke status` shows the container; `invoke up` starts it",
-            ) from exc
+        # A request that got no answer in time is sent once more (the lab's reads, uploads and deletes may
+        # be repeated): after a machine pause the timeout fires on resume, before the server had its turn.
+        for attempt in (1, 2):
+            try:
+                response = self._session.request(
+                    method, url, data=data, params=params, headers=headers, timeout=timeout or self.timeout
+                )
+                break
+            except requests.RequestException as exc:
+                error = AmlenError(
+                    f"cannot {what}: Amlen's admin API at {self.base_url} did not answer ({_reason(exc)})",
+                    "is the lab up? `invoke status` shows the container; `invoke up` starts it",
+                )
+                if not isinstance(exc, requests.Timeout):
+                    raise error from exc
+                if not retry and method != "GET":
+                    raise _NoAnswer(error) from exc
+                if not retry:
+                    raise error from exc
+                if attempt == 2:
+                    raise error from exc
         try:
             body = response.json() if response.content else {}
         except ValueError:
@@ -265,6 +325,14 @@ class AmlenClient:
                 status=response.status_code,
             )
         return body
+
+
+class _NoAnswer(Exception):
+    """A request that timed out, for callers that repeat more than the request (see `apply`)."""
+
+    def __init__(self, error: AmlenError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 def _reason(exc: requests.RequestException) -> str:

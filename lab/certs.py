@@ -291,11 +291,13 @@ def _passphrase(settings: Settings, paths: PkiPaths, *, results: list[FileResult
 
 def _load_ca_key(path: Path, passphrase: bytes) -> rsa.RSAPrivateKey:
     data = _read(path)
+    # OpenSSL's RSA self-check costs ~35 ms per key load; the lab made this key, and `key_matches` still ties
+    # it to myCA.pem, so the check would only slow every `up` down.
     try:
-        key = serialization.load_pem_private_key(data, password=passphrase)
+        key = serialization.load_pem_private_key(data, password=passphrase, unsafe_skip_rsa_key_validation=True)
     except TypeError:
         # An unencrypted CA key (e.g. the user's own) still works; the lint is not about the CA key.
-        key = serialization.load_pem_private_key(data, password=None)
+        key = serialization.load_pem_private_key(data, password=None, unsafe_skip_rsa_key_validation=True)
     except ValueError as exc:
         raise CertError(
             f"cannot decrypt the CA key {path}: wrong passphrase (or not a PEM key)",

@@ -9,25 +9,28 @@ from Amlen is not a bound port), and `teardown` deletes in reverse dependency or
 from __future__ import annotations
 
 import hashlib
+import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from lab.amlen import AmlenClient, AmlenObject
 from lab.certs import PkiPaths, describe_certificate
-from lab.errors import AmlenError
-from lab.mqtt import handshake, tls_context
+from lab.deadline import Deadline
+from lab.errors import AmlenError, CheckError
 from lab.settings import Settings
 
 __all__ = [
+    "EndpointProbe",
     "ObjectAction",
     "ObjectResult",
     "confirm_live",
     "converge",
     "desired_objects",
+    "endpoint_probes",
     "fingerprint",
     "teardown",
 ]
@@ -119,6 +122,7 @@ def converge(
     *,
     progress: Callable[[str], None] = lambda _: None,
     on_result: Callable[[ObjectResult], None] = lambda _: None,
+    fresh: bool = False,
 ) -> list[ObjectResult]:
     """Apply each object that is missing or differs; leave matching ones alone.
 
@@ -128,11 +132,14 @@ def converge(
     `fingerprints` (file name -> sha256 of what Amlen holds) is read and updated in place: a changed
     certificate is re-uploaded with Overwrite. When a trusted CA is replaced, its SecurityProfile is posted
     again, because Amlen rebuilds an endpoint's trust list only when the endpoint's profile changes.
+
+    `fresh`: the server was created moments ago and holds only its defaults, so nothing is read back first
+    (the lab's objects cannot be there yet).
     """
     results: list[ObjectResult] = []
     for obj in objects:
         progress(obj.label)
-        existing = _read(amlen, obj)
+        existing = None if fresh else _read(amlen, obj)
         same_files = all(fingerprints.get(name) == fingerprint(data) for name, data in obj.uploads.items())
         if existing is not None and same_files and _matches(obj, existing):
             results.append(ObjectResult(obj, ObjectAction.UNCHANGED, existed=True))
@@ -141,9 +148,10 @@ def converge(
         amlen.apply(obj)
         for name, data in obj.uploads.items():
             fingerprints[name] = fingerprint(data)
-        if obj.type == "TrustedCertificate":
+        if obj.type == "TrustedCertificate" and not fresh:
             # Amlen builds an endpoint's trust list from its profile: attaching (or replacing) a CA takes
-            # effect on running endpoints only when the profile is posted again (reference 3.8).
+            # effect on running endpoints only when the profile is posted again (reference 3.8). On a fresh
+            # server the profile's endpoint is created after this, with the CA already attached.
             profile = obj.name.partition("/")[0]
             for other in objects:
                 if other.type == "SecurityProfile" and other.name == profile:
@@ -185,37 +193,77 @@ def teardown(amlen: AmlenClient, objects: Iterable[AmlenObject]) -> list[str]:
     return deleted
 
 
+@dataclass(frozen=True)
+class EndpointProbe:
+    """How to prove one endpoint: its Amlen name, where clients reach it, and a client TLS context for it."""
+
+    name: str
+    host: str
+    port: int
+    context: ssl.SSLContext
+    client_id: str = ""  # empty: a random one; an endpoint whose policy checks client IDs needs a matching one
+
+
+def endpoint_probes(settings: Settings, pki: PkiPaths, host: str, tls_port: int, mtls_port: int) -> list[EndpointProbe]:
+    """The guide's two endpoints as clients reach them at `host`: trusting only the lab CA and checking the
+    lab's host name (sent by TLS even when dialling an address); the mutual one with the first client
+    certificate."""
+    from lab.tls import tls_context
+
+    if not settings.client_names:
+        raise CheckError("no client certificate is configured (LAB_CLIENT_NAMES is empty), so the mutual-TLS "
+                         "endpoint cannot be proven", "set LAB_CLIENT_NAMES, e.g. test.client1")
+    key, cert = pki.client(settings.client_names[0])
+    plain = tls_context(ca_file=pki.ca_cert, server_name=settings.hostname)
+    mutual = tls_context(ca_file=pki.ca_cert, cert=cert, key=key, server_name=settings.hostname)
+    return [EndpointProbe(settings.tls_endpoint, host, tls_port, plain),
+            EndpointProbe(settings.mtls_endpoint, host, mtls_port, mutual)]
+
+
 def confirm_live(
     amlen: AmlenClient,
-    endpoints: Mapping[str, tuple[str, int]],
+    probes: Sequence[EndpointProbe],
     *,
-    ca_file: str,
-    server_name: str,
-    timeout: float = 10.0,
+    timeout: float = 20.0,
+    diagnose: Callable[[str], list[str]] = lambda _name: [],
 ) -> None:
-    """Wait until every endpoint is in Amlen's monitor and completes a TLS handshake on its host port.
+    """Wait until every endpoint is in Amlen's monitor and answers an MQTT CONNECT with a CONNACK.
 
-    `endpoints` maps an endpoint name to the (host, port) clients use. Docker's port proxy accepts TCP even
-    when nothing listens inside, so only a handshake proves the listener.
+    A 200 from Amlen is not a bound port, Docker's port proxy accepts TCP even when nothing listens inside,
+    and a TLS handshake is not enough either: under 1 GiB of memory Amlen completes nothing and closes every
+    connection (CWLNA1119). Only a CONNACK proves the endpoint. The wait is pause-aware (`lab.deadline`);
+    when it runs out, `diagnose(name)` (Amlen's log, in words) names the cause.
     """
-    context = tls_context(ca_file=Path(ca_file), server_name=server_name)
-    deadline = time.monotonic() + timeout
-    for name, (host, port) in endpoints.items():
-        problem = ""
+    with ThreadPoolExecutor(max_workers=max(len(probes), 1), thread_name_prefix="live") as pool:
+        # One endpoint at a time would add their handshakes up; each probe has its own deadline.
+        for done in [pool.submit(_prove, amlen.base_url, probe, timeout, diagnose) for probe in probes]:
+            done.result()
+
+
+def _prove(base_url: str, probe: EndpointProbe, timeout: float, diagnose: Callable[[str], list[str]]) -> None:
+    from lab.mqtt import try_connect  # paho only for this proof
+
+    deadline = Deadline(timeout)
+    problem = ""
+    with AmlenClient(base_url) as amlen:  # a session per thread: Amlen serves one request per connection
         while True:
-            entry = amlen.endpoint_monitor(name)
+            entry = amlen.endpoint_monitor(probe.name)
             if entry is None:
                 problem = "it is missing from Amlen's endpoint monitor (port held by another process?)"
             elif not entry.get("Enabled") or entry.get("LastErrorCode"):
                 problem = f"the monitor shows Enabled={entry.get('Enabled')} LastErrorCode={entry.get('LastErrorCode')}"
             else:
-                seen = handshake(host, port, context=context, server_name=server_name, timeout=2)
-                if seen.completed:
+                outcome = try_connect(probe.host, probe.port, context=probe.context,
+                                      timeout=max(deadline.cap(5.0), 1.0), client_id=probe.client_id)
+                if outcome.accepted:
                     break
-                problem = f"no TLS handshake ({seen.error})"
-            if time.monotonic() > deadline:
+                problem = f"MQTT CONNECT got {outcome.reason}"
+            if deadline.expired():
+                causes = diagnose(probe.name)
                 raise AmlenError(
-                    f"Endpoint {name} was accepted but is not live on {host}:{port}: {problem}",
-                    "run `invoke doctor`, and `invoke logs` for Amlen's side (look for CWLNA1102)",
+                    f"Endpoint {probe.name} was accepted but is not live on {probe.host}:{probe.port}: "
+                    + (causes[0] if causes else problem),
+                    "run `invoke doctor`, and `invoke logs` for Amlen's side" if not causes
+                    else f"(the client saw: {problem})",
                 )
             time.sleep(0.1)

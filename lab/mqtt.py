@@ -1,75 +1,41 @@
-"""The wire: MQTT over TLS with paho-mqtt 2.x, and bare TLS handshakes with `ssl`, in the lab's words.
+"""MQTT with paho-mqtt 2.x, in the lab's words: connect, round trips, and the guide's sub/pub sessions.
 
-Every paho return code, paho log line and `ssl`/socket exception is turned into a sentence here
-(`explain`) and nowhere else. Callers get data (`ConnectOutcome`, `RoundTrip`, `Handshake`) and decide
-what it means.
-
-By address with the right name: paho passes the host given to `connect()` as `server_hostname` to
-`SSLContext.wrap_socket` and has no option to change it (paho #133/#734). `tls_context(server_name=...)`
-returns an `SSLContext` subclass whose `wrap_socket` substitutes the name, so paho can dial 127.0.0.1 while
-TLS sends SNI and verifies `testserver.getting.started` - no hosts entry needed, full MQTT on top.
+Every paho return code and log line is turned into a sentence here (TLS and socket errors through
+`lab.tls.explain`). Callers get data (`ConnectOutcome`, `RoundTrip`, `Message`) and decide what it means.
+Each session has its own pause-aware deadline (`lab.deadline`), and says when it failed only because
+nothing answered in time (`silent`), so a caller can retry once on a fresh connection: after a machine
+pause every pending timeout fires at once, though the server never had its turn.
 """
 
 from __future__ import annotations
 
 import contextlib
 import secrets
-import socket
 import ssl
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
+from lab.deadline import Deadline
 from lab.errors import CheckError
+from lab.tls import DEFAULT_TIMEOUT, LabTLSContext, explain, is_silence
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "ConnectOutcome",
-    "Handshake",
     "Message",
     "Protocol",
     "RoundTrip",
-    "explain",
-    "handshake",
+    "SessionOptions",
     "publish",
     "round_trip",
     "subscribe",
-    "tls_context",
     "try_connect",
 ]
-
-# Long enough for a TLS handshake plus a few messages on a loaded CI machine; short enough that a
-# silent port does not stall the matrix.
-DEFAULT_TIMEOUT = 5.0
-# How long to wait for a TLS 1.3 alert after the client's side of the handshake completed: the server
-# sends its verdict on the client certificate only then (RFC 8446 4.4.2), and on loopback it takes < 10 ms.
-_ALERT_WAIT = 0.5
-
-# OpenSSL reason codes -> what they mean for a lab user. The first match wins.
-_TLS_REASONS: tuple[tuple[str, str], ...] = (
-    ("CERTIFICATE_REQUIRED", "server demanded a client certificate (TLS alert: certificate required)"),
-    ("UNKNOWN_CA", "server does not trust the issuer of the client certificate (TLS alert: unknown CA)"),
-    ("BAD_CERTIFICATE", "server rejected the client certificate (TLS alert: bad certificate)"),
-    ("CERTIFICATE_EXPIRED", "server rejected an expired certificate (TLS alert: certificate expired)"),
-    ("CERTIFICATE_UNKNOWN", "server rejected the client certificate (TLS alert: certificate unknown)"),
-    ("ACCESS_DENIED", "server denied access (TLS alert: access denied)"),
-    ("DECRYPT_ERROR", "client certificate and key do not belong together (TLS alert: decrypt error)"),
-    (
-        "HANDSHAKE_FAILURE",
-        "server refused the handshake (TLS alert: handshake failure; with TLS 1.2 a missing client "
-        "certificate looks like this)",
-    ),
-    ("PROTOCOL_VERSION", "client and server share no TLS version (TLS alert: protocol version)"),
-    ("WRONG_VERSION_NUMBER", "the other side does not speak TLS (plain MQTT or HTTP on this port?)"),
-    ("PACKET_LENGTH_TOO_LONG", "the other side does not speak TLS (plain MQTT or HTTP on this port?)"),
-    ("UNEXPECTED_EOF", "server closed the connection during the TLS handshake"),
-    ("EOF occurred in violation of protocol", "server closed the connection during the TLS handshake"),
-)
 
 
 class Protocol(StrEnum):
@@ -93,6 +59,11 @@ class ConnectOutcome:
     reason: str
     hostname_mismatch: bool = False
 
+    @property
+    def silent(self) -> bool:
+        """Nothing answered in time: worth one retry on a fresh connection (a paused machine looks so)."""
+        return not self.accepted and is_silence(self.reason)
+
 
 @dataclass(frozen=True)
 class RoundTrip:
@@ -102,6 +73,11 @@ class RoundTrip:
     sent: int
     received: int
     reason: str
+
+    @property
+    def silent(self) -> bool:
+        """The session ran out of time waiting for an answer (not refused, not lost)."""
+        return (self.received < self.sent and is_silence(self.reason)) or self.connect.silent
 
 
 @dataclass(frozen=True)
@@ -115,180 +91,33 @@ class Message:
 
 
 @dataclass(frozen=True)
-class Handshake:
-    """A bare TLS handshake: the server's certificate chain (DER, leaf first) and any error, in words.
+class SessionOptions:
+    """How a client connects beyond address and TLS: the paho examples' -c -d -k -u -p -D flags."""
 
-    `alert` is what the server said after the client's side of the handshake completed (TLS 1.3 sends the
-    verdict on a client certificate only then); None when it kept the connection open.
-    """
-
-    reached: bool
-    completed: bool
-    version: str | None
-    chain: tuple[bytes, ...]
-    error: str | None
-    alert: str | None
-    seconds: float
-
-
-class _LabContext(ssl.SSLContext):
-    """An SSLContext that can pin the TLS name, and remembers the sockets it wrapped.
-
-    `server_name`: always send and verify that name, whatever host the socket was dialled by.
-    `opened`: paho does not close the socket when the handshake inside `connect()` raises, so the session
-    closes what this context opened.
-    """
-
-    server_name: str | None = None
-
-    def wrap_socket(
-        self,
-        sock: socket.socket,
-        server_side: bool = False,
-        do_handshake_on_connect: bool = True,
-        suppress_ragged_eofs: bool = True,
-        server_hostname: str | bytes | None = None,
-        session: ssl.SSLSession | None = None,
-    ) -> ssl.SSLSocket:
-        # SSLContext.wrap_socket's whole signature, so a server_hostname passed by position is replaced too.
-        wrapped = super().wrap_socket(
-            sock,
-            server_side=server_side,
-            do_handshake_on_connect=do_handshake_on_connect,
-            suppress_ragged_eofs=suppress_ragged_eofs,
-            server_hostname=self.server_name or server_hostname,
-            session=session,
-        )
-        self.__dict__.setdefault("opened", []).append(wrapped)
-        return wrapped
-
-    def close_opened(self) -> None:
-        """Close every socket this context wrapped (idempotent)."""
-        for wrapped in self.__dict__.pop("opened", []):
-            with contextlib.suppress(OSError):
-                wrapped.close()
-
-
-def tls_context(
-    *,
-    ca_file: Path | None,
-    cert: Path | None = None,
-    key: Path | None = None,
-    server_name: str | None = None,
-) -> ssl.SSLContext:
-    """A client TLS context trusting only `ca_file` (None: do not verify the server at all).
-
-    With `server_name`, the context sends and verifies that name even when connecting by IP address.
-    Not verifying is for probes of the server's own policy (does it refuse a client without a certificate?),
-    where our opinion of the server must not stop the handshake first.
-    """
-    context = _LabContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.server_name = server_name
-    try:
-        if ca_file is None:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        else:
-            context.load_verify_locations(cafile=str(ca_file))
-        if cert is not None:
-            context.load_cert_chain(str(cert), str(key) if key else None)
-    except (OSError, ssl.SSLError) as exc:
-        raise CheckError(
-            f"cannot load TLS files ({ca_file}, {cert}, {key}): {explain(exc)}",
-            "check the paths; `invoke certs` makes the lab's files",
-        ) from exc
-    return context
-
-
-def explain(error: BaseException | str) -> str:
-    """One sentence for a connection error (exception or paho log text), in the lab's words."""
-    if isinstance(error, ssl.SSLCertVerificationError):
-        message = str(error.verify_message or error.reason or error)
-        if "mismatch" in message:
-            return f"hostname mismatch: {message.rstrip('.')}"
-        return f"the server's certificate does not verify against the trusted CA: {message}"
-    if isinstance(error, socket.gaierror):
-        return f"the name does not resolve ({error.strerror})"
-    if isinstance(error, ConnectionRefusedError):
-        return "connection refused: nothing is listening on that port"
-    if isinstance(error, ConnectionResetError):
-        return "the server reset the connection"
-    if isinstance(error, TimeoutError):
-        return "no answer in time"
-    text = str(error)
-    for marker, words in _TLS_REASONS:
-        if marker.lower() in text.lower():
-            return words
-    if "Connection reset" in text:
-        return "the server reset the connection"
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
-    return text or type(error).__name__
-
-
-def handshake(
-    address: str,
-    port: int,
-    *,
-    context: ssl.SSLContext,
-    server_name: str,
-    wait_for_alert: bool = False,
-    timeout: float = DEFAULT_TIMEOUT,
-) -> Handshake:
-    """A TLS handshake like `openssl s_client -connect address:port -servername server_name`, as data.
-
-    With `wait_for_alert`, read briefly after the handshake to learn whether the server accepts the client
-    (its TLS 1.3 alert arrives then); paho's own read often loses that alert to a connection reset.
-    """
-    start = time.perf_counter()
-    chain: tuple[bytes, ...] = ()
-    try:
-        raw = socket.create_connection((address, port), timeout=timeout)
-    except OSError as exc:
-        return Handshake(False, False, None, (), explain(exc), None, time.perf_counter() - start)
-    with raw:
-        try:
-            tls = context.wrap_socket(raw, server_hostname=server_name)
-        except (OSError, ssl.SSLError) as exc:
-            return Handshake(True, False, None, (), explain(exc), None, time.perf_counter() - start)
-        with tls:
-            chain = _chain(tls)
-            alert = None
-            if wait_for_alert:
-                alert = _read_alert(tls)
-            return Handshake(True, True, tls.version(), chain, None, alert, time.perf_counter() - start)
-
-
-def _chain(tls: ssl.SSLSocket) -> tuple[bytes, ...]:
-    # Python 3.13 gives the whole presented chain; 3.11/3.12 only the leaf.
-    unverified = getattr(tls, "get_unverified_chain", None)
-    if unverified is not None:
-        # Documented (and typed) as a list of DER-encoded certificates, i.e. bytes.
-        der: list[bytes] = unverified() or []
-        return tuple(bytes(c) for c in der)
-    leaf = tls.getpeercert(binary_form=True)
-    return (leaf,) if leaf else ()
-
-
-def _read_alert(tls: ssl.SSLSocket) -> str | None:
-    tls.settimeout(_ALERT_WAIT)
-    try:
-        data = tls.recv(1)
-    except TimeoutError:
-        return None
-    except (OSError, ssl.SSLError) as exc:
-        return explain(exc)
-    return None if data else "server closed the connection right after the handshake"
+    protocol: Protocol = Protocol.MQTT311
+    client_id: str = ""  # empty: lab-<role>-<random>
+    clean_session: bool = True
+    keepalive: int = 30
+    username: str | None = None
+    password: str | None = None
+    log: Callable[[str], None] | None = None  # every paho log line (the examples' -D)
 
 
 class _Session:
     """One paho client driven from the calling thread (no loop thread), recording what happens."""
 
-    def __init__(self, protocol: Protocol, context: ssl.SSLContext | None, *, client_id: str) -> None:
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol.paho)
+    def __init__(self, context: ssl.SSLContext | None, options: SessionOptions, *, role: str) -> None:
+        protocol = options.protocol
+        # MQTT 5 has clean start (in connect()) instead of clean session; paho refuses the 3.1.1 argument for it.
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=options.client_id or _client_id(role),
+                                  protocol=protocol.paho,
+                                  clean_session=None if protocol is Protocol.MQTT5 else options.clean_session)
+        self.options = options
         self.context = context
         if context is not None:
             self.client.tls_set_context(context)
+        if options.username or options.password:
+            self.client.username_pw_set(options.username, options.password)
         self.connack: Any = None
         self.subacked = False
         self.errors: list[str] = []
@@ -311,10 +140,16 @@ class _Session:
     def _on_log(self, _c: Any, _u: Any, level: int, text: str) -> None:
         if level in (paho.MQTT_LOG_ERR, paho.MQTT_LOG_WARNING):
             self.errors.append(text)
+        if self.options.log is not None:
+            self.options.log(text)
 
-    def connect(self, host: str, port: int, deadline: float) -> ConnectOutcome:
+    def connect(self, host: str, port: int, deadline: Deadline) -> ConnectOutcome:
+        # The TCP connect and TLS handshake block inside paho; they get what is left of the deadline.
+        self.client.connect_timeout = max(deadline.cap(DEFAULT_TIMEOUT), 0.5)
+        clean_start = (self.options.clean_session if self.options.protocol is Protocol.MQTT5
+                       else paho.MQTT_CLEAN_START_FIRST_ONLY)
         try:
-            self.client.connect(host, port, keepalive=30)
+            self.client.connect(host, port, keepalive=self.options.keepalive, clean_start=clean_start)
         except ssl.SSLCertVerificationError as exc:
             words = explain(exc)
             return ConnectOutcome(True, False, words, hostname_mismatch=words.startswith("hostname mismatch"))
@@ -328,10 +163,10 @@ class _Session:
             return ConnectOutcome(True, False, f"server answered CONNACK {self.connack}")
         return ConnectOutcome(True, True, "connected (CONNACK success)")
 
-    def pump(self, done: Callable[[], bool], deadline: float) -> bool:
+    def pump(self, done: Callable[[], bool], deadline: Deadline) -> bool:
         """Run paho's network loop until `done()` or the deadline; False when the connection was lost."""
         while not done():
-            left = deadline - time.monotonic()
+            left = deadline.left()
             if left <= 0:
                 return True
             rc = self.client.loop(timeout=min(left, 0.05))
@@ -344,9 +179,10 @@ class _Session:
         for text in reversed(self.errors):
             if "failed to receive" in text or "SSL" in text or "reset" in text:
                 return explain(text.split(": ", 1)[-1])
-        return "the server closed the connection" if self.errors else "no answer in time"
+        return "the server closed the connection" if self.errors else explain(TimeoutError())
 
     def close(self) -> None:
+        self.client.on_log = None  # the goodbye is not news, even with -D
         with contextlib.suppress(Exception):  # best effort: the server may already have gone
             if self.connack is not None and not self.connack.is_failure:
                 self.client.disconnect()
@@ -355,7 +191,7 @@ class _Session:
         # the garbage collector runs; close them now, as __del__ would (paho has no public close()).
         with contextlib.suppress(OSError):
             self.client._reset_sockets()
-        if isinstance(self.context, _LabContext):
+        if isinstance(self.context, LabTLSContext):
             self.context.close_opened()
 
 
@@ -371,11 +207,12 @@ def try_connect(
     context: ssl.SSLContext | None,
     protocol: Protocol = Protocol.MQTT311,
     timeout: float = DEFAULT_TIMEOUT,
+    client_id: str = "",
 ) -> ConnectOutcome:
     """Connect and disconnect; `accepted` only when a successful CONNACK arrived (no error is not enough)."""
-    session = _Session(protocol, context, client_id=_client_id("probe"))
+    session = _Session(context, SessionOptions(protocol, client_id=client_id), role="probe")
     try:
-        return session.connect(host, port, time.monotonic() + timeout)
+        return session.connect(host, port, Deadline(timeout))
     finally:
         session.close()
 
@@ -396,9 +233,9 @@ def round_trip(
 
     Only messages carrying this run's nonce count, so concurrent runs on the same topic do not mix.
     """
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     nonce = secrets.token_hex(6)
-    session = _Session(protocol, context, client_id=_client_id("rt"))
+    session = _Session(context, SessionOptions(protocol), role="rt")
     try:
         outcome = session.connect(host, port, deadline)
         if not outcome.accepted:
@@ -419,7 +256,7 @@ def round_trip(
         elif not alive:
             reason = f"{received}/{count} received, then the connection was lost: {session._lost_reason()}"
         else:
-            reason = f"{received}/{count} received within {timeout:.0f} s"
+            reason = f"{received}/{count} received: {explain(TimeoutError())} ({timeout:.0f} s)"
         return RoundTrip(outcome, count, received, reason)
     finally:
         session.close()
@@ -432,18 +269,16 @@ def subscribe(
     *,
     context: ssl.SSLContext | None,
     qos: int = 0,
-    protocol: Protocol = Protocol.MQTT311,
+    options: SessionOptions = SessionOptions(),
     timeout: float = DEFAULT_TIMEOUT,
-    client_id: str = "",
 ) -> Iterator[Message]:
     """Yield messages on `topic` as they arrive, until the caller stops iterating (or Ctrl-C).
 
-    `client_id` defaults to a random one; the workshop endpoint wants one that starts with the seat's CN.
     Raises CheckError when the connection cannot be made or is lost.
     """
-    session = _Session(protocol, context, client_id=client_id or _client_id("sub"))
+    session = _Session(context, options, role="sub")
     try:
-        outcome = session.connect(host, port, time.monotonic() + timeout)
+        outcome = session.connect(host, port, Deadline(timeout))
         if not outcome.accepted:
             raise CheckError(f"cannot subscribe on {host}:{port}: {outcome.reason}", _connect_hint(outcome))
         session.client.subscribe(topic, qos=qos)
@@ -466,19 +301,24 @@ def publish(
     *,
     context: ssl.SSLContext | None,
     qos: int = 0,
-    protocol: Protocol = Protocol.MQTT311,
+    options: SessionOptions = SessionOptions(),
+    delay: float = 0.0,
     timeout: float = DEFAULT_TIMEOUT,
-    client_id: str = "",
 ) -> int:
-    """Publish each payload to `topic`, wait until all are sent (QoS 1/2: acknowledged); return the count."""
-    session = _Session(protocol, context, client_id=client_id or _client_id("pub"))
-    deadline = time.monotonic() + timeout
+    """Publish each payload to `topic` (`delay` seconds apart), wait until all are sent (QoS 1/2:
+    acknowledged); return the count."""
+    session = _Session(context, options, role="pub")
     try:
-        outcome = session.connect(host, port, deadline)
+        outcome = session.connect(host, port, Deadline(timeout))
         if not outcome.accepted:
             raise CheckError(f"cannot publish on {host}:{port}: {outcome.reason}", _connect_hint(outcome))
-        infos = [session.client.publish(topic, payload, qos=qos) for payload in payloads]
-        if not session.pump(lambda: all(info.is_published() for info in infos), deadline):
+        infos = []
+        for index, payload in enumerate(payloads):
+            if index and delay > 0:
+                # Keep the connection serviced (keepalive, acknowledgements) while waiting between messages.
+                session.pump(lambda: False, Deadline(delay))
+            infos.append(session.client.publish(topic, payload, qos=qos))
+        if not session.pump(lambda: all(info.is_published() for info in infos), Deadline(timeout)):
             raise CheckError(f"lost the connection to {host}:{port}: {session._lost_reason()}",
                              "`invoke doctor` checks the broker")
         return sum(1 for info in infos if info.is_published())

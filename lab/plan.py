@@ -8,6 +8,7 @@ to a callback and the results come back as data for `lab.report` to render.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -44,6 +45,7 @@ class StepStatus(StrEnum):
     SKIPPED = "skipped"
     FAILED = "failed"
     UNDONE = "undone"
+    NOTICE = "notice"  # a step tells the user something before it goes on (e.g. why sudo asks)
 
 
 class Outcome(StrEnum):
@@ -91,8 +93,12 @@ Progress = Callable[[str, str], None]
 
 
 def up_steps() -> list[Step]:
-    """The whole lab, in order (the guide's steps, plus the checks it does by hand)."""
-    return [PreflightStep(), CertificatesStep(), ContainerStep(), ReadyStep(), AmlenConfigStep(),
+    """The whole lab, in order (the guide's steps, plus the checks it does by hand).
+
+    The container starts before the certificates are made: Amlen needs about a second to boot, and the RSA
+    keys are made in that second instead of before it.
+    """
+    return [PreflightStep(), ContainerStep(), CertificatesStep(), ReadyStep(), AmlenConfigStep(),
             EndpointsLiveStep(), HostsStep(), VerifyStep()]
 
 
@@ -128,6 +134,7 @@ def down(settings: Settings, options: Options | None = None, *, on_event: Listen
         failures: list[LabError] = []
         try:
             for index, step in enumerate(steps, 1):
+                ctx.notice = functools.partial(_notice, on_event, step.name)
                 on_event(StepEvent(step.name, StepStatus.RUNNING, index=index, total=len(steps)))
                 t0 = time.monotonic()
                 try:
@@ -162,6 +169,7 @@ def _forward(settings: Settings, options: Options, steps: Sequence[Step], on_eve
         try:
             current = ""
             ctx.progress = lambda text: on_progress(current, text)
+            ctx.notice = lambda text: on_event(StepEvent(current, StepStatus.NOTICE, text))
             for index, step in enumerate(steps, 1):
                 current = step.name
                 on_event(StepEvent(step.name, StepStatus.RUNNING, index=index, total=len(steps)))
@@ -209,6 +217,10 @@ def _roll_back(ctx: LabContext, steps: Sequence[Step], report: RunReport, on_eve
             on_event(event)
     if ctx.ledger.is_empty():
         ctx.ledger.delete()
+
+
+def _notice(on_event: Listener, step: str, text: str) -> None:
+    on_event(StepEvent(step, StepStatus.NOTICE, text))
 
 
 def _run_id() -> str:

@@ -68,6 +68,10 @@ class StepPrinter:
             self._label = f"[{event.index}/{event.total}] {event.step}"
             self._spin(self._label)
             return
+        if event.status is StepStatus.NOTICE:
+            self._stop()  # a prompt (sudo) may follow: the spinner must not draw over it
+            console.print(f"[yellow]![/] {event.step}: {escape(event.detail)}", soft_wrap=True)
+            return
         self._stop()
         counter = f"[{event.index}/{event.total}] " if event.total else ""
         console.print(f"{_MARKS[event.status]} {counter}{event.step}: {event.detail} [dim]({event.seconds:.1f} s)[/]")
@@ -181,7 +185,16 @@ def print_status(data: Mapping[str, Any]) -> None:
         amlen_line = amlen["error"]
     else:
         amlen_line = f"ready, {amlen.get('version')}" if amlen.get("ready") else f"not ready ({amlen.get('state')})"
-    rows = [("lab directory", data["lab_dir"]), ("container", container_line), ("amlen", amlen_line)]
+    rows = [("lab directory", data["lab_dir"]), ("container", container_line)]
+    volume = data.get("volume")
+    if volume:
+        from lab.volume import format_bytes
+
+        store = (f"store files {volume['store_file_mb']} MiB each" if volume["store_file_mb"] is not None
+                 else "store sized by Amlen from the disk (LAB_STORE_FILE_MB applies to new volumes)")
+        rows.append(("volume", f"holds {format_bytes(volume['apparent_bytes'])} "
+                               f"({format_bytes(volume['disk_bytes'])} on disk); {store}"))
+    rows.append(("amlen", amlen_line))
     for name, endpoint in (data.get("endpoints") or {}).items():
         rows.append((f"endpoint {name}", f"port {endpoint['port']}: {'live' if endpoint['live'] else 'NOT live'}"))
     hosts = data.get("hosts") or {}

@@ -371,10 +371,15 @@ def follow_server_log(container: Container, *, lines: int = 50) -> Iterator[str]
         yield chunk.decode("utf-8", "replace")
 
 
-def remove_container(container: Container) -> None:
-    """Stop (short timeout) and remove the container; a container that is already gone is fine."""
+def remove_container(container: Container, *, keep_data: bool = True) -> None:
+    """Remove the container; one that is already gone is fine.
+
+    With `keep_data`, Amlen is stopped cleanly first (SIGTERM; it exits in about 1.5 s, a short timeout
+    bounds a hang), because its volume lives on. Without, the volume goes next, so there is nothing to keep
+    consistent and the container is killed at once.
+    """
     try:
-        if container.status == "running":
+        if keep_data and container.status == "running":
             container.stop(timeout=STOP_TIMEOUT)
         container.remove(force=True)
     except docker.errors.NotFound:

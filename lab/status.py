@@ -10,6 +10,7 @@ from lab.certs import describe_certificate, pki_paths
 from lab.errors import LabError
 from lab.hosts import hosts_status
 from lab.settings import Settings
+from lab.volume import volume_usage
 
 __all__ = ["lab_status"]
 
@@ -23,6 +24,10 @@ def lab_status(settings: Settings) -> dict[str, Any]:
         result["container"] = (
             {"name": container.name, "state": container.status, "image": settings.image} if container else None
         )
+        usage = volume_usage(container) if container is not None else None
+        if usage is not None:
+            result["volume"] = {"apparent_bytes": usage.apparent_bytes, "disk_bytes": usage.disk_bytes,
+                                "store_file_mb": usage.store_file_mb}
     except LabError as exc:
         result["container"] = {"error": exc.message}
     try:

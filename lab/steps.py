@@ -20,21 +20,24 @@ import docker
 from docker.models.containers import Container
 
 from lab import runtime
-from lab.amlen import AmlenClient, AmlenObject
-from lab.certs import Action, check_certificates, ensure_certificates, pki_paths
+from lab.amlen import AmlenClient, AmlenObject, explain_server_log
+from lab.certs import Action, FileResult, check_certificates, ensure_certificates, pki_paths
 from lab.configure import (
     ObjectAction,
     ObjectResult,
     confirm_live,
     converge,
     desired_objects,
+    endpoint_probes,
+    fingerprint,
     teardown,
 )
+from lab.elevate import hosts_as_root, needs_root, prepare_sudo
 from lab.errors import CheckError, ContainerError, HostsError
 from lab.hosts import HostsState, add_hosts_entry, hosts_status, manual_instructions, remove_hosts_entry
 from lab.ledger import Ledger
-from lab.mqtt import handshake, tls_context
 from lab.settings import Settings
+from lab.tls import handshake, tls_context
 from lab.waits import wait_until_ready
 
 __all__ = [
@@ -73,9 +76,13 @@ class LabContext:
     run_id: str
     options: Options = field(default_factory=Options)
     progress: Callable[[str], None] = lambda _: None
+    # A line the user must see now (the spinner stops): e.g. why sudo is about to ask for a password.
+    notice: Callable[[str], None] = lambda _: None
     # Which ledger entries an undo may remove: this run's (rollback) or all (down).
     undo_all: bool = False
     container: Container | None = None
+    # The container's volume was made by this run: Amlen holds its defaults only, so nothing need be read back.
+    fresh_server: bool = False
     _docker: docker.DockerClient | None = None
     _amlen: AmlenClient | None = None
 
@@ -161,6 +168,11 @@ def _hosts_preflight(ctx: LabContext) -> None:
     if current.state is HostsState.CONFLICT and not ctx.options.force_hosts:
         raise HostsError(current.message, "fix or remove that line, or run `invoke up --force-hosts`")
     path = ctx.settings.hosts_file
+    if needs_root(ctx.settings):
+        ctx.notice(f"{path} is not writable by you, and the lab needs one line in it: that step alone runs "
+                   "through sudo")
+        prepare_sudo(ctx.settings)
+        return
     if path.exists() and not os.access(path, os.W_OK):
         raise HostsError(
             f"{path} is not writable by you, and the lab needs one line in it",
@@ -184,7 +196,8 @@ class CertificatesStep:
         created = [str(r.path) for r in results if r.action is Action.CREATED]
         if created:
             ctx.ledger.append("files", {"run": ctx.run_id, "paths": created})
-        check_certificates(ctx.settings)
+        if _will_upload(ctx, results):
+            check_certificates(ctx.settings)  # Amlen's rules, before anything new reaches Amlen
         counts = {action: sum(1 for r in results if r.action is action) for action in Action}
         summary = ", ".join(f"{n} {action.value}" for action, n in counts.items() if n)
         return f"{summary} in {pki_paths(ctx.settings).dir}"
@@ -212,15 +225,26 @@ class CertificatesStep:
             for path in sorted(pki.dir.glob("*")) if pki.dir.exists() else []:
                 path.unlink()
                 removed += 1
-            for path in (pki.passphrase_file,):
+            for path in (pki.passphrase_file, *sorted((ctx.settings.lab_dir / "verify").glob("*"))):
                 if path.exists():
                     path.unlink()
                     removed += 1
+            with contextlib.suppress(OSError):
+                (ctx.settings.lab_dir / "verify").rmdir()  # verification's throwaway foreign CA
             with contextlib.suppress(OSError):
                 pki.dir.rmdir()
         untrusted = f"; removed the CA from {len(trusted)} NSS databases" if trusted else ""
         done = f"removed {removed} certificate files" if removed else "no certificate files to remove"
         return done + untrusted
+
+
+def _will_upload(ctx: LabContext, results: list[FileResult]) -> bool:
+    """Is a certificate new, or different from what Amlen was last given? (Then it is linted first.)"""
+    if ctx.fresh_server or any(result.action is not Action.REUSED for result in results):
+        return True
+    pki = pki_paths(ctx.settings)
+    uploads = (pki.server_cert, pki.server_key, pki.ca_cert)
+    return any(ctx.ledger.fingerprints.get(path.name) != fingerprint(path.read_bytes()) for path in uploads)
 
 
 class ContainerStep:
@@ -242,6 +266,7 @@ class ContainerStep:
         existing_volume = _volume_exists(ctx.docker, spec.volume)
         container, created = runtime.start_container(ctx.docker, spec)
         ctx.container = container
+        ctx.fresh_server = not existing_volume
         if created:
             ctx.ledger.record("container", {"run": ctx.run_id, "id": container.id, "name": container.name})
         if not existing_volume:
@@ -262,14 +287,15 @@ class ContainerStep:
                     return "Docker is not reachable; nothing recorded to remove"
                 raise
             container = runtime.find_lab_container(client, ctx.settings)
+            volume = ctx.ledger.entries.get("volume") or {}
+            volume_name = volume.get("name") or runtime.ContainerSpec.from_settings(ctx.settings).volume
+            volume_goes = ctx.in_scope(volume) or ctx.undo_all
             if container is not None:
-                runtime.remove_container(container)
+                runtime.remove_container(container, keep_data=not volume_goes)
                 done.append(f"removed container {container.name}")
             ctx.ledger.fingerprints.clear()  # the uploaded files went with the container's volume
             ctx.ledger.forget("container")
-            volume = ctx.ledger.entries.get("volume") or {}
-            volume_name = volume.get("name") or runtime.ContainerSpec.from_settings(ctx.settings).volume
-            if (ctx.in_scope(volume) or ctx.undo_all) and runtime.remove_volume(client, volume_name, ctx.settings):
+            if volume_goes and runtime.remove_volume(client, volume_name, ctx.settings):
                 done.append(f"removed volume {volume_name}")
             ctx.ledger.forget("volume")
         return "; ".join(done) or "no container to remove"
@@ -329,13 +355,16 @@ class AmlenConfigStep:
     def apply(self, ctx: LabContext) -> str:
         settings, pki = ctx.settings, pki_paths(ctx.settings)
         objects = desired_objects(settings, pki)
-        # Amlen shows a certificate profile's file names and expiry, not the certificate: ask the endpoint.
-        seen = handshake(settings.host_ip, settings.tls_port, context=tls_context(ca_file=None),
-                         server_name=settings.hostname, timeout=2)
-        if seen.chain and seen.chain[0] != _der(pki.server_cert):
-            # The endpoint presents another certificate than the lab's: whatever the ledger remembers
-            # uploading is no longer what Amlen holds, so upload it again.
-            ctx.ledger.fingerprints.pop(pki.server_cert.name, None)
+        if ctx.fresh_server:
+            ctx.ledger.fingerprints.clear()  # a new volume holds none of the lab's files
+        else:
+            # Amlen shows a certificate profile's file names and expiry, not the certificate: ask the endpoint.
+            seen = handshake(settings.host_ip, settings.tls_port, context=tls_context(ca_file=None),
+                             server_name=settings.hostname, timeout=2)
+            if seen.chain and seen.chain[0] != _der(pki.server_cert):
+                # The endpoint presents another certificate than the lab's: whatever the ledger remembers
+                # uploading is no longer what Amlen holds, so upload it again.
+                ctx.ledger.fingerprints.pop(pki.server_cert.name, None)
         amlen_entry = ctx.ledger.entries.setdefault(
             "amlen", {"url": ctx.settings.admin_base_url, "objects": []}
         )
@@ -347,7 +376,8 @@ class AmlenConfigStep:
                 )
             ctx.ledger.save()
 
-        results = converge(ctx.amlen, objects, ctx.ledger.fingerprints, progress=ctx.progress, on_result=record)
+        results = converge(ctx.amlen, objects, ctx.ledger.fingerprints, progress=ctx.progress, on_result=record,
+                           fresh=ctx.fresh_server)
         changed = [r.object.label for r in results if r.action is not ObjectAction.UNCHANGED]
         return f"applied {', '.join(changed)}" if changed else f"all {len(results)} objects already match"
 
@@ -385,12 +415,24 @@ class EndpointsLiveStep:
 
     def apply(self, ctx: LabContext) -> str:
         s = ctx.settings
-        endpoints = {s.tls_endpoint: (s.host_ip, s.tls_port), s.mtls_endpoint: (s.host_ip, s.mtls_port)}
-        confirm_live(ctx.amlen, endpoints, ca_file=str(pki_paths(s).ca_cert), server_name=s.hostname)
-        return f"{s.tls_endpoint} on {s.tls_port} and {s.mtls_endpoint} on {s.mtls_port} answer TLS"
+        probes = endpoint_probes(s, pki_paths(s), s.host_ip, s.tls_port, s.mtls_port)
+        confirm_live(ctx.amlen, probes, diagnose=lambda name: _log_findings(ctx, name))
+        return f"{s.tls_endpoint} on {s.tls_port} and {s.mtls_endpoint} on {s.mtls_port} answer MQTT over TLS"
 
     def undo(self, ctx: LabContext) -> str:
         return ""
+
+
+def _log_findings(ctx: LabContext, endpoint: str) -> list[str]:
+    """Why Amlen takes no connection on `endpoint`, from its log files (only for the lab's own container)."""
+    if ctx.settings.admin_url:
+        return []  # someone else's Amlen: its logs are not ours to read
+    container = ctx.container or runtime.find_lab_container(ctx.docker, ctx.settings)
+    if container is None:
+        return []
+    text = runtime.read_server_logs(container, lines=400,
+                                    names=("imaserver-connection.log", "imaserver-default.log"))
+    return explain_server_log(text, endpoint)
 
 
 class HostsStep:
@@ -404,7 +446,10 @@ class HostsStep:
         return hosts_status(ctx.settings).state in (HostsState.OURS_PRESENT, HostsState.USER_PROVIDES)
 
     def apply(self, ctx: LabContext) -> str:
-        outcome = add_hosts_entry(ctx.settings, force=ctx.options.force_hosts)
+        if needs_root(ctx.settings):
+            outcome = hosts_as_root(ctx.settings, "add", force=ctx.options.force_hosts)
+        else:
+            outcome = add_hosts_entry(ctx.settings, force=ctx.options.force_hosts)
         if outcome.changed:
             ctx.ledger.record("hosts", {"run": ctx.run_id, "path": str(outcome.path)})
         return outcome.message
@@ -414,7 +459,11 @@ class HostsStep:
         if not (ctx.in_scope(entry) or ctx.undo_all):
             return ""
         # Marked lines name this lab's directory, so removing them never touches a user's line.
-        outcome = remove_hosts_entry(ctx.settings)
+        if needs_root(ctx.settings) and hosts_status(ctx.settings).state is HostsState.OURS_PRESENT:
+            ctx.notice(f"removing the lab's line from {ctx.settings.hosts_file} needs root: through sudo")
+            outcome = hosts_as_root(ctx.settings, "remove")
+        else:
+            outcome = remove_hosts_entry(ctx.settings)
         ctx.ledger.forget("hosts")
         return outcome.message
 
@@ -437,7 +486,9 @@ class VerifyStep:
                 f"verification failed: {'; '.join(f'{r.name}: {r.detail}' for r in failed)}",
                 "`invoke doctor` explains the cause; `invoke verify` re-runs the matrix",
             )
-        return f"{len(report.rows)}/{len(report.rows)} checks as expected"
+        retried = sum(1 for row in report.rows if row.retried)
+        again = f" ({retried} after one retry: the first attempt got no answer in time)" if retried else ""
+        return f"{len(report.rows)}/{len(report.rows)} checks as expected{again}"
 
     def undo(self, ctx: LabContext) -> str:
         return ""

@@ -8,7 +8,7 @@ status API (`lab.waits`), the guide's objects (`lab.configure.converge`) and a T
 No hosts entry is needed: clients dial `host:port` by address and verify the certificate against
 `server_hostname` (testserver.getting.started). `ssl_context()` returns a context that does exactly that,
 also for paho, which otherwise checks the name it dialled (paho #133/#734): the context substitutes the
-lab's name in `wrap_socket` (see `lab.mqtt.tls_context`), so hostname verification stays on while paho
+lab's name in `wrap_socket` (see `lab.tls.tls_context`), so hostname verification stays on while paho
 connects to an IP address.
 
     with AmlenLabContainer("quay.io/amlen/amlen-server:main") as amlen:
@@ -49,11 +49,12 @@ from testcontainers.core.exceptions import ContainerStartException
 
 from lab.amlen import AmlenClient
 from lab.certs import ensure_certificates, issue_client_certs, pki_paths
-from lab.configure import confirm_live, converge, desired_objects
+from lab.configure import confirm_live, converge, desired_objects, endpoint_probes
 from lab.errors import CheckError, ContainerError, LabError
-from lab.mqtt import explain, tls_context
 from lab.runtime import AMLEN_ADMIN_PORT, docker_error_text, ensure_image, lab_labels, read_server_logs
 from lab.settings import Settings, load_settings
+from lab.tls import explain, tls_context
+from lab.volume import bound_store
 from lab.waits import wait_until_ready
 
 __all__ = ["AmlenLabContainer"]
@@ -150,8 +151,16 @@ class AmlenLabContainer(DockerContainer):
         return self
 
     def _start_container(self) -> None:
+        # testcontainers' start() creates and starts in one go; Amlen's store must be bounded in between
+        # (Store.PersistFileSizeMB is read once, when the store is made at the first start), so the two halves
+        # are done here with testcontainers' own client (which also picks the network when run in a container).
+        client = self.get_docker_client()
         try:
-            super().start()
+            self._configure()
+            self._container = client.create(self.image, command=self._command, environment=self.env,
+                                            ports=self.ports, name=self._name, **self._kwargs)
+            bound_store(self._container, self.settings.store_file_mb)
+            client.start(self._container)
         except (docker.errors.DockerException, ContainerStartException) as exc:
             raise ContainerError(
                 f"cannot start a container from {self.image}: {docker_error_text(exc)}",
@@ -166,11 +175,8 @@ class AmlenLabContainer(DockerContainer):
             marks.append(("ready", time.perf_counter()))
             converge(amlen, desired_objects(self.settings, self.pki), {})
             marks.append(("configured", time.perf_counter()))
-            endpoints = {
-                self.settings.tls_endpoint: (self.host, self.tls_port),
-                self.settings.mtls_endpoint: (self.host, self.mtls_port),
-            }
-            confirm_live(amlen, endpoints, ca_file=str(self.ca_file), server_name=self.server_hostname)
+            probes = endpoint_probes(self.settings, self.pki, self.host, self.tls_port, self.mtls_port)
+            confirm_live(amlen, probes)
             marks.append(("live", time.perf_counter()))
 
     def stop(self, force: bool = True, delete_volume: bool = True) -> None:

@@ -21,7 +21,15 @@ from docker.models.containers import Container
 from lab.errors import ContainerError
 from lab.runtime import AMLEN_DATA_PATH, docker_error_text
 
-__all__ = ["STORE_KEY", "VolumeUsage", "bound_store", "read_store_setting", "set_cfg_value", "volume_usage"]
+__all__ = [
+    "STORE_KEY",
+    "VolumeUsage",
+    "bound_store",
+    "format_bytes",
+    "read_store_setting",
+    "set_cfg_value",
+    "volume_usage",
+]
 
 # Amlen's static configuration, inside the data volume; the server runs as ima (uid/gid 463).
 AMLEN_SERVER_CFG = f"{AMLEN_DATA_PATH}/data/config/server.cfg"
@@ -130,3 +138,13 @@ def _read_file(container: Container, path: str) -> tuple[bytes, tarfile.TarInfo]
         member = archive.getmembers()[0]
         handle = archive.extractfile(member)
         return (handle.read() if handle else b""), member
+
+
+def format_bytes(size: int) -> str:
+    """1536 MiB -> '1.5 GiB'."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit in ("B", "KiB") else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"

@@ -16,8 +16,9 @@ from lab.certinfo import pki_paths
 from lab.certs import make_foreign_client
 from lab.checks import CheckResult, verify
 from lab.errors import CheckError
-from lab.mqtt import Protocol, publish, subscribe, tls_context
+from lab.mqtt import Protocol, publish, subscribe
 from lab.settings import Settings, load_settings
+from lab.tls import tls_context
 from tests.helpers import free_port
 from tests.mosquitto_lab import Broker, other_name_certificate
 

@@ -29,6 +29,7 @@ def _compose_command() -> list[str]:
 @pytest.fixture
 def compose_amlen(lab_env: LabEnv, tmp_path: Path) -> Iterator[LabEnv]:
     """The stand-in started by compose/amlen.yaml with the lab's LAB_* variables, removed with its volume."""
+    lab_env.env["LAB_STORE_FILE_MB"] = "300"  # not the default, so the test sees the setting arrive
     base = [*_compose_command(), "-p", lab_env.container_name, "-f", str(COMPOSE_FILE)]
     up = subprocess.run([*base, "up", "-d"], env=lab_env.env, capture_output=True, text=True, timeout=300)
     assert up.returncode == 0, up.stderr
@@ -45,9 +46,20 @@ def test_compose_file_publishes_loopback_only_with_volume_and_memory(compose_aml
     bindings = [b for bs in info["NetworkSettings"]["Ports"].values() if bs for b in bs]
     assert {b["HostIp"] for b in bindings} == {"127.0.0.1"}
     assert {int(b["HostPort"]) for b in bindings} == {
-        compose_amlen.admin_port, compose_amlen.tls_port, compose_amlen.mtls_port}
+        compose_amlen.admin_port, compose_amlen.tls_port, compose_amlen.mtls_port, compose_amlen.workshop_port}
     assert any(m["Destination"] == "/var/lib/amlen-server" and m["Type"] == "volume" for m in info["Mounts"])
     assert info["HostConfig"]["Memory"] == 1 << 30  # LAB_MEMORY=1g from the test lab
+
+
+def test_compose_bounds_the_store_of_a_new_volume_as_amlens_own_file(compose_amlen: LabEnv) -> None:
+    read = subprocess.run(["docker", "exec", compose_amlen.container_name, "sh", "-c",
+                           "stat -c '%u:%g' /var/lib/amlen-server/data/config/server.cfg; "
+                           "grep '^Store.PersistFileSizeMB' /var/lib/amlen-server/data/config/server.cfg"],
+                          capture_output=True, text=True, timeout=60)
+    assert read.returncode == 0, read.stderr
+    owner, line = read.stdout.splitlines()
+    assert owner == "463:463", "written by the image's own user, so the file stays Amlen's"
+    assert line == f"Store.PersistFileSizeMB = {compose_amlen.env['LAB_STORE_FILE_MB']}"
 
 
 def test_configure_then_down_leaves_the_users_container_and_objects(compose_amlen: LabEnv) -> None:

@@ -23,8 +23,9 @@ import pytest
 
 from lab.certs import make_foreign_client
 from lab.errors import CheckError, ContainerError
-from lab.mqtt import tls_context, try_connect
+from lab.mqtt import try_connect
 from lab.testing import AmlenLabContainer
+from lab.tls import tls_context
 
 pytest_plugins = ["pytester"]
 

@@ -177,6 +177,35 @@ def test_guides_sub_and_pub_tasks_round_trip_over_tls_and_mutual_tls(healthy_lab
         assert out.splitlines() == [f"{topic} hi", f"{topic} hi"]
 
 
+def test_guides_client_commands_run_verbatim_with_debug_log(healthy_lab: Lab) -> None:
+    """The guide's two commands as written (bare file names, -D, -K/-C), from the pki directory and elsewhere."""
+    pki = healthy_lab.dir / "pki"
+    mutual = ["-H", healthy_lab.hostname, "-P", str(healthy_lab.mtls_port), "-s", "--cacerts", "myCA.pem", "-D",
+              "-K", "test.client1.key", "-C", "test.client1.crt"]
+    for cwd in (pki, healthy_lab.dir.parent):  # the files are found here first, then in the lab's pki directory
+        topic = f"topic1/guide-{uuid.uuid4().hex[:6]}"
+        sub = subprocess.Popen([INVOKE, "-r", str(ROOT), "sub", *mutual, "-t", f"{topic}/#", "-N", "2"],
+                               env=healthy_lab.env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+        try:
+            assert sub.stdout is not None
+            lines = []
+            while "Received SUBACK" not in (line := sub.stdout.readline()):  # -D prints paho's log
+                assert line, f"sub ended early: {lines} {sub.stderr.read() if sub.stderr else ''}"
+                lines.append(line)
+            published = subprocess.run([INVOKE, "-r", str(ROOT), "pub", *mutual, "-t", f"{topic}/subtopic2",
+                                        "-N", "2", "-S", "0.1", "-m", "guide"], env=healthy_lab.env, cwd=cwd,
+                                       capture_output=True, text=True, timeout=60)
+            assert published.returncode == 0, published.stdout + published.stderr
+            assert "Received CONNACK" in published.stdout and "published 2 message(s)" in published.stdout
+            out, err = sub.communicate(timeout=30)
+        finally:
+            sub.kill()
+        assert sub.returncode == 0, err
+        assert [line for line in out.splitlines() if line.startswith(topic)] == [f"{topic}/subtopic2 guide"] * 2
+        assert "Traceback" not in err
+
+
 # --- broken on purpose, one at a time, and repaired by `invoke up` --------------------------------------
 
 

@@ -82,7 +82,7 @@ def test_bundle_holds_the_seats_files_and_its_exact_commands(settings: Settings)
     port = settings.workshop_port
     assert f"mosquitto_sub -h {settings.hostname} -p {port} --cafile myCA.pem --cert seat.07.crt --key seat.07.key " \
            f"-i seat.07-sub -t 'workshop/seat.07/#' -t 'workshop/all/#' -v" in readme
-    assert f"invoke pub -H {settings.hostname} -P {port} -s --cacerts 07/myCA.pem" in readme
+    assert f"invoke pub -H {settings.hostname} -P {port} -s -F 07/myCA.pem -C 07/seat.07.crt" in readme
     assert "-c seat.07-pub" in readme
     assert f"127.0.0.1 {settings.hostname}" in readme
     with zipfile.ZipFile(seat.zip) as archive:

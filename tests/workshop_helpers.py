@@ -16,7 +16,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from lab.mqtt import tls_context
+from lab.tls import tls_context
 
 WAIT = 10.0
 
@@ -28,7 +28,7 @@ class Probe:
                  server_name: str | None = None) -> None:
         protocol = MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
-        # lab.mqtt's context: with `server_name` it dials any address yet sends and verifies that name.
+        # lab.tls's context: with `server_name` it dials any address yet sends and verifies that name.
         context = tls_context(ca_file=ca, cert=cert, key=key, server_name=server_name)
         self.client.tls_set_context(context)
         self.connack: Any = None

@@ -95,7 +95,7 @@ def readme_text(seat: SeatFiles, where: Access) -> str:
           f"-t {shlex.quote(room + '/#')} -v"
     pub = f"mosquitto_pub -h {host} -p {port} {files} -i {me}-pub"
     here = seat.name  # the zip unpacks into <name>/, so these paths work from where it was unzipped
-    lab_files = f"--cacerts {here}/myCA.pem --cert {here}/{me}.crt --key {here}/{me}.key"
+    lab_files = f"-F {here}/myCA.pem -C {here}/{me}.crt -K {here}/{me}.key"  # the guide's -F, -C and -K
     reach = (
         f"The broker is on the instructor's machine at {where.address}, port {port}."
         if where.exposed

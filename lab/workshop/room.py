@@ -7,6 +7,7 @@ The lab directory's lock is held throughout, as `up` and `down` hold it.
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -15,11 +16,12 @@ from pathlib import Path
 
 from lab.amlen import AmlenClient, is_ready
 from lab.certs import Action, FileResult, LabCa, lab_ca, pki_paths
-from lab.configure import ObjectAction, ObjectResult, confirm_live
+from lab.configure import EndpointProbe, ObjectAction, ObjectResult, confirm_live
 from lab.errors import WorkshopError
 from lab.files import lab_lock
 from lab.ledger import Ledger
 from lab.settings import Settings
+from lab.tls import tls_context
 from lab.workshop.bundle import Access, access, write_bundle
 from lab.workshop.crl import ensure_crl, read_crl, revoked_serials
 from lab.workshop.objects import ENDPOINT, apply_workshop, workshop_objects
@@ -162,11 +164,25 @@ def _converge(settings: Settings, ca: LabCa, ledger: Ledger, amlen: AmlenClient,
     results = apply_workshop(amlen, ledger, objects, run_id=uuid.uuid4().hex[:12], progress=progress)
     where = access(settings, exposed_address(ledger))
     progress(f"{ENDPOINT} live on {where.address}:{where.port}")
-    confirm_live(amlen, {ENDPOINT: (where.address, where.port)}, ca_file=str(pki_paths(settings).ca_cert),
-                 server_name=settings.hostname)
+    probe = _probe(settings, where, revoked_serials(read_crl(crl_path(settings))))
+    if probe is not None:
+        confirm_live(amlen, [probe])
     progress("bundles")
     changed = [name for name in existing_seats(settings) if write_bundle(seat_files(settings, name), ca_pem, where)]
     return RoomResult(seats, where, workshop_dir(settings), results, changed)
+
+
+def _probe(settings: Settings, where: Access, revoked: set[int]) -> EndpointProbe | None:
+    """How to prove the endpoint: a CONNACK for a seat that is not revoked (the policies admit nobody else),
+    with a client ID of its own so no participant's session is disturbed; None when every seat is revoked."""
+    for name in existing_seats(settings):
+        seat = seat_files(settings, name)
+        if read_seat_cert(seat).serial_number not in revoked:
+            context = tls_context(ca_file=pki_paths(settings).ca_cert, cert=seat.cert, key=seat.key,
+                                  server_name=settings.hostname)
+            return EndpointProbe(ENDPOINT, where.address, where.port, context,
+                                 client_id=f"{seat.cn}-lab-probe-{secrets.token_hex(3)}")
+    return None
 
 
 def _require_lab(amlen: AmlenClient, settings: Settings) -> None:

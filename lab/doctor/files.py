@@ -1,0 +1,61 @@
+"""Doctor: the lab's certificate files, as `openssl x509 -text` would show them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from lab.certinfo import CertInfo, describe_certificate, lint_certificates, pki_paths
+from lab.doctor import EXPIRY_WARN_DAYS, Run, Status
+from lab.errors import LabError
+
+# --- local files ------------------------------------------------------------------------------------------
+
+
+def local_files(run: Run) -> None:
+    settings = run.settings
+    paths = pki_paths(settings)
+    files = [paths.ca_cert, paths.server_cert] + [paths.client(name)[1] for name in settings.client_names]
+    try:
+        problems = lint_certificates(settings)
+    except LabError as exc:
+        problems = [exc.message]
+    for path in files:
+        label = f"file {path.name}"
+        if not path.is_file():
+            run.add(label, Status.FAIL, f"{path} is missing", "`invoke certs` makes the lab's certificates")
+            continue
+        try:
+            info = describe_certificate(path)
+        except LabError as exc:
+            run.add(label, Status.FAIL, exc.message, exc.hint or "")
+            continue
+        own = [p for p in problems if p.startswith(f"{path.name}:")]
+        line = cert_line(info, usages=True)
+        if own:
+            run.add(label, Status.FAIL, f"{line}; " + "; ".join(own), "`invoke certs` re-issues it",
+                    **cert_data(info))
+        elif info.days_left < EXPIRY_WARN_DAYS:
+            run.add(label, Status.WARN, f"{line}; expires in {info.days_left} days", "`invoke certs` renews it",
+                    **cert_data(info))
+        else:
+            matched = "" if info.is_ca else "; key matches"
+            run.add(label, Status.OK, line + matched, **cert_data(info))
+
+
+def cert_line(info: CertInfo, *, usages: bool = False) -> str:
+    text = f"subject {info.subject}, issuer {info.issuer}"
+    if info.san:
+        text += f", SAN {', '.join(info.san)}"
+    if usages:
+        text += f", {'CA, ' if info.is_ca else ''}{info.key_type} {info.key_bits}"
+        if info.key_usage or info.extended_key_usage:
+            text += f", usages {', '.join(info.key_usage + info.extended_key_usage)}"
+    return text + f", valid {info.not_before:%Y-%m-%d} to {info.not_after:%Y-%m-%d}"
+
+
+def cert_data(info: CertInfo) -> dict[str, Any]:
+    data = asdict(info)
+    return {key: (str(value) if isinstance(value, Path | dt.datetime) else value) for key, value in data.items()}
