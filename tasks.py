@@ -419,6 +419,76 @@ def pub(c: Context, host: str = "", port: str = "", topic: str = "topic1/subtopi
     console.print(f"published {sent} message(s) to {topic} on {target.description}", markup=False, soft_wrap=True)
 
 
+@task(help={
+    "seats": "make or grow the room to N seats named 01..N (seat certificate CN seat.01 ...)",
+    "roster": "make or grow the room from a file: one seat name per line (# comments)",
+    "revoke": "put seat NAME's certificate on the workshop CRL: its new connections are refused",
+    "reissue": "a new key and certificate (new serial) for seat NAME; the way back after --revoke",
+    "status": "one line per seat: expiry, revoked, connected now, since when, messages (the default)",
+    "json": "with --status: print JSON for scripts",
+    "expose": "publish the workshop port on this machine's ADDRESS for the room (127.0.0.1: back to loopback)",
+})
+def workshop(c: Context, seats: int = 0, roster: str = "", revoke: str = "", reissue: str = "",
+             status: bool = False, json: bool = False, expose: str = "") -> None:
+    """Workshop labs: a seat per participant with its own certificate, endpoint, topics; revoke, status, expose."""
+    from pathlib import Path
+
+    from lab.plan import PlanFailed
+    from lab.report import StepPrinter, error_line, print_json
+    from lab.workshop import report
+
+    chosen = [flag for flag, value in (("--seats", seats), ("--roster", roster), ("--revoke", revoke),
+                                       ("--reissue", reissue), ("--status", status), ("--expose", expose)) if value]
+    if len(chosen) > 1:
+        raise Exit(f"error: choose one of {', '.join(chosen)}", code=1)
+    if json and chosen not in ([], ["--status"]):
+        raise Exit("error: --json goes with --status", code=1)
+    with _lab_errors():
+        import lab.workshop as room
+
+        settings = _settings()
+        if seats or roster:
+            wanted = room.numbered(seats) if seats else room.read_roster(Path(roster))
+            report.print_room(room.build_room(settings, wanted))
+        elif revoke:
+            report.print_room(room.revoke_seat(settings, revoke))
+        elif reissue:
+            report.print_room(room.reissue_seat(settings, reissue))
+        elif expose:
+            printer = StepPrinter("up")
+            try:
+                exposed = room.expose(settings, expose, on_event=printer.on_event, on_progress=printer.on_progress)
+            except PlanFailed as exc:
+                printer.finish(exc.report)
+                raise Exit(error_line(exc), code=1) from None
+            report.print_expose(exposed)
+        elif json:
+            print_json(room.workshop_status(settings).as_dict())
+        else:
+            report.print_workshop_status(room.workshop_status(settings))
+
+
+@task(help={
+    "save": "write LAB_IMAGE to FILE (docker save, plus the digests to check it by) to hand out",
+    "load": "check FILE blob by blob, load it, and make a digest-pinned LAB_IMAGE resolve offline",
+})
+def image(c: Context, save: str = "", load: str = "") -> None:
+    """The lab's Amlen image as one file: --save FILE on a machine that has it, --load FILE on each seat."""
+    from pathlib import Path
+
+    from lab.image import load_image, save_image
+    from lab.report import print_loaded_image, print_saved_image
+
+    if bool(save) == bool(load):
+        raise Exit("error: choose one of --save FILE and --load FILE", code=1)
+    with _lab_errors():
+        settings = _settings()
+        if save:
+            print_saved_image(save_image(settings, Path(save)))
+        else:
+            print_loaded_image(load_image(settings, Path(load)))
+
+
 @task(help={"json": "print JSON for scripts"})
 def doctor(c: Context, json: bool = False) -> None:
     """Diagnose the lab: Docker, container, Amlen, names, ports, TLS chains, files; each with a hint."""

@@ -22,15 +22,21 @@ __all__ = ["CODE_HINTS", "LOG_FINDINGS", "AmlenClient", "AmlenObject", "explain_
 # lab user should do about it. tests/test_amlen.py keeps this list complete.
 CODE_HINTS: dict[str, str] = {
     "CWLNA0100": "Amlen reported a system error; look at `invoke logs`",
+    "CWLNA0102": "this Amlen cannot do that (e.g. fetch a CRL from a URL); the lab uploads its CRL as a file",
     "CWLNA0111": "a property name is not one Amlen knows; this is a lab bug, please report it",
     "CWLNA0112": "a property value is out of range; check the LAB_* port and name settings",
     "CWLNA0113": "the object does not exist (already deleted?)",
     "CWLNA0115": "an argument is not valid; check object names for trailing spaces",
     "CWLNA0122": "an object name starts with a digit or punctuation, or holds , = \" \\; rename it in .env",
     "CWLNA0127": "a property has the wrong JSON type; this is a lab bug, please report it",
+    "CWLNA0130": "Amlen is not running yet, so it has no monitoring data; wait for it (`invoke status`)",
     "CWLNA0133": "an object name is too long (SecurityProfile names: at most 32 characters)",
     "CWLNA0134": "a required property is missing; this is a lab bug, please report it",
     "CWLNA0136": "an object it refers to does not exist; run `invoke up` again to recreate the chain",
+    "CWLNA0137": "Amlen has no such REST action (it cannot disconnect a client, for one)",
+    "CWLNA0139": "a policy needs a filter (ClientID, CommonNames, ...); this is a lab bug, please report it",
+    "CWLNA0140": "this Amlen does not know that object type; is LAB_IMAGE an Amlen server?",
+    "CWLNA0167": "Amlen is still starting (or stopping); wait for it (`invoke status`) and run the command again",
     "CWLNA0138": "a property name is not one this Amlen version knows; this is a lab bug, please report it",
     "CWLNA0155": "another Amlen endpoint already uses that port; choose another LAB_TLS_PORT/LAB_MTLS_PORT",
     "CWLNA0186": "a TLS security profile needs a certificate profile",
@@ -186,6 +192,22 @@ class AmlenClient:
         if not isinstance(found, dict):
             return None if name else {}
         return found.get(name) if name and object_type != "TrustedCertificate" else found
+
+    def connections(self, endpoint: str) -> list[dict[str, Any]]:
+        """The connections open on `endpoint` (`GET /ima/v1/monitor/Connection`); [] when there are none.
+
+        `Name` is the MQTT client ID (the certificate's CN is not shown). Amlen refreshes this data
+        periodically, so a client that connected a moment ago may be missing for a second or so: poll.
+        An endpoint that does not exist is 500 CWLNA0100 there; here it is simply no connections.
+        """
+        try:
+            body = self._request("GET", "/ima/v1/monitor/Connection", params={"Endpoint": endpoint},
+                                 what=f"monitor the connections of Endpoint {endpoint}")
+        except AmlenError as exc:
+            if exc.code in _NOT_FOUND | {"CWLNA0100"}:
+                return []
+            raise
+        return [dict(entry) for entry in body.get("Connection") or [] if isinstance(entry, dict)]
 
     def endpoint_monitor(self, name: str) -> dict[str, Any] | None:
         """The monitor entry of an endpoint, or None when it is not listening.

@@ -201,6 +201,7 @@ class EndpointProbe:
     host: str
     port: int
     context: ssl.SSLContext
+    client_id: str = ""  # empty: a random one; an endpoint whose policy checks client IDs needs a matching one
 
 
 def endpoint_probes(settings: Settings, pki: PkiPaths, host: str, tls_port: int, mtls_port: int) -> list[EndpointProbe]:
@@ -253,7 +254,7 @@ def _prove(base_url: str, probe: EndpointProbe, timeout: float, diagnose: Callab
                 problem = f"the monitor shows Enabled={entry.get('Enabled')} LastErrorCode={entry.get('LastErrorCode')}"
             else:
                 outcome = try_connect(probe.host, probe.port, context=probe.context,
-                                      timeout=max(deadline.cap(5.0), 1.0))
+                                      timeout=max(deadline.cap(5.0), 1.0), client_id=probe.client_id)
                 if outcome.accepted:
                     break
                 problem = f"MQTT CONNECT got {outcome.reason}"

@@ -8,7 +8,8 @@
     ├── AmlenError           the Amlen admin API refused a request (carries the CWLNA code)
     ├── CheckError           a verification or diagnostic could not run
     ├── GuideError           `invoke guide` cannot write its Markdown or script
-    └── LockError            another `up`/`down` holds the lab directory
+    ├── LockError            another `up`/`down` holds the lab directory
+    └── WorkshopError        a roster line, a seat name or a workshop command cannot be carried out
 
 Anything that is not a LabError is a bug and keeps its traceback.
 """
@@ -25,6 +26,7 @@ __all__ = [
     "LabError",
     "LockError",
     "SettingsError",
+    "WorkshopError",
 ]
 
 
@@ -85,3 +87,7 @@ class GuideError(LabError):
 
 class LockError(LabError):
     """Another lab command holds the lab directory's lock."""
+
+
+class WorkshopError(LabError):
+    """A roster or seat name is unusable, or a workshop command cannot run (no lab, unknown seat)."""

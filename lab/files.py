@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lab.errors import LockError
 
-__all__ = ["atomic_write", "lab_lock"]
+__all__ = ["atomic_write", "lab_lock", "private_dir"]
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
@@ -41,6 +41,13 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def private_dir(directory: Path) -> None:
+    """Make `directory` (and its parents) and give it mode 0700: it holds private keys. Raises OSError."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # mkdir's mode is masked by umask and ignored for an existing directory: set it explicitly.
+    os.chmod(directory, 0o700)
 
 
 @contextlib.contextmanager

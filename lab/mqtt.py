@@ -207,9 +207,10 @@ def try_connect(
     context: ssl.SSLContext | None,
     protocol: Protocol = Protocol.MQTT311,
     timeout: float = DEFAULT_TIMEOUT,
+    client_id: str = "",
 ) -> ConnectOutcome:
     """Connect and disconnect; `accepted` only when a successful CONNACK arrived (no error is not enough)."""
-    session = _Session(context, SessionOptions(protocol), role="probe")
+    session = _Session(context, SessionOptions(protocol, client_id=client_id), role="probe")
     try:
         return session.connect(host, port, Deadline(timeout))
     finally:

@@ -31,6 +31,7 @@ from lab.steps import (
     Step,
     VerifyStep,
 )
+from lab.workshop.step import WorkshopStep
 
 __all__ = ["Outcome", "PlanFailed", "RunReport", "StepEvent", "StepStatus", "configure", "down", "up"]
 
@@ -71,7 +72,9 @@ def down(settings: Settings, options: Options | None = None, *, on_event: Listen
     """
     report = RunReport()
     started = time.monotonic()
-    steps: list[Step] = list(reversed([CertificatesStep(), ContainerStep(), AmlenConfigStep(), HostsStep()]))
+    # The workshop's objects go with the guide's (AmlenConfigStep); its step forgets the exposed port and purges seats.
+    steps: list[Step] = list(reversed([CertificatesStep(), WorkshopStep(), ContainerStep(), AmlenConfigStep(),
+                                       HostsStep()]))
     with lab_lock(settings.lab_dir):
         ctx = LabContext(settings, Ledger.load(settings.state_file), _run_id(), options or Options(), undo_all=True)
         failures: list[LabError] = []

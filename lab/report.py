@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from lab.checks import VerifyReport
     from lab.doctor import DoctorReport
     from lab.guide import Explanation, GuideResult
+    from lab.image import LoadedImage, SavedImage
     from lab.trust import TrustGuide
 
 __all__ = [
@@ -31,7 +32,9 @@ __all__ = [
     "print_doctor",
     "print_guide",
     "print_json",
+    "print_loaded_image",
     "print_rows",
+    "print_saved_image",
     "print_status",
     "print_summary",
     "print_trust_guide",
@@ -280,3 +283,29 @@ def print_trust_guide(guide: TrustGuide, rows: Iterable[tuple[str, Any, str]], *
         for system, commands in guide.os_commands.items():
             console.print(f"{system}: " + " ; ".join(commands["install"]), markup=False, soft_wrap=True)
     print_rows(f"Lab CA ({guide.nickname}) in NSS databases", ("browser", "database", "lab CA"), rows)
+
+
+def print_saved_image(saved: SavedImage) -> None:
+    """Where the image file is, what it holds, and how to pin and check it on the seats."""
+    record = saved.record
+    pin = record.repo_digests[0] if record.repo_digests else record.id
+    console.print(
+        f"saved {record.reference} ({record.id[:19]}) to {saved.path} ({saved.size / 1e6:.0f} MB)\n"
+        f"  file sha256: {saved.sha256}  (publish it: participants compare with `sha256sum`)\n"
+        f"  on each seat: LAB_IMAGE={pin} invoke image --load {saved.path.name}, then `invoke up` works offline",
+        markup=False, highlight=False, soft_wrap=True,
+    )
+
+
+def print_loaded_image(loaded: LoadedImage) -> None:
+    """What was loaded, the digest aliases made, and whether LAB_IMAGE now resolves to it."""
+    record = loaded.record
+    lines = [f"loaded {record.id[:19]} ({', '.join(record.tags) or 'untagged'}) from {loaded.path}: every blob "
+             "matched its digest"]
+    lines += [f"  tagged {alias} (stands in for the registry digest, offline)" for alias in loaded.aliases]
+    if loaded.lab_image_resolves:
+        lines.append(f"  LAB_IMAGE {loaded.lab_image} is this image: `invoke up` needs no registry")
+    else:
+        lines.append(f"  LAB_IMAGE is {loaded.lab_image}, which is not this image: set LAB_IMAGE={record.id} "
+                     "(or one of its tags) to use it")
+    console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)

@@ -22,6 +22,8 @@ from typing import Any, cast
 import docker
 import docker.errors
 from docker.models.containers import Container
+from docker.models.images import Image
+from docker.utils import parse_repository_tag
 
 from lab import __version__
 from lab.errors import ContainerError
@@ -32,18 +34,21 @@ __all__ = [
     "AMLEN_DATA_PATH",
     "AMLEN_LOG_DIR",
     "ContainerSpec",
+    "digest_alias",
     "docker_client",
     "docker_error_text",
     "ensure_image",
     "find_lab_container",
     "follow_server_log",
     "image_matches",
+    "is_pinned",
     "lab_labels",
     "port_is_free",
     "published_ports",
     "read_server_logs",
     "remove_container",
     "remove_volume",
+    "resolve_image",
     "spec_matches",
     "start_container",
 ]
@@ -146,16 +151,57 @@ def find_lab_container(client: docker.DockerClient, settings: Settings) -> Conta
     return found[0] if found else None
 
 
-def ensure_image(client: docker.DockerClient, image: str, *, progress: Callable[[str], None]) -> bool:
-    """Make sure `image` is present; pull it when missing. True when it had to be pulled."""
+def digest_alias(image: str) -> str | None:
+    """The local tag standing in for a digest reference: `repo@sha256:<hex>` -> `repo:sha256-<hex>`.
+
+    `docker load` does not restore an image's RepoDigests (they belong to a registry), so a LAB_IMAGE pinned by
+    repo digest would not resolve offline; `invoke image --load` tags the loaded image with this alias, checked
+    against the digest recorded when it was saved. None for a reference that is not a repo digest.
+    """
+    repository, _, digest = image.partition("@")
+    algorithm, _, hex_digest = digest.partition(":")
+    if not repository or algorithm != "sha256" or len(hex_digest) != 64:
+        return None
+    return f"{repository}:sha256-{hex_digest}"
+
+
+def is_pinned(image: str) -> bool:
+    """Does LAB_IMAGE name one exact image (an image id, or a registry digest), not a tag that can move?"""
+    return image.startswith("sha256:") or "@sha256:" in image
+
+
+def resolve_image(client: docker.DockerClient, image: str) -> Image | None:
+    """The local image `image` names (a tag, an id, `repo@sha256:...` or its alias); None when absent."""
+    for reference in (image, digest_alias(image)):
+        if reference is None:
+            continue
+        try:
+            return client.images.get(reference)
+        except docker.errors.ImageNotFound:
+            continue
+        except docker.errors.APIError as exc:
+            raise ContainerError(f"cannot inspect image {image}: {docker_error_text(exc)}") from exc
+    return None
+
+
+def _local_reference(client: docker.DockerClient, image: str) -> str:
+    """`image`, or its digest alias when only that is local (the daemon knows `repo@sha256:` only from a pull)."""
+    alias = digest_alias(image)
+    if alias is None:
+        return image
     try:
         client.images.get(image)
-        return False
     except docker.errors.ImageNotFound:
-        pass
-    except docker.errors.APIError as exc:
-        raise ContainerError(f"cannot inspect image {image}: {exc.explanation}") from exc
-    repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
+        return alias
+    return image
+
+
+def ensure_image(client: docker.DockerClient, image: str, *, progress: Callable[[str], None]) -> bool:
+    """Make sure `image` is present; pull it when missing. True when it had to be pulled."""
+    if resolve_image(client, image) is not None:
+        return False
+    repository, tag = parse_repository_tag(image)  # `repo@sha256:...` gives the digest as the "tag"
+    tag = tag or "latest"
     try:
         layers: dict[str, str] = {}
         for event in client.api.pull(repository, tag=tag, stream=True, decode=True):
@@ -205,7 +251,7 @@ def start_container(client: docker.DockerClient, spec: ContainerSpec) -> tuple[C
         if container is None:
             fresh_volume = _ensure_volume(client, spec)
             container = client.containers.create(
-                spec.image,
+                _local_reference(client, spec.image),
                 name=spec.name,
                 labels=spec.labels,
                 # docker-py takes (ip, None) for "any free host port"; types-docker only allows (ip, int).
@@ -238,6 +284,8 @@ def image_matches(container: Container, image: str) -> bool:
     if found is None:
         return False
     references = {*found.tags, *(found.attrs.get("RepoDigests") or []), found.id, found.short_id}
+    if digest_alias(image) in found.tags:
+        return True
     return wanted in references or (image.startswith("sha256:") and str(found.id).startswith(image))
 
 

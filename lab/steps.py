@@ -190,7 +190,9 @@ class CertificatesStep:
         return False
 
     def apply(self, ctx: LabContext) -> str:
-        results = ensure_certificates(ctx.settings)
+        # An exposed workshop port is reached by address too: the server certificate names it (IP SAN).
+        exposed = _exposed_address(ctx)
+        results = ensure_certificates(ctx.settings, server_addresses=[exposed] if exposed else [])
         created = [str(r.path) for r in results if r.action is Action.CREATED]
         if created:
             ctx.ledger.append("files", {"run": ctx.run_id, "paths": created})
@@ -301,8 +303,12 @@ class ContainerStep:
 
 def container_spec(ctx: LabContext) -> runtime.ContainerSpec:
     """The container this lab wants: the settings, plus where a workshop port is exposed (the ledger says)."""
-    exposed = (ctx.ledger.entries.get("workshop") or {}).get("expose")
-    return runtime.ContainerSpec.from_settings(ctx.settings, workshop_address=exposed or "127.0.0.1")
+    return runtime.ContainerSpec.from_settings(ctx.settings, workshop_address=_exposed_address(ctx) or "127.0.0.1")
+
+
+def _exposed_address(ctx: LabContext) -> str | None:
+    """Where `invoke workshop --expose` published the workshop port (the ledger's `workshop` entry), if anywhere."""
+    return (ctx.ledger.entries.get("workshop") or {}).get("expose") or None
 
 
 def _der(path: Path) -> bytes:

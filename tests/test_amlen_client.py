@@ -17,7 +17,8 @@ from lab.errors import AmlenError
 # Left out on purpose: CWLNA6011 (success) and CWLNA0900/1102/1116/6013 (log messages, never API answers).
 RECORDED_ERROR_CODES = (
     "CWLNA0100", "CWLNA0111", "CWLNA0112", "CWLNA0113", "CWLNA0115", "CWLNA0122", "CWLNA0127", "CWLNA0133",
-    "CWLNA0134", "CWLNA0136", "CWLNA0138", "CWLNA0155", "CWLNA0186", "CWLNA0333", "CWLNA0334", "CWLNA0372",
+    "CWLNA0134", "CWLNA0136", "CWLNA0137", "CWLNA0138", "CWLNA0139", "CWLNA0155", "CWLNA0186", "CWLNA0333",
+    "CWLNA0334", "CWLNA0372",
     "CWLNA0375", "CWLNA0376", "CWLNA0379", "CWLNA0431", "CWLNA0433", "CWLNA0438", "CWLNA0440", "CWLNA0451",
     "CWLNA0452", "CWLNA0456", "CWLNA6001", "CWLNA6180", "CWLNA6182", "CWLNA6183", "CWLNA6184", "CWLNA6185",
     "CWLNA6186", "CWLNA6189", "CWLNA6190", "CWLNA6191", "CWLNA6192", "CWLNA6193", "CWLNA6205", "CWLNA6206",
@@ -135,3 +136,14 @@ def test_unreachable_admin_api_is_a_lab_error_with_a_hint() -> None:
     with AmlenClient("http://127.0.0.1:9", timeout=1) as amlen, pytest.raises(AmlenError) as info:
         amlen.status()
     assert "did not answer" in info.value.message and info.value.hint
+
+
+def test_connection_monitor_is_asked_per_endpoint_and_a_missing_endpoint_has_none(peer: str) -> None:
+    entry = {"Name": "seat.01-sub", "Endpoint": "WorkshopSeats", "ReadMsg": 2, "WriteMsg": 5}
+    _Recorder.answers[("GET", "/ima/v1/monitor/Connection")] = (200, {"Version": "v1", "Connection": [entry]})
+    with AmlenClient(peer) as amlen:
+        assert amlen.connections("WorkshopSeats") == [entry]
+        assert _Recorder.seen[-1][1] == "/ima/v1/monitor/Connection?Endpoint=WorkshopSeats"
+        _Recorder.answers[("GET", "/ima/v1/monitor/Connection")] = (500, {
+            "Version": "v1", "Code": "CWLNA0100", "Message": "System error"})
+        assert amlen.connections("NotThere") == []

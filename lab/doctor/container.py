@@ -48,6 +48,20 @@ def container(run: Run) -> None:
             id=container.short_id)
 
 
+def image(run: Run) -> None:
+    """LAB_IMAGE in Docker's store, pinned to one exact image, and the one the container runs."""
+    if run.docker is None:
+        return run.skip("image", "Docker")
+    from lab.image import check_image
+
+    running = run.container.image if run.container is not None else None
+    try:
+        finding = check_image(run.docker, run.settings.image, running.id if running is not None else None)
+    except LabError as exc:
+        return run.add("image", Status.FAIL, exc.message, exc.hint or "")
+    run.add("image", Status.OK if finding.ok else Status.FAIL, finding.detail, finding.hint, id=finding.id)
+
+
 def published_ports(run: Run) -> None:
     if run.container is None:
         return run.skip("published ports", "the lab container running")
@@ -55,7 +69,14 @@ def published_ports(run: Run) -> None:
 
     ports = published_ports(run.container)
     shown = ", ".join(f"{ip or '0.0.0.0'}:{host_port}->{port}" for port, (ip, host_port) in sorted(ports.items()))
-    open_wide = [f"{host_port}" for _port, (ip, host_port) in sorted(ports.items()) if ip not in _LOOPBACK]
+    # The workshop port may be published for the room on purpose (`invoke workshop --expose`); no other port.
+    workshop = run.settings.workshop_port
+    open_wide = [f"{host_port}" for port, (ip, host_port) in sorted(ports.items())
+                 if ip not in _LOOPBACK and port != workshop]
+    exposed = next((ip for port, (ip, _) in ports.items() if port == workshop and ip not in _LOOPBACK), None)
+    if exposed and not open_wide:
+        return run.add("published ports", Status.OK, f"loopback only, but the workshop port {workshop} on "
+                       f"{exposed} for the room (`invoke workshop --expose`): {shown}", ports=ports)
     if open_wide:
         return run.add("published ports", Status.WARN,
                        f"published on all interfaces: {shown}; the admin API has no password",

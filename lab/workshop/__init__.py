@@ -1,0 +1,53 @@
+"""Workshop labs: one instructor, a room of seats, each with its own identity (`invoke workshop`).
+
+Each seat gets a client certificate from the lab CA with CN `seat.<name>` and a bundle to hand out; a third
+endpoint (`WorkshopSeats`, LAB_WORKSHOP_PORT) admits only seats, each to its own topics and the room's. The
+instructor revokes (a CRL), re-issues, watches who is connected, and exposes the port to the room.
+
+    roster   seat names, validated as a whole      seats    bundle directories and their certificates
+    bundle   README and zip per seat               crl      the revocation list
+    objects  the Amlen objects                     room     build / revoke / reissue
+    status   seats joined with the monitor         exposure publish the port on a network address
+    step     `down`'s part                         report   printing
+
+Names are imported on first use: `lab.plan` imports `lab.workshop.step`, and `exposure` imports `lab.plan`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "ExposeResult",
+    "RoomResult",
+    "WorkshopStatus",
+    "WorkshopStep",
+    "build_room",
+    "expose",
+    "numbered",
+    "read_roster",
+    "reissue_seat",
+    "revoke_seat",
+    "workshop_status",
+]
+
+_SURFACE = {
+    "ExposeResult": "lab.workshop.exposure",
+    "RoomResult": "lab.workshop.room",
+    "WorkshopStatus": "lab.workshop.status",
+    "WorkshopStep": "lab.workshop.step",
+    "build_room": "lab.workshop.room",
+    "expose": "lab.workshop.exposure",
+    "numbered": "lab.workshop.roster",
+    "read_roster": "lab.workshop.roster",
+    "reissue_seat": "lab.workshop.room",
+    "revoke_seat": "lab.workshop.room",
+    "workshop_status": "lab.workshop.status",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SURFACE:
+        return getattr(importlib.import_module(_SURFACE[name]), name)
+    raise AttributeError(f"module 'lab.workshop' has no attribute {name!r}")
