@@ -345,23 +345,16 @@ def _client_session(
     host: str, port: str, tls: bool, insecure: bool, cacerts: str, tls_version: str, key: str, cert: str,
     qos: str, clientid: str, username: str, password: str, disable_clean_session: bool, keepalive: str,
     protocol: str, debug: bool,
-) -> tuple[Any, Any, int]:
-    """Target and session options from the guide's flags (values checked here, errors in one line)."""
-    from lab.checks import parse_protocols
-    from lab.clients import ClientFlags, client_target, parse_number
-    from lab.mqtt import SessionOptions
+) -> Any:
+    """The guide's flags as a ready client session (values checked in lab.clients, errors in one line)."""
+    from lab.clients import ClientFlags, guide_session
     from lab.report import console
 
-    # Every value is checked before any file is looked at, so a typo is named before a missing file.
-    qos_level = int(parse_number("-q/--qos", qos, low=0, high=2))
-    options = SessionOptions(
-        protocol=parse_protocols(protocol)[0], client_id=clientid, clean_session=not disable_clean_session,
-        keepalive=int(parse_number("-k/--keepalive", keepalive, low=5, high=65535)),
-        username=username or None, password=password or None,
-        log=(lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)) if debug else None,
-    )
-    target = client_target(_settings(), ClientFlags(host, port, tls, cacerts, key, cert, insecure, tls_version))
-    return target, options, qos_level
+    flags = ClientFlags(host, port, tls, cacerts, key, cert, insecure, tls_version, qos=qos, client_id=clientid,
+                        username=username, password=password, clean_session=not disable_clean_session,
+                        keepalive=keepalive, protocol=protocol)
+    log = (lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)) if debug else None
+    return guide_session(_settings(), flags, log=log)
 
 
 @task(klass=_GuideFlags, auto_shortflags=False, help={**_CLIENT_HELP, "count": "stop after N messages (0: never)"})
@@ -378,12 +371,12 @@ def sub(c: Context, host: str = "", port: str = "", topic: str = "topic1/#", qos
     try:
         with _lab_errors():
             stop_after = int(parse_number("-N/--count", count, low=0, high=10**9))
-            target, options, qos_level = _client_session(host, port, tls, insecure, cacerts, tls_version, key,
-                                                         cert, qos, clientid, username, password,
-                                                         disable_clean_session, keepalive, protocol, debug)
+            session = _client_session(host, port, tls, insecure, cacerts, tls_version, key, cert, qos, clientid,
+                                      username, password, disable_clean_session, keepalive, protocol, debug)
+            target = session.target
             console.print(f"subscribing to {topic} on {target.description}", markup=False, soft_wrap=True)
-            for message in subscribe(target.host, target.port, topic, context=target.context, qos=qos_level,
-                                     options=options):
+            for message in subscribe(target.host, target.port, topic, context=target.context, qos=session.qos,
+                                     options=session.options):
                 console.print(f"{message.topic} {message.payload.decode(errors='replace')}", markup=False,
                               soft_wrap=True)
                 received += 1
@@ -411,11 +404,11 @@ def pub(c: Context, host: str = "", port: str = "", topic: str = "topic1/subtopi
     with _lab_errors():
         how_many = int(parse_number("-N/--count", count, low=1, high=10**6))
         pause = float(parse_number("-S/--delay", delay, low=0, high=3600, integer=False))
-        target, options, qos_level = _client_session(host, port, tls, insecure, cacerts, tls_version, key, cert,
-                                                     qos, clientid, username, password, disable_clean_session,
-                                                     keepalive, protocol, debug)
+        session = _client_session(host, port, tls, insecure, cacerts, tls_version, key, cert, qos, clientid,
+                                  username, password, disable_clean_session, keepalive, protocol, debug)
+        target = session.target
         sent = publish(target.host, target.port, topic, [message] * how_many, context=target.context,
-                       qos=qos_level, options=options, delay=pause)
+                       qos=session.qos, options=session.options, delay=pause)
     console.print(f"published {sent} message(s) to {topic} on {target.description}", markup=False, soft_wrap=True)
 
 

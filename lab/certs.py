@@ -13,22 +13,41 @@ Inspection and the pre-upload lint live in `lab.certinfo` (re-exported here).
 
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
-import os
 import re
 import secrets
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from lab.certbuild import (
+    CA_COMMON_NAME,
+    CA_KEY_USAGE,
+    CA_PATH_LENGTH,
+    CLIENT_EKU,
+    CLIENT_KEY_USAGE,
+    KEY_BITS,
+    RENEW_WITHIN_DAYS,
+    SERVER_EKU,
+    SERVER_KEY_USAGE,
+    SIGNATURE_HASH,
+    LabCa,
+    ServerNames,
+    build_ca_cert,
+    build_leaf,
+    cert_pem,
+    key_pem,
+    lifetime_days,
+    new_key,
+    new_keys,
+    now,
+    subject_name,
+)
 from lab.certinfo import (
     CertInfo,
     PkiPaths,
@@ -46,7 +65,8 @@ from lab.errors import CertError
 from lab.files import atomic_write, private_dir
 from lab.settings import Settings
 
-# The inspection half lives in lab.certinfo; it is re-exported so `lab.certs` is the one place to import from.
+# The inspection half (lab.certinfo) and the certificate profile (lab.certbuild) are re-exported, so
+# `lab.certs` is the one place to import from.
 __all__ = [
     "CA_COMMON_NAME",
     "CA_KEY_USAGE",
@@ -76,25 +96,6 @@ __all__ = [
     "subject_name",
 ]
 
-# RSA only: Amlen checks keys with `openssl rsa -check` and matches them to certificates by modulus.
-KEY_BITS = 2048
-# A leaf this close to its end is re-issued by `invoke certs`, so a lab started today lasts a workshop.
-RENEW_WITHIN_DAYS = 30
-# Back-date notBefore a little so a container whose clock is slightly behind the host accepts new certs.
-_CLOCK_SKEW = dt.timedelta(minutes=5)
-# The certificate profiles below are public so `invoke guide` writes the same ones as openssl commands.
-ORGANIZATION = "amlen-lab"
-CA_COMMON_NAME = "amlen-lab toy CA"
-SIGNATURE_HASH = hashes.SHA256()
-# pathlen 0: the toy CA signs leaves only, never another CA.
-CA_PATH_LENGTH = 0
-# KeyUsage flags by cryptography's field names. The server set is the guide's; a client certificate gets
-# clientAuth only, so it cannot pose as a server (mkcert adds both; we do not).
-CA_KEY_USAGE = ("key_cert_sign", "crl_sign")
-SERVER_KEY_USAGE = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment")
-CLIENT_KEY_USAGE = ("digital_signature", "key_encipherment")
-SERVER_EKU = ExtendedKeyUsageOID.SERVER_AUTH
-CLIENT_EKU = ExtendedKeyUsageOID.CLIENT_AUTH
 # Client names become file names and CNs; the same rule as LAB_CLIENT_NAMES in lab.settings.
 _CLIENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -114,22 +115,6 @@ class FileResult:
     path: Path
     action: Action
     reason: str
-
-
-@dataclass(frozen=True)
-class LabCa:
-    """The lab CA, key decrypted, for signing leaves and CRLs in this process (never written out like this)."""
-
-    key: rsa.RSAPrivateKey
-    cert: x509.Certificate
-
-
-@dataclass(frozen=True)
-class _ServerNames:
-    """What the server certificate must name: DNS names (the first is the lab's host name) and IP addresses."""
-
-    dns: tuple[str, ...]
-    ips: tuple[str, ...] = ()
 
 
 def server_dns_names(settings: Settings) -> tuple[str, ...]:
@@ -153,7 +138,7 @@ def ensure_certificates(
     _prepare_dir(paths.dir)
     results: list[FileResult] = []
     ca = _ensure_ca(settings, paths, new_ca=new_ca, results=results)
-    wanted = _ServerNames(server_dns_names(settings), tuple(str(ipaddress.ip_address(a)) for a in server_addresses))
+    wanted = ServerNames(server_dns_names(settings), tuple(str(ipaddress.ip_address(a)) for a in server_addresses))
     server = [(settings.hostname, paths.server_key, paths.server_cert)]
     results += _ensure_leaves(ca, server, days=settings.server_days, server=wanted)
     clients = [(name, *paths.client(name)) for name in names]
@@ -217,15 +202,15 @@ def make_foreign_client(directory: Path, name: str = "intruder") -> tuple[Path, 
     Returns (foreign CA certificate, client key, client certificate); a mutual-TLS port must refuse them.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    ca_key = _new_key()
-    ca = LabCa(ca_key, _build_ca_cert(ca_key, days=30, cn=f"{name} foreign CA"))
-    key = _new_key()
-    cert = _build_leaf(ca, key, name, days=30)
+    ca_key = new_key()
+    ca = LabCa(ca_key, build_ca_cert(ca_key, days=30, cn=f"{name} foreign CA"))
+    key = new_key()
+    cert = build_leaf(ca, key, name, days=30)
     ca_path = directory / f"{name}-CA.pem"
     key_path, cert_path = directory / f"{name}.key", directory / f"{name}.crt"
-    _write(ca_path, _cert_pem(ca.cert), mode=0o644)
-    _write(key_path, _key_pem(key), mode=0o600)
-    _write(cert_path, _cert_pem(cert), mode=0o644)
+    _write(ca_path, cert_pem(ca.cert), mode=0o644)
+    _write(key_path, key_pem(key), mode=0o600)
+    _write(cert_path, cert_pem(cert), mode=0o644)
     return ca_path, key_path, cert_path
 
 
@@ -252,8 +237,8 @@ def _ensure_ca(settings: Settings, paths: PkiPaths, *, new_ca: bool, results: li
             ]
             return LabCa(key, cert)
         # Same key and subject give the same SKI, so certificates it signed before still chain.
-        cert = _build_ca_cert(key, days=settings.ca_days)
-        _write(paths.ca_cert, _cert_pem(cert), mode=0o644)
+        cert = build_ca_cert(key, days=settings.ca_days)
+        _write(paths.ca_cert, cert_pem(cert), mode=0o644)
         results += [
             FileResult(paths.ca_key, Action.REUSED, "existing CA key (encrypted)"),
             FileResult(paths.ca_cert, Action.REISSUED, "was missing; re-made from the existing CA key"),
@@ -266,8 +251,8 @@ def _ensure_ca(settings: Settings, paths: PkiPaths, *, new_ca: bool, results: li
             "and trust the new myCA.pem wherever the old one was trusted",
         )
     passphrase = _passphrase(settings, paths, results=results, create=True)
-    key = _new_key()
-    cert = _build_ca_cert(key, days=settings.ca_days)
+    key = new_key()
+    cert = build_ca_cert(key, days=settings.ca_days)
     action, reason = (Action.REISSUED, "--new-ca asked for it") if have_key else (Action.CREATED, "new CA")
     key_pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -276,7 +261,7 @@ def _ensure_ca(settings: Settings, paths: PkiPaths, *, new_ca: bool, results: li
     )
     # Key first: a crash between the writes leaves a key without its certificate, which the next run repairs.
     _write(paths.ca_key, key_pem, mode=0o600)
-    _write(paths.ca_cert, _cert_pem(cert), mode=0o644)
+    _write(paths.ca_cert, cert_pem(cert), mode=0o644)
     results += [
         FileResult(paths.ca_key, action, f"{reason}; RSA {KEY_BITS}, encrypted with the CA passphrase"),
         FileResult(paths.ca_cert, action, f"{reason}; valid for {settings.ca_days} days"),
@@ -331,7 +316,7 @@ def _load_ca_key(path: Path, passphrase: bytes) -> rsa.RSAPrivateKey:
 
 
 def _refuse_expired_ca(cert: x509.Certificate, path: Path) -> None:
-    if cert.not_valid_after_utc <= _now():
+    if cert.not_valid_after_utc <= now():
         raise CertError(
             f"the CA {path} expired on {cert.not_valid_after_utc:%Y-%m-%d}",
             "make a new CA with `invoke certs --new-ca` and trust the new myCA.pem",
@@ -346,7 +331,7 @@ def _ensure_leaves(
     leaves: list[tuple[str, Path, Path]],
     *,
     days: int,
-    server: _ServerNames | None = None,
+    server: ServerNames | None = None,
     force: bool = False,
 ) -> list[FileResult]:
     """Reuse each working (name, key path, cert path) pair, or issue a fresh one and say why.
@@ -365,20 +350,20 @@ def _ensure_leaves(
             ]
             continue
         key = next(keys)
-        cert = _build_leaf(ca, key, name, days=days, server=server)
+        cert = build_leaf(ca, key, name, days=days, server=server)
         # Key first: a crash in between leaves a mismatched pair, which the next run detects and re-issues.
-        _write(key_path, _key_pem(key), mode=0o600)
-        _write(cert_path, _cert_pem(cert), mode=0o644)
+        _write(key_path, key_pem(key), mode=0o600)
+        _write(cert_path, cert_pem(cert), mode=0o644)
         action = Action.CREATED if problem == "missing" else Action.REISSUED
         results += [
             FileResult(key_path, action, f"{problem}; new RSA {KEY_BITS} key, unencrypted (Amlen needs that)"),
-            FileResult(cert_path, action, f"{problem}; valid for {_lifetime_days(cert)} days"),
+            FileResult(cert_path, action, f"{problem}; valid for {lifetime_days(cert)} days"),
         ]
     return results
 
 
 def _leaf_problem(
-    ca: LabCa, key_path: Path, cert_path: Path, name: str, *, server: _ServerNames | None
+    ca: LabCa, key_path: Path, cert_path: Path, name: str, *, server: ServerNames | None
 ) -> str | None:
     """Why this leaf must be (re-)issued, in words; None when it is fine as it is."""
     if not cert_path.exists():
@@ -415,129 +400,12 @@ def _leaf_problem(
     return None
 
 
-# --- building blocks ------------------------------------------------------------------------------------
-
-
-def _new_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
-
-
-def new_keys(count: int) -> list[rsa.RSAPrivateKey]:
-    """`count` fresh RSA keys, made on every core: key generation dominates issuing a room of certificates.
-
-    Threads, not processes: cryptography >= 47 releases the GIL while it generates (measured on 2 cores: 30
-    keys in 0.72 s with two threads, 0.93 s with a spawned process pool, 1.5 s serially), and threads need
-    neither fork (unsafe next to the docker SDK's and rich's threads) nor a re-import of the caller's __main__.
-    With an older cryptography the threads take turns, which costs nothing over a plain loop.
-    """
-    workers = min(count, os.cpu_count() or 1)
-    if workers <= 1:
-        return [_new_key() for _ in range(count)]
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rsa-keygen") as pool:
-        return list(pool.map(lambda _: _new_key(), range(count)))
-
-
-def subject_name(cn: str) -> x509.Name:
-    """The subject of every certificate the lab makes: CN=`cn`, O=amlen-lab (in that order)."""
-    return x509.Name([
-        x509.NameAttribute(NameOID.COMMON_NAME, cn),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
-    ])
-
-
 def _ip_names(cert: x509.Certificate) -> list[str]:
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return []
     return [str(address) for address in san.get_values_for_type(x509.IPAddress)]
-
-
-def _build_ca_cert(key: rsa.RSAPrivateKey, *, days: int, cn: str = CA_COMMON_NAME) -> x509.Certificate:
-    now = _now()
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject_name(cn))
-        .issuer_name(subject_name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _CLOCK_SKEW)
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=CA_PATH_LENGTH), critical=True)
-        .add_extension(_key_usage(CA_KEY_USAGE), critical=True)
-        .add_extension(ski, critical=False)
-        # Self-referencing AKI: strict verifiers (Python >= 3.13's VERIFY_X509_STRICT) like it present.
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-        .sign(key, SIGNATURE_HASH)
-    )
-
-
-def _build_leaf(
-    ca: LabCa, key: rsa.RSAPrivateKey, name: str, *, days: int, server: _ServerNames | None = None
-) -> x509.Certificate:
-    """A server certificate (SAN DNS:name and `server`'s names, serverAuth) or a client one (CN=name, clientAuth)."""
-    now = _now()
-    # Never outlive the CA: a chain is only as valid as its shortest link.
-    not_after = min(now + dt.timedelta(days=days), ca.cert.not_valid_after_utc)
-    try:
-        ca_ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski)
-    except x509.ExtensionNotFound:
-        # ca.cert's key, typed as RSA: _ensure_ca made the certificate from this key or checked that they match.
-        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key())
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject_name(name))
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _CLOCK_SKEW)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(aki, critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
-    if server is not None:
-        sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dict.fromkeys((name, *server.dns))]
-        sans += [x509.IPAddress(ipaddress.ip_address(address)) for address in server.ips]
-        builder = (
-            builder.add_extension(_key_usage(SERVER_KEY_USAGE), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([SERVER_EKU]), critical=False)
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        )
-    else:
-        builder = builder.add_extension(_key_usage(CLIENT_KEY_USAGE), critical=True).add_extension(
-            x509.ExtendedKeyUsage([CLIENT_EKU]), critical=False
-        )
-    return builder.sign(ca.key, SIGNATURE_HASH)
-
-
-def _key_usage(flags: tuple[str, ...]) -> x509.KeyUsage:
-    names = ["digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
-             "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only"]
-    return x509.KeyUsage(**{n: n in flags for n in names})
-
-
-def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
-    # Unencrypted PKCS#1 ("BEGIN RSA PRIVATE KEY"), what the guide's `openssl genrsa` gives and Amlen reads.
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-
-
-def _cert_pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _lifetime_days(cert: x509.Certificate) -> int:
-    return round((cert.not_valid_after_utc - _now()).total_seconds() / 86400)
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 # --- files ----------------------------------------------------------------------------------------------

@@ -10,14 +10,20 @@ directory first, then in the lab's pki directory, so the guide's bare `myCA.pem`
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lab.certinfo import pki_paths
 from lab.errors import CheckError
 from lab.settings import Settings
 
-__all__ = ["ClientFlags", "ClientTarget", "client_target", "parse_number", "resolve_file"]
+if TYPE_CHECKING:
+    from lab.mqtt import SessionOptions
+
+__all__ = ["ClientFlags", "ClientTarget", "GuideSession", "client_target", "guide_session", "parse_number",
+           "resolve_file"]
 
 _TLS_VERSIONS = {
     "tlsv1.3": ssl.TLSVersion.TLSv1_3,
@@ -39,6 +45,39 @@ class ClientFlags:
     cert: str = ""
     insecure: bool = False
     tls_version: str = ""
+    # The session's flags (-q -c -u -p -d -k and the MQTT version), as typed.
+    qos: str = "0"
+    client_id: str = ""
+    username: str = ""
+    password: str = ""
+    clean_session: bool = True
+    keepalive: str = "60"
+    protocol: str = "3.1.1"
+
+
+@dataclass(frozen=True)
+class GuideSession:
+    """A guide-style client, ready to connect: where, with which TLS context, and how (options, QoS)."""
+
+    target: ClientTarget
+    options: SessionOptions
+    qos: int
+
+
+def guide_session(settings: Settings, flags: ClientFlags, *, log: Callable[[str], None] | None = None
+                  ) -> GuideSession:
+    """Check every value of the flags (before any file is looked at, so a typo is named first), then find the
+    files and build the TLS context; `log` receives paho's log lines (the examples' -D)."""
+    from lab.checks import parse_protocols
+    from lab.mqtt import SessionOptions
+
+    qos = int(parse_number("-q/--qos", flags.qos, low=0, high=2))
+    options = SessionOptions(
+        protocol=parse_protocols(flags.protocol)[0], client_id=flags.client_id, clean_session=flags.clean_session,
+        keepalive=int(parse_number("-k/--keepalive", flags.keepalive, low=5, high=65535)),
+        username=flags.username or None, password=flags.password or None, log=log,
+    )
+    return GuideSession(client_target(settings, flags), options, qos)
 
 
 @dataclass(frozen=True)

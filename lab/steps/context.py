@@ -1,0 +1,97 @@
+"""What every step shares: the user's options for a run, the run's context, and the Step protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from lab.ledger import Ledger
+from lab.settings import Settings
+
+if TYPE_CHECKING:
+    import docker
+    from docker.models.containers import Container
+
+    from lab.amlen import AmlenClient
+
+__all__ = ["LabContext", "Options", "Step"]
+
+
+@dataclass(frozen=True)
+class Options:
+    """The user's choices for one `up`/`down`/`configure`."""
+
+    hosts: bool = True
+    force_hosts: bool = False
+    verify: bool = True
+    keep_on_failure: bool = False
+    keep_container: bool = False
+    purge: bool = False
+
+
+@dataclass
+class LabContext:
+    """What the steps share during one run: settings, ledger, options, and lazily made clients."""
+
+    settings: Settings
+    ledger: Ledger
+    run_id: str
+    options: Options = field(default_factory=Options)
+    progress: Callable[[str], None] = lambda _: None
+    # A line the user must see now (the spinner stops): e.g. why sudo is about to ask for a password.
+    notice: Callable[[str], None] = lambda _: None
+    # Which ledger entries an undo may remove: this run's (rollback) or all (down).
+    undo_all: bool = False
+    container: Container | None = None
+    # The container's volume was made by this run: Amlen holds its defaults only, so nothing need be read back.
+    fresh_server: bool = False
+    _docker: docker.DockerClient | None = None
+    _amlen: AmlenClient | None = None
+
+    @property
+    def docker(self) -> docker.DockerClient:
+        """The docker client, connected on first use."""
+        if self._docker is None:
+            from lab.runtime import docker_client  # the docker SDK only for steps that use Docker
+
+            self._docker = docker_client()
+        return self._docker
+
+    @property
+    def amlen(self) -> AmlenClient:
+        """The admin API client for this lab's Amlen."""
+        if self._amlen is None:
+            from lab.amlen import AmlenClient
+
+            self._amlen = AmlenClient(self.settings.admin_base_url)
+        return self._amlen
+
+    def in_scope(self, entry: Any) -> bool:
+        """May an undo in this run remove what `entry` records?"""
+        return bool(entry) and (self.undo_all or entry.get("run") == self.run_id)
+
+    def close(self) -> None:
+        """Release the clients."""
+        if self._amlen is not None:
+            self._amlen.close()
+        if self._docker is not None:
+            self._docker.close()
+
+
+class Step(Protocol):
+    """One reversible piece of the lab."""
+
+    name: str
+
+    def check(self, ctx: LabContext) -> bool | str:
+        """True (or a reason, in words) when `apply` can be skipped: already done, or not wanted."""
+        ...
+
+    def apply(self, ctx: LabContext) -> str:
+        """Do the step; returns one line saying what was done."""
+        ...
+
+    def undo(self, ctx: LabContext) -> str:
+        """Undo what the ledger (within scope) says this step created; returns one line."""
+        ...
