@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,25 +24,13 @@ import uuid
 from pathlib import Path
 
 import requests
+from common import INVOKE, ROOT, free_port, image
 
-ROOT = Path(__file__).resolve().parents[1]
-INVOKE = str(Path(sys.executable).with_name("invoke"))
 TARGETS = {"cold over floor": 1.0, "warm up": 0.6, "down": 1.5, "status": 0.4, "--list": 0.25}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
-def image() -> str:
-    found = os.environ.get("LAB_IMAGE") or os.environ.get("STANDIN_IMAGE")
-    if found:
-        return found
-    built = subprocess.run(["bash", str(ROOT / "tests/standin/build-image.sh")], capture_output=True, text=True,
-                           check=True)
-    return built.stdout.strip().splitlines()[-1]
 
 
 def floor(ref: str) -> float:

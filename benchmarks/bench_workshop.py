@@ -26,19 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 INVOKE = str(Path(sys.executable).with_name("invoke"))
 
+from common import image  # noqa: E402
+
 from lab.certbuild import new_key, new_keys  # noqa: E402
 from tests.helpers import free_port  # noqa: E402
 
 SEATS = 30
 
 
-def image() -> str:
-    found = os.environ.get("LAB_IMAGE") or os.environ.get("STANDIN_IMAGE")
-    if found:
-        return found
-    built = subprocess.run(["bash", str(ROOT / "tests/standin/build-image.sh")], capture_output=True, text=True,
-                           check=True)
-    return built.stdout.strip().splitlines()[-1]
 
 
 def lab_env(directory: Path, ref: str) -> dict[str, str]:

@@ -9,8 +9,6 @@ retries (and pause-aware deadlines) can save the run. Prints one line per round 
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,37 +17,27 @@ import time
 import uuid
 from pathlib import Path
 
+from common import free_port, image
+
 from lab.errors import LabError
 from lab.plan import StepEvent, StepStatus, down, up
 from lab.settings import load_settings
 from lab.steps import Options
 from lab.tls import DEFAULT_TIMEOUT
 
-ROOT = Path(__file__).resolve().parents[1]
 PAUSE = DEFAULT_TIMEOUT + 2.0  # longer than one client's timeout
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
-def _image() -> str:
-    found = os.environ.get("STANDIN_IMAGE") or os.environ.get("LAB_IMAGE")
-    if found:
-        return found
-    built = subprocess.run(["bash", str(ROOT / "tests/standin/build-image.sh")], capture_output=True, text=True,
-                           check=True)
-    return built.stdout.strip().splitlines()[-1]
 
 
-def _round(image: str, scratch: Path) -> tuple[bool, float, str]:
+def _round(ref: str, scratch: Path) -> tuple[bool, float, str]:
     tag = uuid.uuid4().hex[:8]
     name = f"soak-{tag}"
-    settings = load_settings(env_file=None, dir=scratch / tag, image=image, container_name=name, memory="1g",
-                             tls_port=_free_port(), mtls_port=_free_port(), admin_port=_free_port(),
-                             workshop_port=_free_port())
+    settings = load_settings(env_file=None, dir=scratch / tag, image=ref, container_name=name, memory="1g",
+                             tls_port=free_port(), mtls_port=free_port(), admin_port=free_port(),
+                             workshop_port=free_port())
     thawed = threading.Event()
 
     def freeze(event: StepEvent) -> None:
@@ -82,12 +70,12 @@ def _round(image: str, scratch: Path) -> tuple[bool, float, str]:
 
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 12
-    image = _image()
-    print(f"image {image}; Amlen frozen for {PAUSE:.0f} s during each verification")
+    ref = image()
+    print(f"image {ref}; Amlen frozen for {PAUSE:.0f} s during each verification")
     results = []
     with tempfile.TemporaryDirectory() as scratch:
         for index in range(1, rounds + 1):
-            ok, elapsed, detail = _round(image, Path(scratch))
+            ok, elapsed, detail = _round(ref, Path(scratch))
             results.append(ok)
             print(f"{index:2d}. {'ok    ' if ok else 'FAILED'} {elapsed:5.1f} s  {detail}", flush=True)
     print(f"{sum(results)}/{rounds} cold ups succeeded with a pause during verification")

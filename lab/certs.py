@@ -86,6 +86,7 @@ __all__ = [
     "describe_certificate",
     "ensure_certificates",
     "ensure_leaves",
+    "foreign_client",
     "issue_client_certs",
     "lab_ca",
     "lint_certificates",
@@ -212,6 +213,15 @@ def make_foreign_client(directory: Path, name: str = "intruder") -> tuple[Path, 
     _write(key_path, key_pem(key), mode=0o600)
     _write(cert_path, cert_pem(cert), mode=0o644)
     return ca_path, key_path, cert_path
+
+
+def foreign_client(directory: Path, name: str = "intruder") -> tuple[Path, Path]:
+    """(key, certificate) of a client from another CA, kept in `directory` and made again only when missing or
+    about to expire: the verification's row 4, without two fresh RSA keys on every run."""
+    key, cert = directory / f"{name}.key", directory / f"{name}.crt"
+    if not (key.is_file() and cert.is_file()) or describe_certificate(cert).days_left < 1:
+        _ca, key, cert = make_foreign_client(directory, name)
+    return key, cert
 
 
 # --- the CA ---------------------------------------------------------------------------------------------

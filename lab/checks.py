@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.certinfo import pki_paths
-from lab.certs import describe_certificate, make_foreign_client
+from lab.certs import foreign_client
 from lab.errors import CheckError
 from lab.mqtt import ConnectOutcome, Protocol, round_trip, try_connect
 from lab.settings import Settings
@@ -281,9 +281,7 @@ def _foreign_certificate_row(target: Target, protocol: Protocol, timeout: float)
     name = f"mutual {target.mtls_port}, certificate from another CA"
     with contextlib.ExitStack() as stack:
         directory = target.scratch or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lab-foreign-")))
-        key, cert = directory / "intruder.key", directory / "intruder.crt"
-        if not (key.is_file() and cert.is_file()) or describe_certificate(cert).days_left < 1:
-            _ca, key, cert = make_foreign_client(directory, "intruder")
+        key, cert = foreign_client(directory)
         context = tls_context(ca_file=None, cert=cert, key=key, server_name=target.hostname)
         outcome = try_connect(target.address, target.mtls_port, context=context, protocol=protocol,
                               timeout=timeout)

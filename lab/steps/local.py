@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from lab.certs import Action, FileResult, check_certificates, ensure_certificates, pki_paths
+from lab.certs import Action, FileResult, check_certificates, ensure_certificates, foreign_client, pki_paths
 from lab.configure import fingerprint
 from lab.elevate import hosts_as_root, needs_root
 from lab.errors import CheckError
@@ -28,6 +28,9 @@ class CertificatesStep:
         # An exposed workshop port is reached by address too: the server certificate names it (IP SAN).
         exposed = exposed_address(ctx)
         results = ensure_certificates(ctx.settings, server_addresses=[exposed] if exposed else [])
+        if ctx.options.verify:
+            # Verification's client from another CA, made now, while Amlen boots, rather than in row 4.
+            foreign_client(ctx.settings.lab_dir / "verify")
         created = [str(r.path) for r in results if r.action is Action.CREATED]
         if created:
             ctx.ledger.append("files", {"run": ctx.run_id, "paths": created})
