@@ -13,7 +13,18 @@ from typing import Any
 from lab.errors import LabError
 from lab.settings import Settings
 
-__all__ = ["lab_status"]
+__all__ = ["lab_endpoints", "lab_status"]
+
+
+def lab_endpoints(settings: Settings) -> list[tuple[str, int]]:
+    """The endpoints this lab runs, with their ports: the guide's two, and the workshop's once it was made."""
+    from lab.ledger import Ledger
+
+    found = [(settings.tls_endpoint, settings.tls_port), (settings.mtls_endpoint, settings.mtls_port)]
+    recorded = (Ledger.load(settings.state_file).entries.get("amlen") or {}).get("objects") or []
+    found += [(o["name"], settings.workshop_port) for o in recorded
+              if o.get("type") == "Endpoint" and o.get("name") not in dict(found)]
+    return found
 
 
 def lab_status(settings: Settings) -> dict[str, Any]:
@@ -58,8 +69,7 @@ def _amlen(settings: Settings) -> dict[str, Any]:
             status = amlen.status(timeout=2.0)
             server = status.get("Server") or {}
             endpoints = {}
-            for name, port in ((settings.tls_endpoint, settings.tls_port),
-                               (settings.mtls_endpoint, settings.mtls_port)):
+            for name, port in lab_endpoints(settings):
                 entry = amlen.endpoint_monitor(name)
                 live = bool(entry and entry.get("Enabled") and not entry.get("LastErrorCode"))
                 endpoints[name] = {"port": port, "live": live}

@@ -275,3 +275,11 @@ def test_revoked_seat_is_refused_and_the_others_are_not_until_reissued(room: Lab
     assert seat_status(room, "seat.03")["revoked"] is False
     unknown = room.invoke("workshop", "--revoke", "nobody")
     assert unknown.returncode == 1 and unknown.stderr.startswith("error: there is no seat 'nobody'")
+
+
+def test_lab_status_and_doctor_include_the_workshop_endpoint(room: LabEnv) -> None:
+    status = json.loads(room.invoke("status", "--json").stdout)
+    assert status["endpoints"]["WorkshopSeats"] == {"port": room.workshop_port, "live": True}
+    doctor = json.loads(room.invoke("doctor", "--json").stdout)
+    (check,) = [check for check in doctor["checks"] if check["name"] == "endpoint WorkshopSeats"]
+    assert check["status"] == "OK" and f"port {room.workshop_port}" in check["detail"]

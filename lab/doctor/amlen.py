@@ -30,8 +30,9 @@ def amlen_status(run: Run) -> None:
 
 
 def endpoints(run: Run) -> None:
-    for name, port in ((run.settings.tls_endpoint, run.settings.tls_port),
-                       (run.settings.mtls_endpoint, run.settings.mtls_port)):
+    from lab.status import lab_endpoints
+
+    for name, port in lab_endpoints(run.settings):
         label = f"endpoint {name}"
         if run.amlen is None:
             run.skip(label, "Amlen ready")
