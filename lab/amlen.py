@@ -253,9 +253,9 @@ class AmlenClient:
                 self._request("POST", "/ima/v1/configuration", json_body=payload(obj), what=f"apply {obj.label}",
                               retry=False)
                 return
-            except _NoAnswer as exc:
+            except _NoAnswer:
                 if attempt == 2:
-                    raise exc.error from exc
+                    raise
 
     def delete(self, object_type: str, name: str) -> bool:
         """Delete an object; False when it was already gone (so teardown can always be re-run)."""
@@ -297,18 +297,12 @@ class AmlenClient:
                 )
                 break
             except requests.RequestException as exc:
-                error = AmlenError(
-                    f"cannot {what}: Amlen's admin API at {self.base_url} did not answer ({_reason(exc)})",
-                    "is the lab up? `invoke status` shows the container; `invoke up` starts it",
-                )
+                message = f"cannot {what}: Amlen's admin API at {self.base_url} did not answer ({_reason(exc)})"
+                hint = "is the lab up? `invoke status` shows the container; `invoke up` starts it"
                 if not isinstance(exc, requests.Timeout):
-                    raise error from exc
-                if not retry and method != "GET":
-                    raise _NoAnswer(error) from exc
-                if not retry:
-                    raise error from exc
-                if attempt == 2:
-                    raise error from exc
+                    raise AmlenError(message, hint) from exc
+                if not retry or attempt == 2:
+                    raise _NoAnswer(message, hint) from exc
         try:
             body = response.json() if response.content else {}
         except ValueError:
@@ -327,12 +321,8 @@ class AmlenClient:
         return body
 
 
-class _NoAnswer(Exception):
-    """A request that timed out, for callers that repeat more than the request (see `apply`)."""
-
-    def __init__(self, error: AmlenError) -> None:
-        super().__init__(error.message)
-        self.error = error
+class _NoAnswer(AmlenError):
+    """Amlen did not answer a request in time; `apply` catches it to repeat more than the one request."""
 
 
 def _reason(exc: requests.RequestException) -> str:

@@ -122,7 +122,7 @@ def target_from_settings(settings: Settings) -> Target:
         ca_file=paths.ca_cert,
         client_key=client_key,
         client_cert=client_cert,
-        scratch=settings.lab_dir / "verify",
+        scratch=settings.verify_dir,
     )
 
 
@@ -305,7 +305,7 @@ def _wrong_name_row(target: Target, protocol: Protocol, timeout: float) -> Check
     else:
         actual, detail = "not reached", f"could not test: {outcome.reason}"
     return CheckResult(name, expected, False, detail, seconds, 5, protocol.value, actual,
-                       no_answer=outcome.silent or is_silence(outcome.reason))
+                       no_answer=outcome.silent)
 
 
 def _plain_row(target: Target, protocol: Protocol, timeout: float) -> CheckResult:

@@ -34,6 +34,7 @@ __all__ = [
     "AMLEN_DATA_PATH",
     "AMLEN_LOG_DIR",
     "ContainerSpec",
+    "connection_log_findings",
     "digest_alias",
     "docker_client",
     "docker_error_text",
@@ -361,6 +362,21 @@ def read_server_logs(container: Container, *, lines: int = 30, names: Iterable[s
         with contextlib.suppress(docker.errors.DockerException):
             chunks.append(container.logs(tail=lines).decode("utf-8", "replace"))
     return "\n".join(chunks).strip()
+
+
+def connection_log_findings(container: Container, *endpoints: str) -> list[str]:
+    """Why Amlen takes no connection on `endpoints`, in words, from its own log files (newest finding first).
+
+    The POST that made an endpoint answered 200 either way; only the log says CWLNA1119 (too little memory)
+    or CWLNA1102 (port taken). See `lab.amlen.LOG_FINDINGS`.
+    """
+    from lab.amlen import explain_server_log
+
+    text = read_server_logs(container, lines=400, names=("imaserver-connection.log", "imaserver-default.log"))
+    findings: list[str] = []
+    for endpoint in endpoints:
+        findings += [words for words in explain_server_log(text, endpoint) if words not in findings]
+    return findings
 
 
 def follow_server_log(container: Container, *, lines: int = 50) -> Iterator[str]:

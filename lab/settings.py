@@ -308,6 +308,11 @@ class Settings:
         return self.lab_dir / "pki"
 
     @property
+    def verify_dir(self) -> Path:
+        """Where verification keeps its throwaway client from another CA between runs."""
+        return self.lab_dir / "verify"
+
+    @property
     def state_file(self) -> Path:
         """The ledger of what `up` created."""
         return self.lab_dir / "state.json"

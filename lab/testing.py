@@ -47,11 +47,18 @@ from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.exceptions import ContainerStartException
 
-from lab.amlen import AmlenClient, explain_server_log
+from lab.amlen import AmlenClient
 from lab.certs import ensure_certificates, issue_client_certs, pki_paths
 from lab.configure import confirm_live, converge, desired_objects, endpoint_probes
 from lab.errors import CheckError, ContainerError, LabError
-from lab.runtime import AMLEN_ADMIN_PORT, docker_error_text, ensure_image, lab_labels, read_server_logs
+from lab.runtime import (
+    AMLEN_ADMIN_PORT,
+    connection_log_findings,
+    docker_error_text,
+    ensure_image,
+    lab_labels,
+    read_server_logs,
+)
 from lab.settings import Settings, load_settings
 from lab.tls import explain, tls_context
 from lab.volume import bound_store
@@ -181,9 +188,7 @@ class AmlenLabContainer(DockerContainer):
 
     def _log_findings(self, endpoint: str) -> list[str]:
         """Why Amlen takes no connection on `endpoint`, from its own log (e.g. too little memory: CWLNA1119)."""
-        text = read_server_logs(self.get_wrapped_container(), lines=400,
-                                names=("imaserver-connection.log", "imaserver-default.log"))
-        return explain_server_log(text, endpoint)
+        return connection_log_findings(self.get_wrapped_container(), endpoint)
 
     def stop(self, force: bool = True, delete_volume: bool = True) -> None:
         """Remove the container with its anonymous volumes, and the lab directory if this object made it.

@@ -23,6 +23,14 @@ ROOT = Path(__file__).resolve().parents[1]
 INVOKE = str(Path(sys.executable).with_name("invoke"))
 
 
+@pytest.fixture
+def no_lab_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's own LAB_* values must not leak into a test's tmp-dir lab."""
+    for key in list(os.environ):
+        if key.startswith("LAB_"):
+            monkeypatch.delenv(key)
+
+
 @pytest.fixture(scope="session")
 def standin_image() -> str:
     """The Amlen stand-in image (test infrastructure): $STANDIN_IMAGE, else built or reused now."""

@@ -35,12 +35,7 @@ from lab.settings import Settings, load_settings
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The developer's own LAB_* values must not leak into these tmp-dir labs.
-    for key in list(os.environ):
-        if key.startswith("LAB_"):
-            monkeypatch.delenv(key)
+pytestmark = pytest.mark.usefixtures("no_lab_env")
 
 
 @pytest.fixture

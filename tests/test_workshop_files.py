@@ -26,12 +26,7 @@ from lab.workshop.status import _when, join_connections
 from tests.conftest import INVOKE, ROOT
 from tests.helpers import free_port
 
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("LAB_"):
-            monkeypatch.delenv(key)
+pytestmark = pytest.mark.usefixtures("no_lab_env")
 
 
 @pytest.fixture

@@ -83,13 +83,9 @@ def server_log(run: Run) -> None:
     """What Amlen's own log says about endpoints that take no connection (CWLNA1119, CWLNA1102)."""
     if run.container is None:
         return run.skip("Amlen's log", "the lab container running")
-    from lab.amlen import explain_server_log
-    from lab.runtime import read_server_logs
+    from lab.runtime import connection_log_findings
 
-    text = read_server_logs(run.container, lines=400, names=("imaserver-connection.log", "imaserver-default.log"))
-    findings: list[str] = []
-    for name in (run.settings.tls_endpoint, run.settings.mtls_endpoint):
-        findings += [words for words in explain_server_log(text, name) if words not in findings]
+    findings = connection_log_findings(run.container, run.settings.tls_endpoint, run.settings.mtls_endpoint)
     if not findings:
         return run.add("Amlen's log", Status.OK, "no refused connections (CWLNA1119) or unbound ports (CWLNA1102)")
     trouble = any(check.status is Status.FAIL for check in run.checks)

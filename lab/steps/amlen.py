@@ -6,7 +6,7 @@ import ssl
 from pathlib import Path
 
 from lab import runtime
-from lab.amlen import AmlenClient, AmlenObject, explain_server_log
+from lab.amlen import AmlenClient, AmlenObject
 from lab.certs import pki_paths
 from lab.configure import ObjectAction, ObjectResult, confirm_live, converge, desired_objects, endpoint_probes, teardown
 from lab.steps.context import LabContext
@@ -77,7 +77,7 @@ class AmlenConfigStep:
 
 
 class EndpointsLiveStep:
-    """Both endpoints are in Amlen's monitor and complete a TLS handshake (a 200 is not a bound port)."""
+    """Both endpoints are in Amlen's monitor and answer an MQTT CONNECT with a CONNACK (a 200 is not a bound port)."""
 
     name = "endpoints live"
 
@@ -101,9 +101,7 @@ def _log_findings(ctx: LabContext, endpoint: str) -> list[str]:
     container = ctx.container or runtime.find_lab_container(ctx.docker, ctx.settings)
     if container is None:
         return []
-    text = runtime.read_server_logs(container, lines=400,
-                                    names=("imaserver-connection.log", "imaserver-default.log"))
-    return explain_server_log(text, endpoint)
+    return runtime.connection_log_findings(container, endpoint)
 
 
 def _der(path: Path) -> bytes:

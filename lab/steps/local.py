@@ -30,7 +30,7 @@ class CertificatesStep:
         results = ensure_certificates(ctx.settings, server_addresses=[exposed] if exposed else [])
         if ctx.options.verify:
             # Verification's client from another CA, made now, while Amlen boots, rather than in row 4.
-            foreign_client(ctx.settings.lab_dir / "verify")
+            foreign_client(ctx.settings.verify_dir)
         created = [str(r.path) for r in results if r.action is Action.CREATED]
         if created:
             ctx.ledger.append("files", {"run": ctx.run_id, "paths": created})
@@ -63,12 +63,12 @@ class CertificatesStep:
             for path in sorted(pki.dir.glob("*")) if pki.dir.exists() else []:
                 path.unlink()
                 removed += 1
-            for path in (pki.passphrase_file, *sorted((ctx.settings.lab_dir / "verify").glob("*"))):
+            for path in (pki.passphrase_file, *sorted(ctx.settings.verify_dir.glob("*"))):
                 if path.exists():
                     path.unlink()
                     removed += 1
             with contextlib.suppress(OSError):
-                (ctx.settings.lab_dir / "verify").rmdir()  # verification's throwaway foreign CA
+                ctx.settings.verify_dir.rmdir()  # verification's throwaway foreign CA
             with contextlib.suppress(OSError):
                 pki.dir.rmdir()
         untrusted = f"; removed the CA from {len(trusted)} NSS databases" if trusted else ""
