@@ -175,8 +175,8 @@ def logs(c: Context, follow: bool = False, lines: int = 50) -> None:
 @task(help={"new_ca": "replace the CA and re-issue every certificate it signed (the old CA is gone for good)"})
 def certs(c: Context, new_ca: bool = False) -> None:
     """Make or refresh the CA, server and client certificates (keeps what is still good)."""
-    from lab.certs import ensure_certificates
     from lab.files import lab_lock
+    from lab.pki.leaves import ensure_certificates
     from lab.report import print_rows
 
     with _lab_errors():
@@ -192,8 +192,8 @@ def certs(c: Context, new_ca: bool = False) -> None:
 })
 def client_cert(c: Context, name: list[str], force: bool = False) -> None:
     """Make more client certificates from the lab CA, e.g. --name alice,bob."""
-    from lab.certs import issue_client_certs
     from lab.files import lab_lock
+    from lab.pki.leaves import issue_client_certs
     from lab.report import print_rows
 
     names = [part.strip() for value in name for part in value.split(",") if part.strip()]
@@ -210,7 +210,7 @@ def client_cert(c: Context, name: list[str], force: bool = False) -> None:
 })
 def trust(c: Context, install: bool = False, uninstall: bool = False) -> None:
     """Browser trust for the lab CA: show where and how (default), --install it, or --uninstall it."""
-    from lab import trust as lab_trust
+    from lab.pki import trust as lab_trust
     from lab.report import print_trust_guide
 
     if install and uninstall:

@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lab.certs import ensure_certificates, issue_client_certs  # noqa: E402
+from lab.pki.leaves import ensure_certificates, issue_client_certs  # noqa: E402
 from lab.settings import load_settings  # noqa: E402
 
 HOSTNAME = "testserver.getting.started"

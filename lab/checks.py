@@ -33,10 +33,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from lab.certinfo import pki_paths
-from lab.certs import foreign_client
 from lab.errors import CheckError
 from lab.mqtt import ConnectOutcome, Protocol, round_trip, try_connect
+from lab.pki.leaves import foreign_client
+from lab.pki.paths import pki_paths
 from lab.settings import Settings
 from lab.tls import DEFAULT_TIMEOUT, handshake, is_silence, tls_context
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab.certinfo import pki_paths
 from lab.errors import CheckError
+from lab.pki.paths import pki_paths
 from lab.settings import Settings
 
 if TYPE_CHECKING:

@@ -18,9 +18,10 @@ from enum import StrEnum
 from typing import Any
 
 from lab.amlen import AmlenClient, AmlenObject
-from lab.certs import PkiPaths, describe_certificate
 from lab.deadline import Deadline
 from lab.errors import AmlenError, CheckError
+from lab.pki.info import describe_certificate
+from lab.pki.paths import PkiPaths
 from lab.settings import Settings
 
 __all__ = [

@@ -3,7 +3,7 @@
 Each `ManualStep` is a section of the guide tagged with the plan step that does the same for you, so `up
 --explain` prints a step's sections as it runs and `invoke guide` all of them in the guide's order. Values come
 from the code the lab runs: REST bodies from `lab.amlen.payload` over `lab.configure.desired_objects`,
-certificate profiles from `lab.certs`, the container from `lab.runtime.ContainerSpec`. No secret is written
+certificate profiles from `lab.pki.build`, the container from `lab.runtime.ContainerSpec`. No secret is written
 out: openssl reads the CA passphrase from `$LAB_CA_PASSPHRASE`, and no key is read (curl reads the uploads).
 """
 
@@ -19,11 +19,12 @@ from pathlib import Path
 
 from cryptography import x509
 
-from lab import certs
 from lab.amlen import AmlenObject, payload
-from lab.certinfo import EKU_NAMES, KEY_USAGE_NAMES
 from lab.checks import DEFAULT_COUNT, TOPIC, TOPIC_FILTER
 from lab.configure import desired_objects
+from lab.pki import build as certs
+from lab.pki.info import EKU_NAMES, KEY_USAGE_NAMES
+from lab.pki.paths import pki_paths
 from lab.runtime import AMLEN_DATA_PATH, AMLEN_LOG_DIR, ContainerSpec
 from lab.settings import Settings
 from lab.volume import AMLEN_SERVER_CFG, STORE_KEY
@@ -364,7 +365,7 @@ def _objects(settings: Settings) -> list[AmlenObject]:
     `desired_objects` reads the files it uploads; the guide needs only their names and may be written before
     they exist, so it gets empty files of the same names.
     """
-    real = certs.pki_paths(settings)
+    real = pki_paths(settings)
     with tempfile.TemporaryDirectory(prefix="amlen-lab-guide-") as tmp:
         names = Path(tmp)
         placeholders = dataclasses.replace(
@@ -390,7 +391,7 @@ def _webui(obj: AmlenObject, settings: Settings) -> str:
 
 def _pki_names(settings: Settings) -> tuple[str, str, str, str]:
     """(CA key, CA certificate, server key, server certificate): the lab's file names, without directories."""
-    pki = certs.pki_paths(settings)
+    pki = pki_paths(settings)
     return pki.ca_key.name, pki.ca_cert.name, pki.server_key.name, pki.server_cert.name
 
 

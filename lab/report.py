@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from lab.doctor import DoctorReport
     from lab.guide import Explanation, GuideResult
     from lab.image import LoadedImage, SavedImage
-    from lab.trust import TrustGuide
+    from lab.pki.trust import TrustGuide
 
 __all__ = [
     "StepPrinter",
@@ -158,7 +158,7 @@ def print_rows(title: str, columns: Iterable[str], rows: Iterable[Iterable[Any]]
 
 def up_summary(settings: Settings) -> Mapping[str, Any]:
     """What a user needs after `up`: endpoints, files and copy-paste commands for the guide's clients."""
-    from lab.certinfo import pki_paths
+    from lab.pki.paths import pki_paths
 
     pki = pki_paths(settings)
     client = settings.client_names[0]

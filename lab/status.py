@@ -90,7 +90,8 @@ def _hosts(settings: Settings) -> dict[str, Any]:
 
 
 def _certificates(settings: Settings) -> dict[str, Any]:
-    from lab.certinfo import describe_certificate, pki_paths
+    from lab.pki.info import describe_certificate
+    from lab.pki.paths import pki_paths
 
     pki = pki_paths(settings)
     certs = {}

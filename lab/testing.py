@@ -1,7 +1,7 @@
 """A TLS-ready Amlen for other projects' tests: a testcontainers module built on the lab's own code.
 
 `AmlenLabContainer` starts an Amlen image on random free host ports and, before `start()` returns, runs the
-same sequence as `invoke up` minus the hosts file: the lab's certificates (`lab.certs`), readiness through the
+same sequence as `invoke up` minus the hosts file: the lab's certificates (`lab.pki`), readiness through the
 status API (`lab.waits`), the guide's objects (`lab.configure.converge`) and a TLS handshake on both endpoints
 (`lab.configure.confirm_live`). Certificates are made in a thread while Docker starts the container.
 
@@ -48,9 +48,10 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.exceptions import ContainerStartException
 
 from lab.amlen import AmlenClient
-from lab.certs import ensure_certificates, issue_client_certs, pki_paths
 from lab.configure import confirm_live, converge, desired_objects, endpoint_probes
 from lab.errors import CheckError, ContainerError, LabError
+from lab.pki.leaves import ensure_certificates, issue_client_certs
+from lab.pki.paths import pki_paths
 from lab.runtime import (
     AMLEN_ADMIN_PORT,
     connection_log_findings,

@@ -26,11 +26,11 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from lab.browser import DEFAULT_TOPIC, STATIC_DIR, has_desktop, page_config, serve_page
-from lab.certs import pki_paths
 from lab.errors import LabError
+from lab.pki.paths import pki_paths
+from lab.pki.trust import ca_nickname, find_nss_dbs, install_ca
 from lab.settings import Settings, load_settings
 from lab.tls import tls_context
-from lab.trust import ca_nickname, find_nss_dbs, install_ca
 from tests.conftest import LabEnv
 
 REPO = Path(__file__).resolve().parents[1]

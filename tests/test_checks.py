@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from lab.certinfo import pki_paths
-from lab.certs import make_foreign_client
 from lab.checks import CheckResult, verify
 from lab.errors import CheckError
 from lab.mqtt import Protocol, publish, subscribe
+from lab.pki.leaves import make_foreign_client
+from lab.pki.paths import pki_paths
 from lab.settings import Settings, load_settings
 from lab.tls import tls_context
 from tests.helpers import free_port

@@ -19,12 +19,15 @@ import docker
 import pytest
 
 from lab.amlen import payload
-from lab.certinfo import describe_certificate, lint_certificates, pki_paths
-from lab.certs import Action, ensure_certificates
 from lab.checks import Target, run_matrix
 from lab.configure import desired_objects
 from lab.explain import guide_steps, teardown_steps
 from lab.guide import explanation, guide_markdown, guide_script
+from lab.pki.disk import Action
+from lab.pki.info import describe_certificate
+from lab.pki.leaves import ensure_certificates
+from lab.pki.lint import lint_certificates
+from lab.pki.paths import pki_paths
 from lab.plan import configure_steps, up_steps
 from lab.settings import Settings, load_settings
 from tests.conftest import INVOKE, ROOT, LabEnv

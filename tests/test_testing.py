@@ -21,9 +21,9 @@ import docker.errors
 import paho.mqtt.client as paho
 import pytest
 
-from lab.certs import make_foreign_client
 from lab.errors import AmlenError, CheckError, ContainerError
 from lab.mqtt import try_connect
+from lab.pki.leaves import make_foreign_client
 from lab.testing import AmlenLabContainer
 from lab.tls import tls_context
 

@@ -17,10 +17,13 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from lab.certs import Action, ensure_certificates, lab_ca, pki_paths
+from lab.pki.ca import lab_ca
+from lab.pki.crl import ensure_crl, read_crl, revoked_serials
+from lab.pki.disk import Action
+from lab.pki.leaves import ensure_certificates
+from lab.pki.paths import pki_paths
 from lab.settings import Settings, load_settings
 from lab.workshop.bundle import access, readme_text, write_bundle
-from lab.workshop.crl import ensure_crl, read_crl, revoked_serials
 from lab.workshop.seats import existing_seats, issue_seat_certs, seat_files
 from lab.workshop.status import _when, join_connections
 from tests.conftest import INVOKE, ROOT

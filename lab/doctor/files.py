@@ -7,9 +7,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from lab.certinfo import CertInfo, describe_certificate, lint_certificates, pki_paths
 from lab.doctor import EXPIRY_WARN_DAYS, Run, Status
 from lab.errors import LabError
+from lab.pki.info import CertInfo, describe_certificate
+from lab.pki.lint import lint_certificates
+from lab.pki.paths import pki_paths
 
 # --- local files ------------------------------------------------------------------------------------------
 

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from lab.certinfo import describe_certificate, pki_paths
 from lab.doctor import EXPIRY_WARN_DAYS, Run, Status
 from lab.doctor.files import cert_data, cert_line
 from lab.errors import LabError
 from lab.hosts import hosts_status
+from lab.pki.info import describe_certificate
+from lab.pki.paths import pki_paths
 from lab.tls import handshake, tls_context
 
 _TCP_TIMEOUT = 2.0

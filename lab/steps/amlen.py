@@ -7,8 +7,8 @@ from pathlib import Path
 
 from lab import runtime
 from lab.amlen import AmlenClient, AmlenObject
-from lab.certs import pki_paths
 from lab.configure import ObjectAction, ObjectResult, confirm_live, converge, desired_objects, endpoint_probes, teardown
+from lab.pki.paths import pki_paths
 from lab.steps.context import LabContext
 from lab.tls import handshake, tls_context
 

@@ -15,15 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.amlen import AmlenClient, is_ready
-from lab.certs import Action, FileResult, LabCa, lab_ca, pki_paths
 from lab.configure import EndpointProbe, ObjectAction, ObjectResult, confirm_live
 from lab.errors import WorkshopError
 from lab.files import lab_lock
 from lab.ledger import Ledger
+from lab.pki.build import LabCa
+from lab.pki.ca import lab_ca
+from lab.pki.crl import ensure_crl, read_crl, revoked_serials
+from lab.pki.disk import Action, FileResult
+from lab.pki.paths import pki_paths
 from lab.settings import Settings
 from lab.tls import tls_context
 from lab.workshop.bundle import Access, access, write_bundle
-from lab.workshop.crl import ensure_crl, read_crl, revoked_serials
 from lab.workshop.objects import ENDPOINT, apply_workshop, workshop_objects
 from lab.workshop.roster import SeatName, validate
 from lab.workshop.seats import SeatFiles, existing_seats, issue_seat_certs, read_seat_cert, seat_files, workshop_dir

@@ -1,7 +1,7 @@
 """What the lab's certificates look like, and the builders that make them with `cryptography`.
 
 The profile (key size, names, usages, lifetimes' clock skew) is public so `invoke guide` writes the same
-certificates as openssl commands; `lab.certs` decides when to make which file and keeps them on disk.
+certificates as openssl commands; `lab.pki.ca` and `lab.pki.leaves` decide when to make which file.
 """
 
 from __future__ import annotations

@@ -1,0 +1,140 @@
+"""The lab CA: made once, then reused byte for byte, with its key encrypted at rest like the guide's `genrsa -des3`.
+
+The CA is precious (browsers and other participants may trust it), so nothing here replaces it unless asked
+(`new_ca`, i.e. `invoke certs --new-ca`). The passphrase is LAB_CA_PASSPHRASE, else one generated once into
+the lab directory (0600) and never printed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from lab.errors import CertError
+from lab.pki.build import KEY_BITS, LabCa, build_ca_cert, cert_pem, new_key, now
+from lab.pki.disk import Action, FileResult, prepare_dir, read, read_cert, write
+from lab.pki.info import days_left, key_matches
+from lab.pki.paths import PkiPaths, pki_paths
+from lab.settings import Settings
+
+__all__ = ["ensure_ca", "lab_ca"]
+
+
+def lab_ca(settings: Settings) -> LabCa:
+    """The lab CA, loaded with its passphrase (made first when there is none, as `invoke client-cert` does)."""
+    paths = pki_paths(settings)
+    prepare_dir(paths.dir)
+    return ensure_ca(settings, paths, new_ca=False, results=[])
+
+
+def ensure_ca(settings: Settings, paths: PkiPaths, *, new_ca: bool, results: list[FileResult]) -> LabCa:
+    """Load the existing CA (byte for byte untouched) or make one; record what happened in `results`.
+
+    Raises CertError when the CA key cannot be decrypted, its certificate belongs to another key, or it expired.
+    """
+    have_key, have_cert = paths.ca_key.exists(), paths.ca_cert.exists()
+    if not new_ca and have_key:
+        passphrase = _passphrase(settings, paths, results=results, create=False)
+        key = _load_ca_key(paths.ca_key, passphrase)
+        if have_cert:
+            cert = read_cert(paths.ca_cert)
+            if not key_matches(key, cert):
+                raise CertError(
+                    f"{paths.ca_cert} does not belong to the key {paths.ca_key}",
+                    "restore the matching pair from a backup, or start over with `invoke certs --new-ca`",
+                )
+            _refuse_expired_ca(cert, paths.ca_cert)
+            results += [
+                FileResult(paths.ca_key, Action.REUSED, "existing CA key (encrypted)"),
+                FileResult(paths.ca_cert, Action.REUSED, f"valid for {days_left(cert)} more days"),
+            ]
+            return LabCa(key, cert)
+        # Same key and subject give the same SKI, so certificates it signed before still chain.
+        cert = build_ca_cert(key, days=settings.ca_days)
+        write(paths.ca_cert, cert_pem(cert), mode=0o644)
+        results += [
+            FileResult(paths.ca_key, Action.REUSED, "existing CA key (encrypted)"),
+            FileResult(paths.ca_cert, Action.REISSUED, "was missing; re-made from the existing CA key"),
+        ]
+        return LabCa(key, cert)
+    if not new_ca and have_cert:
+        raise CertError(
+            f"the CA certificate {paths.ca_cert} exists but its key {paths.ca_key} is missing",
+            "restore myCA.key from a backup; or make a new CA with `invoke certs --new-ca` "
+            "and trust the new myCA.pem wherever the old one was trusted",
+        )
+    passphrase = _passphrase(settings, paths, results=results, create=True)
+    key = new_key()
+    cert = build_ca_cert(key, days=settings.ca_days)
+    action, reason = (Action.REISSUED, "--new-ca asked for it") if have_key else (Action.CREATED, "new CA")
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase),
+    )
+    # Key first: a crash between the writes leaves a key without its certificate, which the next run repairs.
+    write(paths.ca_key, key_pem, mode=0o600)
+    write(paths.ca_cert, cert_pem(cert), mode=0o644)
+    results += [
+        FileResult(paths.ca_key, action, f"{reason}; RSA {KEY_BITS}, encrypted with the CA passphrase"),
+        FileResult(paths.ca_cert, action, f"{reason}; valid for {settings.ca_days} days"),
+    ]
+    return LabCa(key, cert)
+
+
+def _passphrase(settings: Settings, paths: PkiPaths, *, results: list[FileResult], create: bool) -> bytes:
+    """LAB_CA_PASSPHRASE if set, else the one kept in the lab directory, generated once when `create`."""
+    # An empty LAB_CA_PASSPHRASE= line in .env means "not set" (and PEM encryption needs a non-empty one).
+    if settings.ca_passphrase is not None and settings.ca_passphrase.get_secret_value():
+        return settings.ca_passphrase.get_secret_value().encode()
+    file = paths.passphrase_file
+    if file.exists():
+        try:
+            value = file.read_bytes().strip()
+        except OSError as exc:
+            raise CertError(f"cannot read {file}: {exc.strerror}", "check its permissions") from exc
+        if value:
+            results.append(FileResult(file, Action.REUSED, "CA passphrase (never printed)"))
+            return value
+    if not create:
+        raise CertError(
+            f"the CA key {paths.ca_key} is encrypted, but LAB_CA_PASSPHRASE is not set and {file} is missing",
+            "set LAB_CA_PASSPHRASE to the CA's passphrase; only if it is lost, `invoke certs --new-ca` "
+            "makes a new CA, and mind that the CA is precious: everything that trusts it must be updated",
+        )
+    value = secrets.token_urlsafe(32).encode()
+    write(file, value + b"\n", mode=0o600)
+    results.append(FileResult(file, Action.CREATED, "generated CA passphrase (never printed)"))
+    return value
+
+
+def _load_ca_key(path: Path, passphrase: bytes) -> rsa.RSAPrivateKey:
+    data = read(path)
+    # OpenSSL's RSA self-check costs ~35 ms per key load; the lab made this key, and `key_matches` still ties
+    # it to myCA.pem, so the check would only slow every `up` down.
+    try:
+        key = serialization.load_pem_private_key(data, password=passphrase, unsafe_skip_rsa_key_validation=True)
+    except TypeError:
+        # An unencrypted CA key (e.g. the user's own) still works; the lint is not about the CA key.
+        key = serialization.load_pem_private_key(data, password=None, unsafe_skip_rsa_key_validation=True)
+    except ValueError as exc:
+        raise CertError(
+            f"cannot decrypt the CA key {path}: wrong passphrase (or not a PEM key)",
+            "set LAB_CA_PASSPHRASE to the passphrase it was made with; only if it is lost, run "
+            "`invoke certs --new-ca`, and mind that the CA is precious: everything that trusts it must be updated",
+        ) from exc
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise CertError(f"the CA key {path} is not an RSA key", "make a new CA with `invoke certs --new-ca`")
+    return key
+
+
+def _refuse_expired_ca(cert: x509.Certificate, path: Path) -> None:
+    if cert.not_valid_after_utc <= now():
+        raise CertError(
+            f"the CA {path} expired on {cert.not_valid_after_utc:%Y-%m-%d}",
+            "make a new CA with `invoke certs --new-ca` and trust the new myCA.pem",
+        )

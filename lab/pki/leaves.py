@@ -1,0 +1,237 @@
+"""Server and client certificates from the lab CA: issued, reused while good, re-issued when they would not work.
+
+Files live in `settings.pki_dir` (mode 0700) under the guide's names: `test.server.key` / `test.server.crt`,
+`<client>.key` / `<client>.crt`. Amlen's rules shape the choices: every key is RSA 2048 (Amlen matches key
+and certificate by RSA modulus and rejects other key types) and leaf keys are written unencrypted (Amlen
+crashes on encrypted keys, issues #188/#189).
+
+Everything is idempotent: the CA (`lab.pki.ca`) is reused unless `new_ca=True`; leaves are re-issued only
+when they would not work (missing, wrong CA, wrong host name, key mismatch, expiring soon).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from lab.errors import CertError
+from lab.pki.build import (
+    KEY_BITS,
+    RENEW_WITHIN_DAYS,
+    LabCa,
+    ServerNames,
+    build_ca_cert,
+    build_leaf,
+    cert_pem,
+    key_pem,
+    lifetime_days,
+    new_key,
+    new_keys,
+)
+from lab.pki.ca import ensure_ca
+from lab.pki.disk import Action, FileResult, prepare_dir, read, read_cert, write
+from lab.pki.info import common_name, days_left, describe_certificate, dns_names, is_issued_by, key_matches
+from lab.pki.paths import PkiPaths, pki_paths
+from lab.settings import Settings
+
+__all__ = [
+    "ensure_certificates",
+    "ensure_leaves",
+    "foreign_client",
+    "issue_client_certs",
+    "make_foreign_client",
+    "server_dns_names",
+]
+
+# Client names become file names and CNs; the same rule as LAB_CLIENT_NAMES in lab.settings.
+_CLIENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def server_dns_names(settings: Settings) -> tuple[str, ...]:
+    """The DNS names the server certificate carries: the lab's host name, and LAB_WORKSHOP_HOSTNAME if set."""
+    extra = (settings.workshop_hostname,) if settings.workshop_hostname else ()
+    return tuple(dict.fromkeys((settings.hostname, *extra)))
+
+
+def ensure_certificates(
+    settings: Settings, *, new_ca: bool = False, server_addresses: Sequence[str] = ()
+) -> list[FileResult]:
+    """Make or refresh the guide's set: CA, server certificate and the configured client certificates.
+
+    An existing CA is reused unless `new_ca` is true; then every leaf is re-issued, since the old ones no
+    longer chain. `server_addresses` are IP addresses the server certificate must also carry (a workshop port
+    exposed on the network, for participants who connect by address); a certificate that already names them
+    all is kept. Raises CertError when the CA key cannot be decrypted or a file cannot be written.
+    """
+    paths = pki_paths(settings)
+    names = _client_names(settings.client_names, paths, setting="LAB_CLIENT_NAMES")
+    prepare_dir(paths.dir)
+    results: list[FileResult] = []
+    ca = ensure_ca(settings, paths, new_ca=new_ca, results=results)
+    wanted = ServerNames(server_dns_names(settings), tuple(str(ipaddress.ip_address(a)) for a in server_addresses))
+    server = [(settings.hostname, paths.server_key, paths.server_cert)]
+    results += _ensure_leaves(ca, server, days=settings.server_days, server=wanted)
+    clients = [(name, *paths.client(name)) for name in names]
+    results += _ensure_leaves(ca, clients, days=settings.client_days)
+    return results
+
+
+def ensure_leaves(
+    ca: LabCa, leaves: Sequence[tuple[str, Path, Path]], *, days: int, force: bool = False
+) -> list[FileResult]:
+    """Client certificates (common name, key path, certificate path) signed by `ca`: reused while good.
+
+    The same rules as the lab's own client certificates: re-issued when missing, not from `ca`, for another
+    CN, mismatched or expiring within RENEW_WITHIN_DAYS; `force` re-issues them all (new key, new serial).
+    Keys are written 0600; new keys are generated in parallel.
+    """
+    return _ensure_leaves(ca, list(leaves), days=days, force=force)
+
+
+def issue_client_certs(settings: Settings, names: Iterable[str], *, force: bool = False) -> list[FileResult]:
+    """Make client certificates `<name>.key`/`<name>.crt` signed by the lab CA (made first if missing).
+
+    Existing valid ones are reused unless `force`. The CA key is decrypted once, so many names are cheap
+    (the RSA key generation, ~40 ms each, dominates).
+    """
+    paths = pki_paths(settings)
+    wanted = _client_names(names, paths, setting="--name")
+    if not wanted:
+        raise CertError("no client name given", "pass --name NAME, or several at once: --name a,b,c")
+    prepare_dir(paths.dir)
+    results: list[FileResult] = []
+    ca = ensure_ca(settings, paths, new_ca=False, results=results)
+    clients = [(name, *paths.client(name)) for name in wanted]
+    results += _ensure_leaves(ca, clients, days=settings.client_days, force=force)
+    return results
+
+
+def _client_names(names: Iterable[str], paths: PkiPaths, *, setting: str) -> list[str]:
+    """The names without repeats; CertError for one that is no safe file name or would overwrite the CA/server."""
+    wanted = list(dict.fromkeys(names))
+    reserved = {paths.ca_key.stem, paths.server_key.stem}
+    for name in wanted:
+        if not _CLIENT_NAME.match(name) or name in reserved:
+            raise CertError(
+                f"{setting}: {name!r} is not a usable client name",
+                "use letters, digits, '.', '_' or '-', at most 64, and neither 'myCA' nor 'test.server'",
+            )
+    return wanted
+
+
+def make_foreign_client(directory: Path, name: str = "intruder") -> tuple[Path, Path, Path]:
+    """Write a throwaway CA plus a client key/cert it signed, NOT from the lab CA: for negative tests.
+
+    Returns (foreign CA certificate, client key, client certificate); a mutual-TLS port must refuse them.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key = new_key()
+    ca = LabCa(ca_key, build_ca_cert(ca_key, days=30, cn=f"{name} foreign CA"))
+    key = new_key()
+    cert = build_leaf(ca, key, name, days=30)
+    ca_path = directory / f"{name}-CA.pem"
+    key_path, cert_path = directory / f"{name}.key", directory / f"{name}.crt"
+    write(ca_path, cert_pem(ca.cert), mode=0o644)
+    write(key_path, key_pem(key), mode=0o600)
+    write(cert_path, cert_pem(cert), mode=0o644)
+    return ca_path, key_path, cert_path
+
+
+def foreign_client(directory: Path, name: str = "intruder") -> tuple[Path, Path]:
+    """(key, certificate) of a client from another CA, kept in `directory` and made again only when missing or
+    about to expire: the verification's row 4, without two fresh RSA keys on every run."""
+    key, cert = directory / f"{name}.key", directory / f"{name}.crt"
+    if not (key.is_file() and cert.is_file()) or describe_certificate(cert).days_left < 1:
+        _ca, key, cert = make_foreign_client(directory, name)
+    return key, cert
+
+
+# --- leaves ---------------------------------------------------------------------------------------------
+
+
+def _ensure_leaves(
+    ca: LabCa,
+    leaves: list[tuple[str, Path, Path]],
+    *,
+    days: int,
+    server: ServerNames | None = None,
+    force: bool = False,
+) -> list[FileResult]:
+    """Reuse each working (name, key path, cert path) pair, or issue a fresh one and say why.
+
+    `server` makes them server certificates naming those DNS names and addresses; otherwise client ones.
+    """
+    problems = ["--force" if force else _leaf_problem(ca, k, c, n, server=server) for n, k, c in leaves]
+    keys = iter(new_keys(sum(problem is not None for problem in problems)))
+    results: list[FileResult] = []
+    for (name, key_path, cert_path), problem in zip(leaves, problems, strict=True):
+        if problem is None:
+            cert = read_cert(cert_path)
+            results += [
+                FileResult(key_path, Action.REUSED, f"RSA {KEY_BITS}, matches the certificate"),
+                FileResult(cert_path, Action.REUSED, f"signed by the CA, valid for {days_left(cert)} more days"),
+            ]
+            continue
+        key = next(keys)
+        cert = build_leaf(ca, key, name, days=days, server=server)
+        # Key first: a crash in between leaves a mismatched pair, which the next run detects and re-issues.
+        write(key_path, key_pem(key), mode=0o600)
+        write(cert_path, cert_pem(cert), mode=0o644)
+        action = Action.CREATED if problem == "missing" else Action.REISSUED
+        results += [
+            FileResult(key_path, action, f"{problem}; new RSA {KEY_BITS} key, unencrypted (Amlen needs that)"),
+            FileResult(cert_path, action, f"{problem}; valid for {lifetime_days(cert)} days"),
+        ]
+    return results
+
+
+def _leaf_problem(
+    ca: LabCa, key_path: Path, cert_path: Path, name: str, *, server: ServerNames | None
+) -> str | None:
+    """Why this leaf must be (re-)issued, in words; None when it is fine as it is."""
+    if not cert_path.exists():
+        return "missing"
+    if not key_path.exists():
+        return "its key file is missing"
+    try:
+        cert = x509.load_pem_x509_certificate(read(cert_path))
+        # Only the public half is compared here; the full RSA consistency check (about 35 ms a key) is left to
+        # the lint that runs before any upload, so a warm `up` does not pay for it twice.
+        key = serialization.load_pem_private_key(read(key_path), password=None, unsafe_skip_rsa_key_validation=True)
+    except (ValueError, TypeError):
+        return "the key or certificate cannot be read (or the key is encrypted)"
+    if not isinstance(key, rsa.RSAPrivateKey):
+        return "the key is not RSA"
+    if not key_matches(key, cert):
+        return "the key does not match the certificate"
+    if not is_issued_by(cert, ca.cert):
+        return "not signed by the current CA"
+    if server is not None:
+        names = dns_names(cert)
+        if name not in names:
+            return f"issued for {', '.join(names) or 'no DNS name'}, not {name}"
+        # Extra names are added, never dropped: a participant may still use an address the lab exposed before.
+        missing = [n for n in server.dns if n not in names]
+        missing += [a for a in server.ips if a not in _ip_names(cert)]
+        if missing:
+            return f"does not name {', '.join(missing)}"
+    elif common_name(cert) != name:
+        return f"its CN is {common_name(cert)!r}, not {name!r}"
+    left = days_left(cert)
+    if left < RENEW_WITHIN_DAYS:
+        return f"expired {-left} days ago" if left < 0 else f"expires in {left} days"
+    return None
+
+
+def _ip_names(cert: x509.Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(address) for address in san.get_values_for_type(x509.IPAddress)]
