@@ -95,7 +95,9 @@ def _certificates(settings: Settings) -> dict[str, Any]:
 
     pki = pki_paths(settings)
     certs = {}
-    for label, path in (("CA", pki.ca_cert), ("server", pki.server_cert)):
+    # The server certificate is the leaf Amlen serves (the first of the served file: your own, with LAB_SERVER_CERT).
+    files = [("CA", pki.ca_cert)] + ([("intermediate CA", pki.intermediate_cert)] if pki.two_tier else [])
+    for label, path in (*files, ("server", pki.served_cert)):
         if path.exists():
             info = describe_certificate(path)
             certs[label] = {"path": str(path), "expires": info.not_after.isoformat(), "days_left": info.days_left}

@@ -11,9 +11,11 @@ when they would not work (missing, wrong CA, wrong host name, key mismatch, expi
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -33,19 +35,23 @@ from lab.pki.build import (
     lifetime_days,
     new_key,
     new_keys,
+    now,
 )
-from lab.pki.ca import ensure_ca
+from lab.pki.ca import ensure_signing_ca
 from lab.pki.disk import Action, FileResult, prepare_dir, read, read_cert, write
 from lab.pki.info import common_name, days_left, describe_certificate, dns_names, is_issued_by, key_matches
-from lab.pki.paths import PkiPaths, pki_paths
+from lab.pki.paths import PkiPaths, chain_of, pki_paths
 from lab.settings import Settings
 
 __all__ = [
+    "Validity",
     "ensure_certificates",
     "ensure_leaves",
     "foreign_client",
     "issue_client_certs",
     "make_foreign_client",
+    "parse_validity",
+    "rotate_server",
     "server_dns_names",
 ]
 
@@ -62,23 +68,54 @@ def server_dns_names(settings: Settings) -> tuple[str, ...]:
 def ensure_certificates(
     settings: Settings, *, new_ca: bool = False, server_addresses: Sequence[str] = ()
 ) -> list[FileResult]:
-    """Make or refresh the guide's set: CA, server certificate and the configured client certificates.
+    """Make or refresh the guide's set: CA (and intermediate), server certificate, the configured clients.
 
     An existing CA is reused unless `new_ca` is true; then every leaf is re-issued, since the old ones no
     longer chain. `server_addresses` are IP addresses the server certificate must also carry (a workshop port
     exposed on the network, for participants who connect by address); a certificate that already names them
-    all is kept. Raises CertError when the CA key cannot be decrypted or a file cannot be written.
+    all is kept. With LAB_SERVER_CERT the user's certificate is checked and its chain written in serving order
+    instead of a server certificate being made. Raises CertError when the CA key cannot be decrypted, a file
+    cannot be written, or the user's certificate would not work.
     """
     paths = pki_paths(settings)
     names = _client_names(settings.client_names, paths, setting="LAB_CLIENT_NAMES")
+    own = None
+    if settings.own_server:
+        from lab.pki.own import load_own_server
+
+        own = load_own_server(settings)  # before anything is written: a bad file changes nothing
     prepare_dir(paths.dir)
     results: list[FileResult] = []
-    ca = ensure_ca(settings, paths, new_ca=new_ca, results=results)
-    wanted = ServerNames(server_dns_names(settings), tuple(str(ipaddress.ip_address(a)) for a in server_addresses))
-    server = [(settings.hostname, paths.server_key, paths.server_cert)]
-    results += _ensure_leaves(ca, server, days=settings.server_days, server=wanted)
+    ca = ensure_signing_ca(settings, paths, new_ca=new_ca, results=results)
+    if own is not None:
+        from lab.pki.own import write_own_server
+
+        results += write_own_server(settings, own)
+    else:
+        results += _ensure_server(settings, ca, server_addresses)
     clients = [(name, *paths.client(name)) for name in names]
     results += _ensure_leaves(ca, clients, days=settings.client_days)
+    return results
+
+
+def rotate_server(settings: Settings) -> list[FileResult]:
+    """A new server key and certificate (new serial) from the same CA, and its chain file: `--rotate`."""
+    paths = pki_paths(settings)
+    prepare_dir(paths.dir)
+    results: list[FileResult] = []
+    ca = ensure_signing_ca(settings, paths, new_ca=False, results=results)
+    return results + _ensure_server(settings, ca, (), force=True)
+
+
+def _ensure_server(settings: Settings, ca: LabCa, addresses: Sequence[str], *, force: bool = False
+                   ) -> list[FileResult]:
+    paths = pki_paths(settings)
+    wanted = ServerNames(server_dns_names(settings), tuple(str(ipaddress.ip_address(a)) for a in addresses))
+    server = [(settings.hostname, paths.server_key, paths.server_cert)]
+    results = _ensure_leaves(ca, server, days=settings.server_days, server=wanted, force=force, chains=False)
+    # What Amlen serves after the leaf: the intermediate (LAB_PKI=intermediate), then the root (LAB_SERVE_ROOT).
+    after = ca.chain + ((_root(paths),) if settings.serve_root else ())
+    results += _write_chain(paths.server_cert, after)
     return results
 
 
@@ -89,16 +126,47 @@ def ensure_leaves(
 
     The same rules as the lab's own client certificates: re-issued when missing, not from `ca`, for another
     CN, mismatched or expiring within RENEW_WITHIN_DAYS; `force` re-issues them all (new key, new serial).
-    Keys are written 0600; new keys are generated in parallel.
+    Keys are written 0600; new keys are generated in parallel. A CA that is an intermediate puts a chain file
+    (leaf, then intermediate) beside each certificate.
     """
     return _ensure_leaves(ca, list(leaves), days=days, force=force)
 
 
-def issue_client_certs(settings: Settings, names: Iterable[str], *, force: bool = False) -> list[FileResult]:
+@dataclass(frozen=True)
+class Validity:
+    """An explicit validity for `invoke client-cert` (the expiry drills): from `not_before`, for `days`."""
+
+    not_before: dt.datetime | None = None
+    days: int | None = None
+
+
+def parse_validity(*, expired: bool = False, days: int = 0, not_before: str = "") -> Validity | None:
+    """`invoke client-cert`'s --expired / --days / --not-before as a Validity (None: the usual lifetime)."""
+    if expired and (days or not_before):
+        raise CertError("--expired goes alone (it means: valid for a day, ended yesterday)",
+                        "use --expired, or --days N with --not-before DATE")
+    if days < 0:
+        raise CertError(f"--days must be positive, not {days}", "e.g. --days 3; --expired for one that ended")
+    if expired:
+        return Validity(now() - dt.timedelta(days=2), 1)
+    start = None
+    if not_before:
+        try:
+            start = dt.datetime.fromisoformat(not_before)
+        except ValueError:
+            raise CertError(f"--not-before {not_before!r} is not a date", "e.g. 2030-01-01 or 2030-01-01T08:00 "
+                            "(UTC)") from None
+        start = start.replace(tzinfo=dt.UTC) if start.tzinfo is None else start.astimezone(dt.UTC)
+    return Validity(start, days or None) if start is not None or days else None
+
+
+def issue_client_certs(settings: Settings, names: Iterable[str], *, force: bool = False,
+                       validity: Validity | None = None) -> list[FileResult]:
     """Make client certificates `<name>.key`/`<name>.crt` signed by the lab CA (made first if missing).
 
-    Existing valid ones are reused unless `force`. The CA key is decrypted once, so many names are cheap
-    (the RSA key generation, ~40 ms each, dominates).
+    Existing valid ones are reused unless `force`, or a `validity` is asked for (then they are re-issued with
+    it, even one that expired already or starts in the future: a certificate Amlen must refuse). The CA key
+    is decrypted once, so many names are cheap (the RSA key generation, ~40 ms each, dominates).
     """
     paths = pki_paths(settings)
     wanted = _client_names(names, paths, setting="--name")
@@ -106,21 +174,23 @@ def issue_client_certs(settings: Settings, names: Iterable[str], *, force: bool 
         raise CertError("no client name given", "pass --name NAME, or several at once: --name a,b,c")
     prepare_dir(paths.dir)
     results: list[FileResult] = []
-    ca = ensure_ca(settings, paths, new_ca=False, results=results)
+    ca = ensure_signing_ca(settings, paths, new_ca=False, results=results)
     clients = [(name, *paths.client(name)) for name in wanted]
-    results += _ensure_leaves(ca, clients, days=settings.client_days, force=force)
+    days = validity.days if validity is not None and validity.days is not None else settings.client_days
+    results += _ensure_leaves(ca, clients, days=days, force=force or validity is not None,
+                              not_before=validity.not_before if validity is not None else None)
     return results
 
 
 def _client_names(names: Iterable[str], paths: PkiPaths, *, setting: str) -> list[str]:
     """The names without repeats; CertError for one that is no safe file name or would overwrite the CA/server."""
     wanted = list(dict.fromkeys(names))
-    reserved = {paths.ca_key.stem, paths.server_key.stem}
+    reserved = {paths.ca_key.stem, paths.server_key.stem, paths.intermediate_key.stem, paths.server_ca.stem}
     for name in wanted:
         if not _CLIENT_NAME.match(name) or name in reserved:
             raise CertError(
                 f"{setting}: {name!r} is not a usable client name",
-                "use letters, digits, '.', '_' or '-', at most 64, and neither 'myCA' nor 'test.server'",
+                "use letters, digits, '.', '_' or '-', at most 64, and none of the CA and server files' names",
             )
     return wanted
 
@@ -162,10 +232,14 @@ def _ensure_leaves(
     days: int,
     server: ServerNames | None = None,
     force: bool = False,
+    not_before: dt.datetime | None = None,
+    chains: bool = True,
 ) -> list[FileResult]:
     """Reuse each working (name, key path, cert path) pair, or issue a fresh one and say why.
 
     `server` makes them server certificates naming those DNS names and addresses; otherwise client ones.
+    With `chains`, each certificate gets its chain file when `ca` is an intermediate (and loses a stale one
+    when it is not).
     """
     problems = ["--force" if force else _leaf_problem(ca, k, c, n, server=server) for n, k, c in leaves]
     keys = iter(new_keys(sum(problem is not None for problem in problems)))
@@ -177,18 +251,51 @@ def _ensure_leaves(
                 FileResult(key_path, Action.REUSED, f"RSA {KEY_BITS}, matches the certificate"),
                 FileResult(cert_path, Action.REUSED, f"signed by the CA, valid for {days_left(cert)} more days"),
             ]
+            results += _write_chain(cert_path, ca.chain) if chains else []
             continue
         key = next(keys)
-        cert = build_leaf(ca, key, name, days=days, server=server)
+        cert = build_leaf(ca, key, name, days=days, server=server, not_before=not_before)
         # Key first: a crash in between leaves a mismatched pair, which the next run detects and re-issues.
         write(key_path, key_pem(key), mode=0o600)
         write(cert_path, cert_pem(cert), mode=0o644)
         action = Action.CREATED if problem == "missing" else Action.REISSUED
         results += [
             FileResult(key_path, action, f"{problem}; new RSA {KEY_BITS} key, unencrypted (Amlen needs that)"),
-            FileResult(cert_path, action, f"{problem}; valid for {lifetime_days(cert)} days"),
+            FileResult(cert_path, action, f"{problem}; {_validity_words(cert)}"),
         ]
+        results += _write_chain(cert_path, ca.chain) if chains else []
     return results
+
+
+def _write_chain(cert_path: Path, after: Sequence[x509.Certificate]) -> list[FileResult]:
+    """`<leaf>.chain.pem` = the leaf, then `after`; written only when its bytes change, removed when `after`
+    is empty (the one-tier PKI needs none). The FileResult is there only when something was done."""
+    chain = chain_of(cert_path)
+    if not after:
+        if chain.exists():
+            chain.unlink()
+            return [FileResult(chain, Action.REISSUED, "removed: nothing goes after the leaf in this PKI")]
+        return []
+    data = read(cert_path) + b"".join(cert_pem(c) for c in after)
+    if chain.exists() and read(chain) == data:
+        return []
+    action = Action.REISSUED if chain.exists() else Action.CREATED
+    write(chain, data, mode=0o644)
+    names = ", then ".join(common_name(c) or "a CA" for c in after)
+    return [FileResult(chain, action, f"the leaf, then {names}: what a client trusting only the root needs")]
+
+
+def _root(paths: PkiPaths) -> x509.Certificate:
+    return read_cert(paths.ca_cert)
+
+
+def _validity_words(cert: x509.Certificate) -> str:
+    now = dt.datetime.now(dt.UTC)
+    if cert.not_valid_after_utc <= now:
+        return f"expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC (asked for: Amlen must refuse it)"
+    if cert.not_valid_before_utc > now:
+        return f"valid from {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC (not yet: Amlen must refuse it until then)"
+    return f"valid for {lifetime_days(cert)} days"
 
 
 def _leaf_problem(

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from lab.errors import CertError
+from lab.pki.chain import Severity, presented_findings, verify_path
 from lab.pki.info import EKU_NAMES, dns_names, extended_key_usage, is_ca, is_issued_by, key_kind, key_matches
 from lab.pki.paths import pki_paths
 from lab.settings import Settings
@@ -27,7 +28,7 @@ def lint_certificates(settings: Settings) -> list[str]:
     """Problems with the lab's certificate set under Amlen's rules, in words; empty when all is fine.
 
     Checked before any upload, because Amlen's own answers mislead (an EC key is reported as
-    "key file has a password", CWLNA6191).
+    "key file has a password", CWLNA6191). Every problem starts with the file's name.
     """
     paths = pki_paths(settings)
     problems: list[str] = []
@@ -39,7 +40,14 @@ def lint_certificates(settings: Settings) -> list[str]:
                 "Amlen refuses it as a trusted certificate (CWLNA6183)"
             )
         problems += _date_problems(paths.ca_cert.name, ca)
-    leaves = [(paths.server_key, paths.server_cert, True)]
+    issuer = ca
+    if paths.two_tier:
+        issuer = _load_cert(paths.intermediate_cert, problems)
+        if issuer is not None and ca is not None:
+            problem = verify_path([issuer], [ca])
+            if problem is not None:
+                problems.append(f"{paths.intermediate_cert.name}: {problem}")
+    leaves = [] if settings.own_server else [(paths.server_key, paths.server_cert, True)]
     leaves += [(*paths.client(name), False) for name in dict.fromkeys(settings.client_names)]
     for key_path, cert_path, server in leaves:
         cert = _load_cert(cert_path, problems)
@@ -59,8 +67,36 @@ def lint_certificates(settings: Settings) -> list[str]:
                 f"{label}: its SAN ({', '.join(dns_names(cert)) or 'none'}) does not contain the host name "
                 f"{settings.hostname}, so clients refuse the server"
             )
-        if ca is not None:
-            problems += _chain_problems(label, cert, ca)
+        if issuer is not None:
+            problems += _chain_problems(label, cert, issuer)
+    if ca is not None:
+        problems += _served_chain_problems(settings, ca)
+    return problems
+
+
+def _served_chain_problems(settings: Settings, root: x509.Certificate) -> list[str]:
+    """The chain files, as the server serves them and clients present them, verified the way Amlen does."""
+    paths = pki_paths(settings)
+    if settings.own_server:
+        from lab.pki.own import load_own_server
+
+        try:
+            load_own_server(settings)
+        except CertError as exc:
+            return [f"{paths.served_cert.name}: {exc.message}"]
+        return []
+    files = [paths.served_cert] if paths.served_cert != paths.server_cert else []
+    files += [paths.client_presented(name)[1] for name in dict.fromkeys(settings.client_names) if paths.two_tier]
+    problems = []
+    for path in files:
+        try:
+            certs = x509.load_pem_x509_certificates(path.read_bytes())
+        except (OSError, ValueError):
+            problems.append(f"{path.name}: missing or not PEM (`invoke certs` writes it)")
+            continue
+        for finding in presented_findings(certs, [root], trust_name=paths.ca_cert.name):
+            if finding.severity is not Severity.OK:
+                problems.append(f"{path.name}: {finding.words}")
     return problems
 
 
@@ -69,8 +105,14 @@ def check_certificates(settings: Settings) -> None:
     problems = lint_certificates(settings)
     if not problems:
         return
+    paths = pki_paths(settings)
+    if settings.own_server and len(problems) == 1 and problems[0].startswith(paths.served_cert.name):
+        # Your own certificate: its one-line error (and hint) says it best.
+        from lab.pki.own import load_own_server
+
+        load_own_server(settings)
     more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-    ca_broken = any(p.startswith(pki_paths(settings).ca_cert.name) for p in problems)
+    ca_broken = any(p.startswith((paths.ca_cert.name, paths.intermediate_cert.name)) for p in problems)
     raise CertError(
         f"the certificates in {settings.pki_dir} break Amlen's rules: " + "; ".join(problems[:3]) + more,
         "run `invoke certs --new-ca` to replace the CA and everything it signed"

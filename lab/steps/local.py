@@ -84,8 +84,10 @@ def _will_upload(ctx: LabContext, results: list[FileResult]) -> bool:
     if ctx.fresh_server or any(result.action is not Action.REUSED for result in results):
         return True
     pki = pki_paths(ctx.settings)
-    uploads = (pki.server_cert, pki.server_key, pki.ca_cert)
-    return any(ctx.ledger.fingerprints.get(path.name) != fingerprint(path.read_bytes()) for path in uploads)
+    # Upload name -> the file whose bytes go up under it (your own key goes up as test.server.key).
+    uploads = ((pki.served_cert.name, pki.served_cert), (pki.server_key.name, pki.served_key),
+               (pki.ca_cert.name, pki.ca_cert))
+    return any(ctx.ledger.fingerprints.get(name) != fingerprint(path.read_bytes()) for name, path in uploads)
 
 
 class HostsStep:

@@ -18,6 +18,7 @@ from lab.files import private_dir
 from lab.pki.build import LabCa
 from lab.pki.disk import FileResult
 from lab.pki.leaves import ensure_leaves
+from lab.pki.paths import chain_of
 from lab.settings import Settings
 from lab.workshop.roster import cn
 
@@ -45,6 +46,16 @@ class SeatFiles:
     def cert(self) -> Path:
         """The seat's certificate."""
         return self.dir / f"{self.cn}.crt"
+
+    @property
+    def chain(self) -> Path:
+        """The seat's chain file (its certificate, then the intermediate) in the two-tier PKI."""
+        return chain_of(self.cert)
+
+    @property
+    def presented(self) -> Path:
+        """What the seat's clients present: the chain file when there is one (LAB_PKI=intermediate)."""
+        return self.chain if self.chain.is_file() else self.cert
 
     @property
     def key(self) -> Path:
