@@ -10,8 +10,10 @@ root. Old and new serial and expiry are reported.
 from __future__ import annotations
 
 import secrets
+import ssl
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
 
@@ -64,9 +66,12 @@ def rotate(settings: Settings) -> Rotation:
                              "run `invoke up` first; --rotate proves the new certificate on the live broker")
         old = read_cert(paths.server_cert)
         nonce = secrets.token_hex(4)
-        trust = tls_context(ca_file=paths.ca_cert, server_name=settings.hostname)
-        with listen(settings.host_ip, settings.tls_port, f"{_TOPIC}/{nonce}", context=trust) as listener:
-            publish(settings.host_ip, settings.tls_port, f"{_TOPIC}/{nonce}", ["before"], context=trust, qos=1)
+        topic = f"{_TOPIC}/{nonce}"
+        # A context per client: a lab context closes every socket it opened when its session ends.
+        with listen(settings.host_ip, settings.tls_port, topic, context=_trusting(paths.ca_cert, settings)) \
+                as listener:
+            publish(settings.host_ip, settings.tls_port, topic, ["before"], qos=1,
+                    context=_trusting(paths.ca_cert, settings))
             if not listener.wait_for(1):
                 raise CheckError("the subscription opened for the drill received nothing before the rotation",
                                  "`invoke verify` checks the lab first")
@@ -77,8 +82,8 @@ def rotate(settings: Settings) -> Rotation:
             ledger.save()
             new = read_cert(paths.server_cert)
             served = _wait_until_served(settings, new)
-            fresh = tls_context(ca_file=paths.ca_cert, server_name=settings.hostname)
-            publish(settings.host_ip, settings.tls_port, f"{_TOPIC}/{nonce}", ["after"], context=fresh, qos=1)
+            publish(settings.host_ip, settings.tls_port, topic, ["after"], qos=1,
+                    context=_trusting(paths.ca_cert, settings))
             if not listener.wait_for(2):
                 raise CheckError("the subscription opened before the rotation stopped receiving after it",
                                  "`invoke logs`: did Amlen close the connection when the profile changed?")
@@ -90,6 +95,10 @@ def rotate(settings: Settings) -> Rotation:
         new_connection=f"a new connection verified the new chain against {paths.ca_cert.name} and published",
         seconds=time.monotonic() - started,
     )
+
+
+def _trusting(ca: Path, settings: Settings) -> ssl.SSLContext:
+    return tls_context(ca_file=ca, server_name=settings.hostname)
 
 
 def _wait_until_served(settings: Settings, new: x509.Certificate) -> dict[int, str]:

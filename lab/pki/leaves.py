@@ -176,9 +176,13 @@ def issue_client_certs(settings: Settings, names: Iterable[str], *, force: bool 
     results: list[FileResult] = []
     ca = ensure_signing_ca(settings, paths, new_ca=False, results=results)
     clients = [(name, *paths.client(name)) for name in wanted]
+    start = validity.not_before if validity is not None else None
+    if start is not None and start >= ca.cert.not_valid_after_utc:
+        raise CertError(f"--not-before {start:%Y-%m-%d} is after the CA's own end "
+                        f"({ca.cert.not_valid_after_utc:%Y-%m-%d}): no certificate from it can start then",
+                        "pick an earlier date")
     days = validity.days if validity is not None and validity.days is not None else settings.client_days
-    results += _ensure_leaves(ca, clients, days=days, force=force or validity is not None,
-                              not_before=validity.not_before if validity is not None else None)
+    results += _ensure_leaves(ca, clients, days=days, force=force or validity is not None, not_before=start)
     return results
 
 
