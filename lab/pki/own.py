@@ -16,7 +16,9 @@ intermediate that no client could supply.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import ssl
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,7 @@ from lab.settings import Settings
 
 __all__ = ["OwnServer", "load_own_server", "system_roots", "write_own_server"]
 
+_PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 _RSA_HINT = ("re-issue it with an RSA key: `step certificate create --kty RSA --size 2048 ...`, `mkcert` (RSA "
              "unless you pass -ecdsa), or `openssl req -newkey rsa:2048 ...`")
 
@@ -198,12 +201,21 @@ def _anchors(settings: Settings) -> list[x509.Certificate]:
 def system_roots() -> list[x509.Certificate]:
     """The roots of the system's trust store (OpenSSL's default CA file), for a certificate from a public CA."""
     cafile = ssl.get_default_verify_paths().cafile
-    if not cafile:
-        return []
     try:
-        return x509.load_pem_x509_certificates(Path(cafile).read_bytes())
-    except (OSError, ValueError):
+        data = Path(cafile).read_bytes() if cafile else b""
+    except OSError:
         return []
+    roots = []
+    # One by one, quietly: a system store may hold a certificate newer cryptography frowns upon (a negative
+    # serial), and one odd root must not hide the others.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for block in _PEM_BLOCK.findall(data):
+            try:
+                roots.append(x509.load_pem_x509_certificate(block))
+            except ValueError:
+                continue
+    return roots
 
 
 def _climb(top: x509.Certificate, pool: list[x509.Certificate]) -> list[x509.Certificate]:
