@@ -25,6 +25,7 @@ from lab.pki.build import (
     KEY_BITS,
     RENEW_WITHIN_DAYS,
     ROOT_PATH_LENGTH_TWO_TIER,
+    KeyPool,
     LabCa,
     build_ca_cert,
     build_intermediate,
@@ -48,9 +49,12 @@ def signing_ca(settings: Settings) -> LabCa:
     return ensure_signing_ca(settings, paths, new_ca=False, results=[])
 
 
-def ensure_signing_ca(settings: Settings, paths: PkiPaths, *, new_ca: bool, results: list[FileResult]) -> LabCa:
-    """The root (`ensure_ca`) and, in the two-tier PKI, the intermediate under it; returns the one that signs."""
-    root = ensure_ca(settings, paths, new_ca=new_ca, results=results)
+def ensure_signing_ca(settings: Settings, paths: PkiPaths, *, new_ca: bool, results: list[FileResult],
+                      keys: KeyPool | None = None) -> LabCa:
+    """The root (`ensure_ca`) and, in the two-tier PKI, the intermediate under it; returns the one that signs.
+
+    New keys come from `keys` when given (made ahead, in parallel), else are made on the spot."""
+    root = ensure_ca(settings, paths, new_ca=new_ca, results=results, keys=keys)
     if not paths.two_tier:
         return root
     limit = _path_length(root.cert)
@@ -61,10 +65,11 @@ def ensure_signing_ca(settings: Settings, paths: PkiPaths, *, new_ca: bool, resu
             "`invoke certs --new-ca` replaces it: a new root and intermediate, every certificate re-issued "
             "(trust the new myCA.pem wherever the old one was trusted); or keep LAB_PKI=root",
         )
-    return _ensure_intermediate(settings, paths, root, renew=new_ca, results=results)
+    return _ensure_intermediate(settings, paths, root, renew=new_ca, results=results, keys=keys)
 
 
-def ensure_ca(settings: Settings, paths: PkiPaths, *, new_ca: bool, results: list[FileResult]) -> LabCa:
+def ensure_ca(settings: Settings, paths: PkiPaths, *, new_ca: bool, results: list[FileResult],
+              keys: KeyPool | None = None) -> LabCa:
     """Load the existing CA (byte for byte untouched) or make one; record what happened in `results`.
 
     Raises CertError when the CA key cannot be decrypted, its certificate belongs to another key, or it expired.
@@ -101,7 +106,7 @@ def ensure_ca(settings: Settings, paths: PkiPaths, *, new_ca: bool, results: lis
             "and trust the new myCA.pem wherever the old one was trusted",
         )
     passphrase = _passphrase(settings, paths, results=results, create=True)
-    key = new_key()
+    key = keys.take() if keys is not None else new_key()
     cert = build_ca_cert(key, days=settings.ca_days, path_length=_root_path_length(paths))
     action, reason = (Action.REISSUED, "--new-ca asked for it") if have_key else (Action.CREATED, "new CA")
     # Key first: a crash between the writes leaves a key without its certificate, which the next run repairs.
@@ -172,7 +177,7 @@ def _refuse_expired_ca(cert: x509.Certificate, path: Path) -> None:
 
 
 def _ensure_intermediate(settings: Settings, paths: PkiPaths, root: LabCa, *, renew: bool,
-                         results: list[FileResult]) -> LabCa:
+                         results: list[FileResult], keys: KeyPool | None) -> LabCa:
     """Reuse a working intermediate under `root`, or issue one (new key) and say why."""
     passphrase = _passphrase(settings, paths, results=[], create=False)
     problem = "a new root (--new-ca)" if renew else _intermediate_problem(paths, root, passphrase)
@@ -185,7 +190,7 @@ def _ensure_intermediate(settings: Settings, paths: PkiPaths, root: LabCa, *, re
                        f"signed by {paths.ca_cert.name}, valid for {days_left(cert)} more days"),
         ]
         return LabCa(key, cert, (cert,))
-    key = new_key()
+    key = keys.take() if keys is not None else new_key()
     cert = build_intermediate(root, key, days=settings.ca_days)
     write(paths.intermediate_key, _encrypted(key, passphrase), mode=0o600)
     write(paths.intermediate_cert, cert_pem(cert), mode=0o644)

@@ -26,6 +26,7 @@ from lab.errors import CertError
 from lab.pki.build import (
     KEY_BITS,
     RENEW_WITHIN_DAYS,
+    KeyPool,
     LabCa,
     ServerNames,
     build_ca_cert,
@@ -86,16 +87,26 @@ def ensure_certificates(
         own = load_own_server(settings)  # before anything is written: a bad file changes nothing
     prepare_dir(paths.dir)
     results: list[FileResult] = []
-    ca = ensure_signing_ca(settings, paths, new_ca=new_ca, results=results)
-    if own is not None:
-        from lab.pki.own import write_own_server
+    with KeyPool(_keys_for_a_new_set(settings, paths, len(names), new_ca=new_ca)) as keys:
+        ca = ensure_signing_ca(settings, paths, new_ca=new_ca, results=results, keys=keys)
+        if own is not None:
+            from lab.pki.own import write_own_server
 
-        results += write_own_server(settings, own)
-    else:
-        results += _ensure_server(settings, ca, server_addresses)
-    clients = [(name, *paths.client(name)) for name in names]
-    results += _ensure_leaves(ca, clients, days=settings.client_days)
+            results += write_own_server(settings, own)
+        else:
+            results += _ensure_server(settings, ca, server_addresses, keys=keys)
+        clients = [(name, *paths.client(name)) for name in names]
+        results += _ensure_leaves(ca, clients, days=settings.client_days, keys=keys)
     return results
+
+
+def _keys_for_a_new_set(settings: Settings, paths: PkiPaths, clients: int, *, new_ca: bool) -> int:
+    """How many keys a set made from nothing needs (a new CA means new everything); 0 when a CA is there."""
+    new_root = new_ca or not paths.ca_key.exists()
+    new_intermediate = paths.two_tier and (new_root or not paths.intermediate_key.exists())
+    if not new_root and not new_intermediate:
+        return 0  # a warm set: leaves are re-issued one by one, if at all
+    return int(new_root) + int(new_intermediate) + (0 if settings.own_server else 1) + clients
 
 
 def rotate_server(settings: Settings) -> list[FileResult]:
@@ -107,12 +118,13 @@ def rotate_server(settings: Settings) -> list[FileResult]:
     return results + _ensure_server(settings, ca, (), force=True)
 
 
-def _ensure_server(settings: Settings, ca: LabCa, addresses: Sequence[str], *, force: bool = False
-                   ) -> list[FileResult]:
+def _ensure_server(settings: Settings, ca: LabCa, addresses: Sequence[str], *, force: bool = False,
+                   keys: KeyPool | None = None) -> list[FileResult]:
     paths = pki_paths(settings)
     wanted = ServerNames(server_dns_names(settings), tuple(str(ipaddress.ip_address(a)) for a in addresses))
     server = [(settings.hostname, paths.server_key, paths.server_cert)]
-    results = _ensure_leaves(ca, server, days=settings.server_days, server=wanted, force=force, chains=False)
+    results = _ensure_leaves(ca, server, days=settings.server_days, server=wanted, force=force, chains=False,
+                             keys=keys)
     # What Amlen serves after the leaf: the intermediate (LAB_PKI=intermediate), then the root (LAB_SERVE_ROOT).
     after = ca.chain + ((_root(paths),) if settings.serve_root else ())
     results += _write_chain(paths.server_cert, after)
@@ -238,6 +250,7 @@ def _ensure_leaves(
     force: bool = False,
     not_before: dt.datetime | None = None,
     chains: bool = True,
+    keys: KeyPool | None = None,
 ) -> list[FileResult]:
     """Reuse each working (name, key path, cert path) pair, or issue a fresh one and say why.
 
@@ -246,7 +259,8 @@ def _ensure_leaves(
     when it is not).
     """
     problems = ["--force" if force else _leaf_problem(ca, k, c, n, server=server) for n, k, c in leaves]
-    keys = iter(new_keys(sum(problem is not None for problem in problems)))
+    needed = sum(problem is not None for problem in problems)
+    fresh = iter(keys.take_many(needed) if keys is not None else new_keys(needed))
     results: list[FileResult] = []
     for (name, key_path, cert_path), problem in zip(leaves, problems, strict=True):
         if problem is None:
@@ -257,7 +271,7 @@ def _ensure_leaves(
             ]
             results += _write_chain(cert_path, ca.chain) if chains else []
             continue
-        key = next(keys)
+        key = next(fresh)
         cert = build_leaf(ca, key, name, days=days, server=server, not_before=not_before)
         # Key first: a crash in between leaves a mismatched pair, which the next run detects and re-issues.
         write(key_path, key_pem(key), mode=0o600)
