@@ -13,6 +13,7 @@ from cryptography import x509
 
 from lab.manual import PASSPHRASE_VAR, Command, ManualStep
 from lab.pki import build as certs
+from lab.pki.chain import after_leaf as chain_after_leaf
 from lab.pki.info import EKU_NAMES, KEY_USAGE_NAMES
 from lab.pki.paths import pki_paths
 from lab.settings import Settings
@@ -157,10 +158,8 @@ def issuer_names(settings: Settings) -> tuple[str, str]:
 
 
 def after_leaf(settings: Settings, *, server: bool) -> list[str]:
-    """What a leaf's chain file carries after it: the intermediate, and (the server, LAB_SERVE_ROOT) the root."""
-    pki = pki_paths(settings)
-    after = [pki.intermediate_cert.name] if pki.two_tier else []
-    return after + ([pki.ca_cert.name] if server and settings.serve_root else [])
+    """What a leaf's chain file carries after it (the lab's own rule, `lab.pki.chain.after_leaf`), by name."""
+    return [path.name for path in chain_after_leaf(pki_paths(settings), server=server, serve_root=settings.serve_root)]
 
 
 def pki_names(settings: Settings) -> tuple[str, str, str, str]:

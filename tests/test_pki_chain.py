@@ -129,3 +129,50 @@ def test_two_tier_set_is_reused_byte_for_byte_and_each_leaf_has_its_chain(tmp_pa
     assert paths.served_cert == paths.server_chain
     # The intermediate's key is encrypted with the CA passphrase, like the root's.
     assert b"ENCRYPTED PRIVATE KEY" in paths.intermediate_key.read_bytes()
+
+
+@pytest.mark.parametrize(("pki", "served"), [("root", 2), ("intermediate", 3)])
+def test_serve_root_appends_the_root_after_the_chain(tmp_path: Path, pki: str, served: int) -> None:
+    settings = _set(tmp_path, pki).replace(serve_root=True)
+    ensure_certificates(settings)
+    paths = pki_paths(settings)
+    certs = x509.load_pem_x509_certificates(paths.served_cert.read_bytes())
+    assert paths.served_cert == paths.server_chain and len(certs) == served
+    assert certs[-1] == x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    assert lint_certificates(settings) == []
+    assert [f.severity for f in presented_findings(certs, certs[-1:])] == [Severity.OK]  # "the root is sent too"
+    from lab.guide import guide_markdown
+
+    assert f"cat test.server.crt {' '.join(['myIntermediateCA.pem'] * (pki == 'intermediate'))}".rstrip() \
+        + " myCA.pem > test.server.chain.pem" in guide_markdown(settings)
+
+
+def test_guide_clients_present_the_chain_in_the_two_tier_pki(tmp_path: Path) -> None:
+    from lab.clients import ClientFlags, client_target
+
+    settings = _set(tmp_path, "intermediate")
+    ensure_certificates(settings)
+    target = client_target(settings, ClientFlags(port=str(settings.mtls_port)))
+    assert target.description.endswith("client certificate test.client1.chain.pem")
+    # -C with a chain file finds its key beside it, as with a .crt
+    chained = client_target(settings, ClientFlags(port=str(settings.mtls_port), cert="test.client1.chain.pem"))
+    assert "test.client1.chain.pem" in chained.description
+
+
+def test_guide_for_your_own_certificate_never_shows_the_key_password(tmp_path: Path) -> None:
+    from lab.guide import guide_markdown, guide_script
+
+    made = tmp_path / "mine"
+    made.mkdir()
+    subprocess.run(["bash", "-euo", "pipefail", "-c",
+                    "openssl req -x509 -newkey rsa:2048 -keyout k.pem -passout pass:hunter22 -subj /CN=own.example "
+                    "-addext subjectAltName=DNS:own.example -days 30 -out c.pem"], cwd=made, check=True,
+                   capture_output=True)
+    settings = load_settings(env_file=None, dir=tmp_path / "lab", hostname="own.example", server_cert=made / "c.pem",
+                             server_key=made / "k.pem", server_key_password="hunter22", ca_passphrase="x-words")
+    ensure_certificates(settings)
+    for text in (guide_markdown(settings), guide_script(settings)):
+        assert "hunter22" not in text
+        assert '"KeyFilePassword": "${LAB_SERVER_KEY_PASSWORD}"' in text
+        assert "Your own certificate" in text or "Your own certificate" in guide_markdown(settings)
+    subprocess.run(["bash", "-n"], input=guide_script(settings), text=True, check=True)

@@ -20,16 +20,19 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
 from cryptography import x509
 
 from lab.pki.info import common_name, is_ca, is_issued_by
+from lab.pki.paths import PkiPaths
 
 __all__ = [
     "TRUST_ROOT_ONLY",
     "Finding",
     "Ordered",
     "Severity",
+    "after_leaf",
     "chain_words",
     "is_self_signed",
     "order_bundle",
@@ -46,6 +49,15 @@ TRUST_ROOT_ONLY = (
     "lab's clients send leaf + intermediate (their .chain.pem files), as clients of a real PKI do, and the "
     "broker trusts one root: a new intermediate under it needs no change on the broker."
 )
+
+
+def after_leaf(paths: PkiPaths, *, server: bool, serve_root: bool) -> list[Path]:
+    """What a lab leaf's chain file carries after the leaf, in serving order: the intermediate (LAB_PKI=
+    intermediate), then, for the server with LAB_SERVE_ROOT, the root. Empty: the leaf goes alone.
+
+    The one rule for the files the lab writes (`lab.pki.leaves`) and the commands the guide prints."""
+    files = [paths.intermediate_cert] if paths.two_tier else []
+    return files + ([paths.ca_cert] if server and serve_root else [])
 
 
 class Severity(StrEnum):

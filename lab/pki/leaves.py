@@ -39,6 +39,7 @@ from lab.pki.build import (
     now,
 )
 from lab.pki.ca import ensure_signing_ca
+from lab.pki.chain import after_leaf
 from lab.pki.disk import Action, FileResult, prepare_dir, read, read_cert, write
 from lab.pki.info import common_name, days_left, describe_certificate, dns_names, is_issued_by, key_matches
 from lab.pki.paths import PkiPaths, chain_of, pki_paths
@@ -126,7 +127,7 @@ def _ensure_server(settings: Settings, ca: LabCa, addresses: Sequence[str], *, f
     results = _ensure_leaves(ca, server, days=settings.server_days, server=wanted, force=force, chains=False,
                              keys=keys)
     # What Amlen serves after the leaf: the intermediate (LAB_PKI=intermediate), then the root (LAB_SERVE_ROOT).
-    after = ca.chain + ((_root(paths),) if settings.serve_root else ())
+    after = [read_cert(path) for path in after_leaf(paths, server=True, serve_root=settings.serve_root)]
     results += _write_chain(paths.server_cert, after)
     return results
 
@@ -301,10 +302,6 @@ def _write_chain(cert_path: Path, after: Sequence[x509.Certificate]) -> list[Fil
     write(chain, data, mode=0o644)
     names = ", then ".join(common_name(c) or "a CA" for c in after)
     return [FileResult(chain, action, f"the leaf, then {names}: what a client trusting only the root needs")]
-
-
-def _root(paths: PkiPaths) -> x509.Certificate:
-    return read_cert(paths.ca_cert)
 
 
 def _validity_words(cert: x509.Certificate) -> str:
