@@ -25,6 +25,7 @@ from pathlib import Path
 from cryptography import x509
 
 from lab.pki.info import common_name, is_ca, is_issued_by
+from lab.pki.info import display_name as _name
 from lab.pki.paths import PkiPaths
 
 __all__ = [
@@ -250,8 +251,3 @@ def _path_length(cert: x509.Certificate) -> int | None:
         return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
     except x509.ExtensionNotFound:
         return None
-
-
-def _name(name: x509.Name) -> str:
-    values = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    return str(values[0].value) if values else name.rfc4514_string()

@@ -25,6 +25,7 @@ __all__ = [
     "common_name",
     "days_left",
     "describe_certificate",
+    "display_name",
     "dns_names",
     "extended_key_usage",
     "is_ca",
@@ -142,6 +143,12 @@ def common_name(cert: x509.Certificate) -> str:
     """The subject's CN, or "" when it has none."""
     values = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(values[0].value) if values else ""
+
+
+def display_name(name: x509.Name) -> str:
+    """A name as people say it: its CN, or the whole name when it has none."""
+    values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(values[0].value) if values else name.rfc4514_string()
 
 
 def days_left(cert: x509.Certificate) -> int:

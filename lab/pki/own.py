@@ -30,6 +30,7 @@ from lab.errors import CertError
 from lab.pki.build import cert_pem
 from lab.pki.chain import is_self_signed, order_bundle, verify_path
 from lab.pki.disk import Action, FileResult, read, write
+from lab.pki.info import display_name as _cn
 from lab.pki.info import dns_names, is_issued_by, key_kind, key_matches
 from lab.pki.paths import pki_paths
 from lab.settings import Settings
@@ -133,14 +134,15 @@ def _read_user(path: Path, setting: str) -> bytes:
         raise CertError(f"{setting}: cannot read {path}: {exc.strerror}", "check the file's permissions") from exc
 
 
-def _read_certs(path: Path) -> list[x509.Certificate]:
-    data = _read_user(path, "LAB_SERVER_CERT")
+def _read_certs(path: Path, setting: str = "LAB_SERVER_CERT") -> list[x509.Certificate]:
+    """Every PEM certificate in one of the user's files; CertError naming the setting when there is none."""
+    data = _read_user(path, setting)
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
         certs = []
     if not certs:
-        raise CertError(f"LAB_SERVER_CERT: {path} holds no PEM certificate (Amlen would answer CWLNA6180)",
+        raise CertError(f"{setting}: {path} holds no PEM certificate (Amlen would answer CWLNA6180)",
                         "give the PEM file (-----BEGIN CERTIFICATE-----); convert DER with `openssl x509 -inform der`")
     return certs
 
@@ -186,15 +188,7 @@ def _check_dates(cert: x509.Certificate, path: Path) -> None:
 def _anchors(settings: Settings) -> list[x509.Certificate]:
     """What the clients trust: LAB_TRUST_CA's certificates, else the system store's roots."""
     if settings.trust_ca is not None:
-        data = _read_user(settings.trust_ca, "LAB_TRUST_CA")
-        try:
-            found = x509.load_pem_x509_certificates(data)
-        except ValueError:
-            found = []
-        if not found:
-            raise CertError(f"LAB_TRUST_CA: {settings.trust_ca} holds no PEM certificate",
-                            "give the CA certificate your clients trust, in PEM")
-        return found
+        return _read_certs(settings.trust_ca, "LAB_TRUST_CA")
     return system_roots()
 
 
@@ -234,11 +228,6 @@ def _climb(top: x509.Certificate, pool: list[x509.Certificate]) -> list[x509.Cer
 def _covers(names: list[str], hostname: str) -> bool:
     host = hostname.lower()
     return any(n == host or (n.startswith("*.") and host.partition(".")[2] == n[2:]) for n in names)
-
-
-def _cn(name: x509.Name) -> str:
-    values = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    return str(values[0].value) if values else name.rfc4514_string()
 
 
 def _write_if_changed(path: Path, data: bytes, reason: str) -> FileResult:
