@@ -133,7 +133,7 @@ def _handshake_check(run: Run, label: str, port: int, ca: Path | None, local_ser
         return run.add(label, Status.WARN, f"{version}, presents {shown}; expires in {leaf.days_left} days",
                        "`invoke certs` renews it, `invoke up` uploads it", **data)
     run.add(label, Status.OK, f"{version}, presents {shown}; verifies against {trust_name}, "
-            f"SAN covers {settings.hostname}" + (", client certificate accepted" if cert else "") + notes, **data)
+            f"SAN covers {settings.hostname}" + notes + (", client certificate accepted" if cert else ""), **data)
 
 
 def _anchors(ca: Path | None) -> list[x509.Certificate]:
