@@ -34,7 +34,6 @@ from lab.pki.build import (
     cert_pem,
     key_pem,
     lifetime_days,
-    new_key,
     new_keys,
     now,
 )
@@ -218,9 +217,8 @@ def make_foreign_client(directory: Path, name: str = "intruder") -> tuple[Path, 
     Returns (foreign CA certificate, client key, client certificate); a mutual-TLS port must refuse them.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    ca_key = new_key()
+    ca_key, key = new_keys(2)  # side by side: on a cold `up` this runs while Amlen boots
     ca = LabCa(ca_key, build_ca_cert(ca_key, days=30, cn=f"{name} foreign CA"))
-    key = new_key()
     cert = build_leaf(ca, key, name, days=30)
     ca_path = directory / f"{name}-CA.pem"
     key_path, cert_path = directory / f"{name}.key", directory / f"{name}.crt"
