@@ -105,6 +105,8 @@ def test_mkcert_certificate_with_its_root_as_lab_trust_ca(tmp_path: Path) -> Non
     settings = _settings(tmp_path, made / "leaf.crt", made / "leaf.key", trust_ca=made / "rootCA.pem")
     own = load_own_server(settings)
     assert len(own.chain) == 1 and own.root is None  # mkcert signs leaves with its root directly
+    served_root = load_own_server(settings.replace(serve_root=True))
+    assert len(served_root.chain) == 2 and served_root.chain[-1].subject == served_root.chain[-1].issuer
     ensure_certificates(settings)
     assert pki_paths(settings).server_trust == made / "rootCA.pem"
 

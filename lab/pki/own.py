@@ -103,6 +103,12 @@ def load_own_server(settings: Settings) -> OwnServer:
     if root is not None and not settings.serve_root:
         chain.pop()
         notes.append("its root is not served (clients have it; LAB_SERVE_ROOT=true sends it for trust on first use)")
+    elif root is None and settings.serve_root and settings.trust_ca is not None:
+        # LAB_SERVE_ROOT: the root goes last, and LAB_TRUST_CA is where it is.
+        trusted_root = next((a for a in anchors if is_self_signed(a) and is_issued_by(chain[-1], a)), None)
+        if trusted_root is not None:
+            chain.append(trusted_root)
+            notes.append("the root from LAB_TRUST_CA is served last (LAB_SERVE_ROOT)")
     return OwnServer(tuple(chain), key_bytes, root, tuple(notes))
 
 
