@@ -28,7 +28,7 @@ INVOKE = str(Path(sys.executable).with_name("invoke"))
 
 from common import image  # noqa: E402
 
-from lab.certbuild import new_key, new_keys  # noqa: E402
+from lab.pki.build import new_key, new_keys  # noqa: E402
 from tests.helpers import free_port  # noqa: E402
 
 SEATS = 30

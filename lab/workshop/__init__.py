@@ -5,8 +5,8 @@ endpoint (`WorkshopSeats`, LAB_WORKSHOP_PORT) admits only seats, each to its own
 instructor revokes (a CRL), re-issues, watches who is connected, and exposes the port to the room.
 
     roster   seat names, validated as a whole      seats    bundle directories and their certificates
-    bundle   README and zip per seat               crl      the revocation list
-    objects  the Amlen objects                     room     build / revoke / reissue
+    bundle   README and zip per seat               objects  the Amlen objects
+    room     build / revoke / reissue (the CRL is lab.pki.crl)
     status   seats joined with the monitor         exposure publish the port on a network address
     step     `down`'s part                         report   printing
 

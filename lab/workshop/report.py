@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lab.certs import Action
+from lab.pki.disk import Action
 from lab.report import console
 from lab.workshop.bundle import Access
 from lab.workshop.exposure import ExposeResult

@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lab.amlen import AmlenClient
-from lab.certinfo import days_left
 from lab.errors import LabError
 from lab.ledger import Ledger
+from lab.pki.crl import read_crl, revoked_serials
+from lab.pki.info import days_left
 from lab.settings import Settings
 from lab.workshop.bundle import access
-from lab.workshop.crl import read_crl, revoked_serials
 from lab.workshop.objects import ENDPOINT
 from lab.workshop.room import crl_path, exposed_address
 from lab.workshop.roster import cn
