@@ -8,15 +8,11 @@ lab made, and never a container of the user's that happens to share the name.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
-import json
-import os
 import socket
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 import docker
@@ -34,6 +30,7 @@ __all__ = [
     "AMLEN_DATA_PATH",
     "AMLEN_LOG_DIR",
     "ContainerSpec",
+    "canonical_reference",
     "connection_log_findings",
     "digest_alias",
     "docker_client",
@@ -109,41 +106,11 @@ class ContainerSpec:
         )
 
 
-def _context_host() -> str | None:
-    """The endpoint of the current docker context (`docker context use`), as the docker CLI would use it.
-
-    The SDK's `from_env` only reads DOCKER_HOST; Podman and Docker Desktop users often rely on a context.
-    """
-    config_dir = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
-    name = os.environ.get("DOCKER_CONTEXT")
-    if not name:
-        try:
-            name = json.loads((config_dir / "config.json").read_text()).get("currentContext")
-        except (OSError, ValueError):
-            return None
-    if not name or name == "default":
-        return None
-    meta = config_dir / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest() / "meta.json"
-    try:
-        host = json.loads(meta.read_text())["Endpoints"]["docker"]["Host"]
-    except (OSError, ValueError, KeyError):
-        return None
-    return host if isinstance(host, str) else None
-
-
 def docker_client() -> docker.DockerClient:
-    """A connected docker client (DOCKER_HOST, else the current docker context, else the default socket)."""
-    try:
-        host = None if os.environ.get("DOCKER_HOST") else _context_host()
-        client = docker.DockerClient(base_url=host) if host else docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        where = os.environ.get("DOCKER_HOST") or _context_host() or "the default socket"
-        raise ContainerError(
-            f"Docker is not reachable at {where}",
-            "start Docker (or Podman's socket) and check `docker info`; DOCKER_HOST selects another engine",
-        ) from exc
-    return client
+    """A connected docker client for the engine `lab.engine.connect` finds (DOCKER_HOST, context, sockets)."""
+    from lab.engine import connect
+
+    return connect().client
 
 
 def find_lab_container(client: docker.DockerClient, settings: Settings) -> Container | None:
@@ -171,22 +138,56 @@ def is_pinned(image: str) -> bool:
     return image.startswith("sha256:") or "@sha256:" in image
 
 
+def canonical_reference(reference: str) -> str:
+    """`reference` as engines compare it: without Podman's `localhost/` or Docker Hub's implied parts, with a tag.
+
+    Podman names a loaded `amlen-lab/x:1` `localhost/amlen-lab/x:1` and a pulled `debian:12`
+    `docker.io/library/debian:12`; Docker names them as given. Both are the same image to the user.
+    """
+    name = reference
+    for prefix in ("localhost/", "docker.io/library/", "index.docker.io/library/", "docker.io/",
+                   "index.docker.io/"):
+        if name.startswith(prefix):
+            name = name.removeprefix(prefix)
+            break
+    if "@" not in name and ":" not in name.rsplit("/", 1)[-1] and not name.startswith("sha256:"):
+        name += ":latest"
+    return name
+
+
+def _references(image: str) -> list[str]:
+    """How to ask an engine for `image`: as given, then its digest alias, then an abbreviated id without
+    `sha256:` (Podman refuses `sha256:` with fewer than 64 hex digits; both engines take the bare prefix)."""
+    found = [image]
+    alias = digest_alias(image)
+    if alias is not None:
+        found.append(alias)
+    if image.startswith("sha256:") and len(image) < 71:
+        found.append(image.removeprefix("sha256:"))
+    return found
+
+
 def resolve_image(client: docker.DockerClient, image: str) -> Image | None:
     """The local image `image` names (a tag, an id, `repo@sha256:...` or its alias); None when absent."""
-    for reference in (image, digest_alias(image)):
-        if reference is None:
-            continue
+    refused: docker.errors.APIError | None = None
+    for reference in _references(image):
         try:
             return client.images.get(reference)
         except docker.errors.ImageNotFound:
             continue
-        except docker.errors.APIError as exc:
-            raise ContainerError(f"cannot inspect image {image}: {docker_error_text(exc)}") from exc
+        except docker.errors.APIError as exc:  # Podman: "invalid format" for an abbreviated `sha256:` id
+            refused = exc
+    if refused is not None and not image.startswith("sha256:"):
+        raise ContainerError(f"cannot inspect image {image}: {docker_error_text(refused)}") from refused
     return None
 
 
 def _local_reference(client: docker.DockerClient, image: str) -> str:
-    """`image`, or its digest alias when only that is local (the daemon knows `repo@sha256:` only from a pull)."""
+    """What to create the container from: `image`, its digest alias when only that is local (the daemon knows
+    `repo@sha256:` only from a pull), or the full id for a pinned id (Podman takes no abbreviated `sha256:`)."""
+    if image.startswith("sha256:"):
+        found = resolve_image(client, image)
+        return str(found.id) if found is not None and found.id else image
     alias = digest_alias(image)
     if alias is None:
         return image
@@ -258,7 +259,7 @@ def start_container(client: docker.DockerClient, spec: ContainerSpec) -> tuple[C
                 # docker-py takes (ip, None) for "any free host port"; types-docker only allows (ip, int).
                 ports=dict(spec.ports),  # type: ignore[arg-type]
                 volumes={spec.volume: {"bind": AMLEN_DATA_PATH, "mode": "rw"}},
-                mem_limit=spec.memory,
+                mem_limit=spec.memory or None,  # "": the engine cannot limit memory
                 environment=spec.environment,
                 detach=True,
             )
@@ -279,15 +280,17 @@ def start_container(client: docker.DockerClient, spec: ContainerSpec) -> tuple[C
 
 
 def image_matches(container: Container, image: str) -> bool:
-    """Does `container` run `image` (a tag, `name@sha256:...` or an image id)?"""
-    wanted = image if ":" in image.rsplit("/", 1)[-1] or "@" in image else f"{image}:latest"
+    """Does `container` run `image` (a tag, `name@sha256:...` or an image id), however the engine spells it?"""
     found = container.image
     if found is None:
         return False
-    references = {*found.tags, *(found.attrs.get("RepoDigests") or []), found.id, found.short_id}
-    if digest_alias(image) in found.tags:
+    names = {canonical_reference(str(r)) for r in (*found.tags, *(found.attrs.get("RepoDigests") or []))}
+    alias = digest_alias(image)
+    if alias is not None and canonical_reference(alias) in names:
         return True
-    return wanted in references or (image.startswith("sha256:") and str(found.id).startswith(image))
+    if image.startswith("sha256:"):
+        return str(found.id).startswith(image)
+    return canonical_reference(image) in names
 
 
 def spec_matches(container: Container, spec: ContainerSpec) -> bool:
