@@ -40,6 +40,7 @@ __all__ = [
     "chosen_endpoint",
     "connect",
     "context_host",
+    "identify",
     "is_local",
     "local_only",
 ]
@@ -255,13 +256,15 @@ class Engine:
                 "source": self.endpoint.source, "memory_limits": self.memory_limits}
 
 
-def connect(env: dict[str, str] | None = None) -> Engine:
+def connect(env: dict[str, str] | None = None, *, candidates: list[str] | None = None) -> Engine:
     """The engine the lab uses: DOCKER_HOST, else the current context, else the first usual socket that answers.
 
-    Raises ContainerError with one line naming every socket tried when none answers.
+    Raises ContainerError with one line naming every socket tried when none answers, and, before dialling it,
+    when the chosen engine is not on this machine (`local_only`).
     """
     chosen = chosen_endpoint(env)
     if chosen is not None:
+        local_only(chosen)
         engine, reason = _try(chosen)
         if engine is None:
             raise ContainerError(f"Docker is not reachable at {chosen.url} ({chosen.source}: {reason})",
@@ -269,7 +272,7 @@ def connect(env: dict[str, str] | None = None) -> Engine:
                                  "usual sockets")
         return engine
     tried = []
-    for url in candidate_sockets(env):
+    for url in candidates if candidates is not None else candidate_sockets(env):
         path = url.removeprefix("unix://")
         try:
             if not stat.S_ISSOCK(os.stat(path).st_mode):
@@ -280,6 +283,10 @@ def connect(env: dict[str, str] | None = None) -> Engine:
             continue
         except OSError as exc:
             tried.append(f"{path} ({exc.strerror or exc})")
+            continue
+        reason = _dial(path)
+        if reason:
+            tried.append(f"{path} ({reason})")
             continue
         engine, reason = _try(Endpoint(url, "found"))
         if engine is not None:
@@ -292,6 +299,18 @@ _HINT = ("start Docker or Podman (`podman system service --time=0 &` serves Podm
          "or set DOCKER_HOST to its socket; `docker info` must work")
 
 
+def _dial(path: str) -> str:
+    """Why the socket at `path` takes no connection ("" when it does): a left-over socket file of an engine that
+    stopped refuses, one of another user's engine is "permission denied"."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(_PROBE_TIMEOUT)
+        try:
+            probe.connect(path)
+        except OSError as exc:
+            return _reason(exc)
+    return ""
+
+
 def _try(endpoint: Endpoint) -> tuple[Engine | None, str]:
     """Connect to `endpoint` and read its version; (None, why) when it does not answer."""
     try:
@@ -301,15 +320,26 @@ def _try(endpoint: Endpoint) -> tuple[Engine | None, str]:
             client = docker.DockerClient(base_url=endpoint.url, timeout=_PROBE_TIMEOUT)
     except docker.errors.DockerException as exc:
         return None, _reason(exc)
-    api: Any = client.api  # the SDK's URL helper; `ping()` would drop the headers
     try:
-        answer = api.get(f"{api.base_url}/_ping", timeout=_PROBE_TIMEOUT)
-        answer.raise_for_status()
+        engine = identify(client, endpoint)
     except (docker.errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
         client.close()
         return None, _reason(exc)
-    api.timeout = docker.constants.DEFAULT_TIMEOUT_SECONDS
-    return Engine(client, endpoint, str(answer.headers.get("Server") or "")), ""
+    client.api.timeout = docker.constants.DEFAULT_TIMEOUT_SECONDS
+    return engine, ""
+
+
+def identify(client: docker.DockerClient, endpoint: Endpoint | None = None) -> Engine:
+    """The engine behind a connected `client` (one `/_ping`: its `Server` header names the engine)."""
+    api: Any = client.api  # `ping()` would drop the headers
+    answer = api.get(f"{api.base_url}/_ping", timeout=_PROBE_TIMEOUT)
+    answer.raise_for_status()
+    if endpoint is None:
+        url = str(api.base_url)
+        url = "unix://" + str(getattr(api, "_custom_adapter", None) and api._custom_adapter.socket_path) \
+            if url.startswith("http+docker://") else url
+        endpoint = Endpoint(url, "client")
+    return Engine(client, endpoint, str(answer.headers.get("Server") or ""))
 
 
 def _socket_owner(url: str) -> int | None:

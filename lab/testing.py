@@ -39,17 +39,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import docker.errors
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
+from testcontainers.core.docker_client import get_docker_host
 from testcontainers.core.exceptions import ContainerStartException
 
 from lab.amlen import AmlenClient
 from lab.certs import ensure_certificates, issue_client_certs, pki_paths
 from lab.configure import confirm_live, converge, desired_objects, endpoint_probes
+from lab.engine import Engine, connect, identify
 from lab.errors import CheckError, ContainerError, LabError
 from lab.runtime import (
     AMLEN_ADMIN_PORT,
@@ -57,6 +60,7 @@ from lab.runtime import (
     docker_error_text,
     ensure_image,
     lab_labels,
+    published_ports,
     read_server_logs,
 )
 from lab.settings import Settings, load_settings
@@ -116,7 +120,12 @@ class AmlenLabContainer(DockerContainer):
         self.ready_timeout = ready_timeout or settings.ready_timeout
         self.pki = pki_paths(settings)
         self.startup: dict[str, float] = {}
+        self._engine: Engine | None = None
         self._published: _Published | None = None
+        if "docker_client_kw" not in kwargs and get_docker_host() is None:
+            # testcontainers knows DOCKER_HOST, TC_HOST and the docker context; where none is set, the engine is
+            # found on the usual sockets as `invoke up` finds it (rootless Podman's, for one).
+            kwargs["docker_client_kw"] = {"environment": {"DOCKER_HOST": _found_engine_url()}}
         try:
             super().__init__(settings.image, **kwargs)
         except docker.errors.DockerException as exc:
@@ -138,7 +147,9 @@ class AmlenLabContainer(DockerContainer):
             # Leaving this block waits for the certificate thread, so a failed start cleans up after it.
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="amlen-lab-certs") as pool:
                 client = self.get_docker_client().client
-                _settle_reaper(client)
+                self._engine = identify(client)
+                _settle_reaper(client, podman=self._engine.is_podman)
+                self._drop_memory_limit_it_cannot_set()
                 ensure_image(client, self.image, progress=logger.info)
                 marks.append(("image", time.perf_counter()))
                 if self._owned_dir is not None:
@@ -156,6 +167,15 @@ class AmlenLabContainer(DockerContainer):
         self.startup = {name: end - begin for (_, begin), (name, end) in itertools.pairwise(marks)}
         logger.info("Amlen ready at %s (TLS %d, mutual TLS %d)", self.host, self.tls_port, self.mtls_port)
         return self
+
+    def _drop_memory_limit_it_cannot_set(self) -> None:
+        """Rootless Podman on cgroup v1 drops a memory limit: say so once, and start without it."""
+        assert self._engine is not None
+        if self._engine.memory_limits or not self._kwargs.get("mem_limit"):
+            return
+        logger.warning("%s cannot limit a container's memory for this user (no memory cgroup controller): "
+                       "mem_limit=%s is not applied, and Amlen sizes itself from the host's memory",
+                       self._engine.describe(), self._kwargs.pop("mem_limit"))
 
     def _start_container(self) -> None:
         # testcontainers' start() creates and starts in one go; Amlen's store must be bounded in between
@@ -210,18 +230,40 @@ class AmlenLabContainer(DockerContainer):
 
     def _find_published(self) -> _Published:
         try:
+            if self._engine is not None and self._engine.is_podman:
+                return self._podman_published()
             return _Published(
                 host=self.get_container_host_ip(),
                 admin_port=int(self.get_exposed_port(AMLEN_ADMIN_PORT)),
                 tls_port=int(self.get_exposed_port(self.settings.tls_port)),
                 mtls_port=int(self.get_exposed_port(self.settings.mtls_port)),
             )
-        except (docker.errors.DockerException, ConnectionError, TimeoutError, RuntimeError) as exc:
+        except (docker.errors.DockerException, ConnectionError, TimeoutError, RuntimeError, KeyError) as exc:
             raise ContainerError(
                 f"the container from {self.image} is not running with its ports published ({docker_error_text(exc)})",
                 "does the image start? `docker run --rm IMAGE` shows why it exits",
                 details=read_server_logs(self.get_wrapped_container()),
             ) from exc
+
+    def _podman_published(self) -> _Published:
+        """Podman: the ports it published, dialled on this machine's loopback (or the engine's TCP host).
+
+        testcontainers' own answer reads `HostConfig` from the container list, which Podman's API leaves out
+        (a KeyError when it runs in a container, as on this project's CI), and its gateway is no address of
+        this machine under rootless networking. Podman publishes on the machine that runs it, so a local
+        socket means 127.0.0.1.
+        """
+        assert self._engine is not None
+        container = self.get_wrapped_container()
+        published = published_ports(container)
+        missing = [port for port in (AMLEN_ADMIN_PORT, self.settings.tls_port, self.settings.mtls_port)
+                   if port not in published]
+        if missing or container.status != "running":
+            raise RuntimeError(f"the container is {container.status}, ports {missing} not published")
+        url = urlsplit(self._engine.url)
+        host = "127.0.0.1" if url.scheme in ("unix", "npipe") or not url.hostname else url.hostname
+        return _Published(host, published[AMLEN_ADMIN_PORT][1], published[self.settings.tls_port][1],
+                          published[self.settings.mtls_port][1])
 
     # -- where clients connect ---------------------------------------------------------------------------
 
@@ -403,14 +445,20 @@ class _ClosingSSLSocket(ssl.SSLSocket):
 _CONNECT_HINT = "mutual TLS needs a client certificate from this lab's CA (issue_client_cert)"
 
 
-def _settle_reaper(client: docker.DockerClient) -> None:
-    """Keep Ryuk when its image can be had; otherwise switch it off for this process, and say so.
+def _settle_reaper(client: docker.DockerClient, *, podman: bool = False) -> None:
+    """Keep Ryuk when its image can be had (on Docker); otherwise switch it off for this process, and say so.
 
-    testcontainers would otherwise fail every start where the reaper image cannot be pulled (no registry,
-    Podman without the socket Ryuk needs). Cleanup then rests on stop(), which the context manager and the
-    pytest fixtures always call; only a killed test process leaves containers (label org.testcontainers).
+    testcontainers would otherwise fail every start where the reaper image cannot be pulled (no registry), and
+    on Podman Ryuk needs the engine's socket mounted into a privileged container, which rootless Podman does
+    not give. Cleanup then rests on stop(), which the context manager and the pytest fixtures always call;
+    only a killed test process leaves containers (label org.testcontainers).
     """
     if testcontainers_config.ryuk_disabled:
+        return
+    if podman:
+        logger.warning("Podman: testcontainers' reaper (Ryuk) is off for this session; containers are removed by "
+                       "stop(). Set TESTCONTAINERS_RYUK_DISABLED=true to skip this message.")
+        testcontainers_config.ryuk_disabled = True
         return
     image = testcontainers_config.ryuk_image
     try:
@@ -428,6 +476,17 @@ def _settle_reaper(client: docker.DockerClient) -> None:
             image, docker_error_text(exc),
         )
     testcontainers_config.ryuk_disabled = True
+
+
+def _found_engine_url() -> str:
+    """The engine `invoke up` would use (lab.engine: the usual sockets); the default socket when none answers,
+    so the error below names what testcontainers tried."""
+    try:
+        engine = connect()
+    except LabError:
+        return "unix:///var/run/docker.sock"
+    engine.client.close()
+    return engine.url
 
 
 def _docker_unreachable(exc: Exception) -> LabError:

@@ -14,12 +14,9 @@ _LOOPBACK = {"127.0.0.1", "::1"}
 
 def docker_engine(run: Run) -> None:
     """Which engine answers (name, version, rootless or not, socket), and whether it is on this machine."""
-    from lab.engine import chosen_endpoint, connect, local_only  # imported late: the docker SDK is slow to import
+    from lab.engine import connect  # imported late: the docker SDK is slow to import
 
     try:
-        chosen = chosen_endpoint()
-        if chosen is not None:
-            local_only(chosen)
         run.engine = connect()
     except LabError as exc:
         run.add("engine", Status.FAIL, exc.message, exc.hint or "")

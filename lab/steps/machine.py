@@ -10,7 +10,6 @@ import docker
 
 from lab import runtime
 from lab.elevate import needs_root, prepare_sudo
-from lab.engine import chosen_endpoint, local_only
 from lab.errors import ContainerError, HostsError
 from lab.hosts import HostsState, hosts_status, manual_instructions
 from lab.steps.context import LabContext
@@ -20,8 +19,8 @@ __all__ = ["ContainerStep", "PreflightStep", "ReadyStep", "container_spec", "exp
 
 
 class PreflightStep:
-    """A local engine reachable (named: which, what version, which socket) and the host ports free (or already
-    held by this lab's container)."""
+    """A local engine reachable (named: which, what version, which socket; one on another machine stops here,
+    before anything is made: `lab.engine.local_only`) and the host ports free (or held by this lab's container)."""
 
     name = "preflight"
 
@@ -30,9 +29,6 @@ class PreflightStep:
 
     def apply(self, ctx: LabContext) -> str:
         s = ctx.settings
-        chosen = chosen_endpoint()
-        if chosen is not None:
-            local_only(chosen)  # before connecting: an ssh:// engine is not even dialled
         ours = runtime.find_lab_container(ctx.docker, s)
         held_by_us = set()
         if ours is not None and ours.status == "running":
