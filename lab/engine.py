@@ -40,6 +40,7 @@ __all__ = [
     "chosen_endpoint",
     "connect",
     "context_host",
+    "docker_error_text",
     "identify",
     "is_local",
     "local_only",
@@ -47,6 +48,8 @@ __all__ = [
 
 # A socket that exists but does not answer must not hold up the search for the next one.
 _PROBE_TIMEOUT = 3
+# The API version a client is made with until the engine's ping names its own (every engine answers /_ping).
+_FLOOR_API = "1.24"
 
 
 @dataclass(frozen=True)
@@ -312,12 +315,16 @@ def _dial(path: str) -> str:
 
 
 def _try(endpoint: Endpoint) -> tuple[Engine | None, str]:
-    """Connect to `endpoint` and read its version; (None, why) when it does not answer."""
+    """Connect to `endpoint` and ping it; (None, why) when it does not answer.
+
+    The client is made with a fixed API version and takes the engine's own from the ping's `Api-Version`
+    header: left to negotiate, the SDK asks `/version`, which costs Podman half a second on every command.
+    """
     try:
         if endpoint.source == "DOCKER_HOST":  # from_env also reads DOCKER_TLS_VERIFY and DOCKER_CERT_PATH
-            client = docker.from_env(timeout=_PROBE_TIMEOUT)
+            client = docker.from_env(timeout=_PROBE_TIMEOUT, version=_FLOOR_API)
         else:
-            client = docker.DockerClient(base_url=endpoint.url, timeout=_PROBE_TIMEOUT)
+            client = docker.DockerClient(base_url=endpoint.url, timeout=_PROBE_TIMEOUT, version=_FLOOR_API)
     except docker.errors.DockerException as exc:
         return None, _reason(exc)
     try:
@@ -334,6 +341,8 @@ def identify(client: docker.DockerClient, endpoint: Endpoint | None = None) -> E
     api: Any = client.api  # `ping()` would drop the headers
     answer = api.get(f"{api.base_url}/_ping", timeout=_PROBE_TIMEOUT)
     answer.raise_for_status()
+    if api._version == _FLOOR_API and answer.headers.get("Api-Version"):  # made by _try: speak the engine's API
+        api._version = str(answer.headers["Api-Version"])
     if endpoint is None:
         url = str(api.base_url)
         url = "unix://" + str(getattr(api, "_custom_adapter", None) and api._custom_adapter.socket_path) \
@@ -360,3 +369,10 @@ def _reason(exc: BaseException) -> str:
         if needle in text:
             return words
     return text.splitlines()[0][:120] if text else type(exc).__name__
+
+
+def docker_error_text(exc: BaseException) -> str:
+    """The first line of a docker SDK error (its server explanation when there is one), for one-line errors."""
+    explanation: Any = getattr(exc, "explanation", None)
+    text = str(explanation or exc) or type(exc).__name__
+    return text.splitlines()[0][:300]

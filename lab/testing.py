@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import os
 import secrets
 import shutil
 import ssl
@@ -36,15 +35,12 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import urlsplit
 
 import docker.errors
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
-from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.docker_client import get_docker_host
 from testcontainers.core.exceptions import ContainerStartException
@@ -52,18 +48,25 @@ from testcontainers.core.exceptions import ContainerStartException
 from lab.amlen import AmlenClient
 from lab.certs import ensure_certificates, issue_client_certs, pki_paths
 from lab.configure import confirm_live, converge, desired_objects, endpoint_probes
-from lab.engine import Engine, connect, identify
-from lab.errors import CheckError, ContainerError, LabError
+from lab.engine import Engine, identify
+from lab.errors import CheckError, ContainerError
 from lab.runtime import (
     AMLEN_ADMIN_PORT,
     connection_log_findings,
     docker_error_text,
     ensure_image,
     lab_labels,
-    published_ports,
     read_server_logs,
 )
 from lab.settings import Settings, load_settings
+from lab.testing_engines import (
+    Published,
+    docker_unreachable,
+    found_engine_url,
+    memory_not_limited,
+    podman_published,
+    settle_reaper,
+)
 from lab.tls import explain, tls_context
 from lab.volume import bound_store
 from lab.waits import wait_until_ready
@@ -76,16 +79,6 @@ logger = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 5.0
 # Marks containers started by this module, next to the lab's own amlen-lab.* labels and testcontainers'.
 _ROLE_LABEL = "amlen-lab.role"
-
-
-@dataclass(frozen=True)
-class _Published:
-    """Where clients reach the started container: one host and the mapped ports."""
-
-    host: str
-    admin_port: int
-    tls_port: int
-    mtls_port: int
 
 
 class AmlenLabContainer(DockerContainer):
@@ -121,15 +114,15 @@ class AmlenLabContainer(DockerContainer):
         self.pki = pki_paths(settings)
         self.startup: dict[str, float] = {}
         self._engine: Engine | None = None
-        self._published: _Published | None = None
+        self._published: Published | None = None
         if "docker_client_kw" not in kwargs and get_docker_host() is None:
             # testcontainers knows DOCKER_HOST, TC_HOST and the docker context; where none is set, the engine is
             # found on the usual sockets as `invoke up` finds it (rootless Podman's, for one).
-            kwargs["docker_client_kw"] = {"environment": {"DOCKER_HOST": _found_engine_url()}}
+            kwargs["docker_client_kw"] = {"environment": {"DOCKER_HOST": found_engine_url()}}
         try:
             super().__init__(settings.image, **kwargs)
         except docker.errors.DockerException as exc:
-            raise _docker_unreachable(exc) from exc
+            raise docker_unreachable(exc) from exc
         self.with_exposed_ports(AMLEN_ADMIN_PORT, settings.tls_port, settings.mtls_port)
         # The caller's docker kwargs win; our labels are merged in, not replaced.
         labels = {**lab_labels(settings), _ROLE_LABEL: "testcontainers", **self._kwargs.get("labels", {})}
@@ -148,7 +141,7 @@ class AmlenLabContainer(DockerContainer):
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="amlen-lab-certs") as pool:
                 client = self.get_docker_client().client
                 self._engine = identify(client)
-                _settle_reaper(client, podman=self._engine.is_podman)
+                settle_reaper(client, podman=self._engine.is_podman)
                 self._drop_memory_limit_it_cannot_set()
                 ensure_image(client, self.image, progress=logger.info)
                 marks.append(("image", time.perf_counter()))
@@ -171,11 +164,8 @@ class AmlenLabContainer(DockerContainer):
     def _drop_memory_limit_it_cannot_set(self) -> None:
         """Rootless Podman on cgroup v1 drops a memory limit: say so once, and start without it."""
         assert self._engine is not None
-        if self._engine.memory_limits or not self._kwargs.get("mem_limit"):
-            return
-        logger.warning("%s cannot limit a container's memory for this user (no memory cgroup controller): "
-                       "mem_limit=%s is not applied, and Amlen sizes itself from the host's memory",
-                       self._engine.describe(), self._kwargs.pop("mem_limit"))
+        if not self._engine.memory_limits and self._kwargs.get("mem_limit"):
+            memory_not_limited(self._engine, self._kwargs.pop("mem_limit"))
 
     def _start_container(self) -> None:
         # testcontainers' start() creates and starts in one go; Amlen's store must be bounded in between
@@ -228,11 +218,12 @@ class AmlenLabContainer(DockerContainer):
             if self._owned_dir is not None:
                 shutil.rmtree(self._owned_dir, ignore_errors=True)
 
-    def _find_published(self) -> _Published:
+    def _find_published(self) -> Published:
         try:
             if self._engine is not None and self._engine.is_podman:
-                return self._podman_published()
-            return _Published(
+                ports = (AMLEN_ADMIN_PORT, self.settings.tls_port, self.settings.mtls_port)
+                return podman_published(self.get_wrapped_container(), self._engine, ports)
+            return Published(
                 host=self.get_container_host_ip(),
                 admin_port=int(self.get_exposed_port(AMLEN_ADMIN_PORT)),
                 tls_port=int(self.get_exposed_port(self.settings.tls_port)),
@@ -245,30 +236,10 @@ class AmlenLabContainer(DockerContainer):
                 details=read_server_logs(self.get_wrapped_container()),
             ) from exc
 
-    def _podman_published(self) -> _Published:
-        """Podman: the ports it published, dialled on this machine's loopback (or the engine's TCP host).
-
-        testcontainers' own answer reads `HostConfig` from the container list, which Podman's API leaves out
-        (a KeyError when it runs in a container, as on this project's CI), and its gateway is no address of
-        this machine under rootless networking. Podman publishes on the machine that runs it, so a local
-        socket means 127.0.0.1.
-        """
-        assert self._engine is not None
-        container = self.get_wrapped_container()
-        published = published_ports(container)
-        missing = [port for port in (AMLEN_ADMIN_PORT, self.settings.tls_port, self.settings.mtls_port)
-                   if port not in published]
-        if missing or container.status != "running":
-            raise RuntimeError(f"the container is {container.status}, ports {missing} not published")
-        url = urlsplit(self._engine.url)
-        host = "127.0.0.1" if url.scheme in ("unix", "npipe") or not url.hostname else url.hostname
-        return _Published(host, published[AMLEN_ADMIN_PORT][1], published[self.settings.tls_port][1],
-                          published[self.settings.mtls_port][1])
-
     # -- where clients connect ---------------------------------------------------------------------------
 
     @property
-    def _ports(self) -> _Published:
+    def _ports(self) -> Published:
         if self._published is None:
             raise ContainerError("the Amlen container is not started", "call start() or use a `with` block")
         return self._published
@@ -443,55 +414,3 @@ class _ClosingSSLSocket(ssl.SSLSocket):
 
 
 _CONNECT_HINT = "mutual TLS needs a client certificate from this lab's CA (issue_client_cert)"
-
-
-def _settle_reaper(client: docker.DockerClient, *, podman: bool = False) -> None:
-    """Keep Ryuk when its image can be had (on Docker); otherwise switch it off for this process, and say so.
-
-    testcontainers would otherwise fail every start where the reaper image cannot be pulled (no registry), and
-    on Podman Ryuk needs the engine's socket mounted into a privileged container, which rootless Podman does
-    not give. Cleanup then rests on stop(), which the context manager and the pytest fixtures always call;
-    only a killed test process leaves containers (label org.testcontainers).
-    """
-    if testcontainers_config.ryuk_disabled:
-        return
-    if podman:
-        logger.warning("Podman: testcontainers' reaper (Ryuk) is off for this session; containers are removed by "
-                       "stop(). Set TESTCONTAINERS_RYUK_DISABLED=true to skip this message.")
-        testcontainers_config.ryuk_disabled = True
-        return
-    image = testcontainers_config.ryuk_image
-    try:
-        client.images.get(image)
-        return
-    except docker.errors.ImageNotFound:
-        pass
-    try:
-        client.images.pull(image)
-        return
-    except docker.errors.DockerException as exc:
-        logger.warning(
-            "testcontainers' reaper image %s cannot be pulled (%s): Ryuk disabled for this session; "
-            "containers are removed by stop(). Set TESTCONTAINERS_RYUK_DISABLED=true to skip this check.",
-            image, docker_error_text(exc),
-        )
-    testcontainers_config.ryuk_disabled = True
-
-
-def _found_engine_url() -> str:
-    """The engine `invoke up` would use (lab.engine: the usual sockets); the default socket when none answers,
-    so the error below names what testcontainers tried."""
-    try:
-        engine = connect()
-    except LabError:
-        return "unix:///var/run/docker.sock"
-    engine.client.close()
-    return engine.url
-
-
-def _docker_unreachable(exc: Exception) -> LabError:
-    where = os.environ.get("DOCKER_HOST") or "the default socket"
-    return ContainerError(
-        f"Docker is not reachable at {where} ({docker_error_text(exc)})",
-        "start Docker and check `docker info`; DOCKER_HOST (or TC_HOST) selects another engine",
-    )
