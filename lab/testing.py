@@ -15,11 +15,12 @@ connects to an IP address.
         with amlen.connected_client(mutual=True) as client:
             client.publish("demo/topic", b"hello", qos=1).wait_for_publish()
 
-Docker is found the way testcontainers finds it (DOCKER_HOST, TC_HOST, ~/.testcontainers.properties).
-Ryuk, testcontainers' reaper, is used when its image is present or can be pulled; when it cannot be had
-(no registry, Podman), it is switched off with a log line instead of failing the start, and `stop()` (the
+The engine is found the way testcontainers finds it (DOCKER_HOST, TC_HOST, ~/.testcontainers.properties, the
+docker context), else on the usual sockets as `invoke up` finds it (`lab.engine`). Ryuk, testcontainers'
+reaper, is used on Docker when its image is present or can be pulled; when it cannot be had (no registry),
+and always on Podman, it is switched off with a log line instead of failing the start, and `stop()` (the
 context manager, the pytest fixtures) removes the container and, when this object made it, the lab
-directory.
+directory. What differs on Podman is in `lab.testing_engines`.
 """
 
 from __future__ import annotations

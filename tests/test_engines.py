@@ -20,6 +20,7 @@ import pytest
 
 from lab.engine import candidate_sockets, connect, is_local
 from lab.errors import ContainerError
+from lab.references import canonical_reference
 from tests.conftest import LabEnv
 from tests.engine_facts import EngineFacts, engine_facts
 
@@ -211,3 +212,12 @@ def test_the_engines_own_command_line_lists_the_lab_with_its_labels(lab_env: Lab
     finally:
         _ok(lab_env, "down")
     assert _left_behind(lab_env, expected.podman) == ([], [])
+
+
+def test_image_names_compare_as_each_engine_spells_them() -> None:
+    assert canonical_reference("localhost/amlen-lab/amlen-standin:1") == "amlen-lab/amlen-standin:1"  # Podman
+    assert canonical_reference("docker.io/library/debian:12") == canonical_reference("debian:12") == "debian:12"
+    assert canonical_reference("docker.io/amlen/amlen-server") == "amlen/amlen-server:latest"
+    for unchanged in ("quay.io/amlen/amlen-server:main", "localhost:5000/amlen:1", "sha256:7acec2fbef20",
+                      "quay.io/amlen/amlen-server@sha256:" + "ab" * 32):
+        assert canonical_reference(unchanged) == unchanged
