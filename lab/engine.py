@@ -215,11 +215,11 @@ class Engine:
         """"Podman", "Docker", or the desktop product that runs Docker (Docker Desktop, Colima, Rancher Desktop)."""
         if self.is_podman:
             return "Podman"
-        system = str(self.info.get("OperatingSystem") or "")
-        where = self.url + " " + str(self.info.get("Name") or "")
-        for product, marks in (("Docker Desktop", ("Docker Desktop",)), ("Rancher Desktop", ("Rancher", "/.rd/")),
+        # Docker Desktop says so in OperatingSystem; Colima's and Rancher Desktop's VMs in their name and socket.
+        seen = " ".join((self.url, str(self.info.get("OperatingSystem") or ""), str(self.info.get("Name") or "")))
+        for product, marks in (("Docker Desktop", ("docker desktop",)), ("Rancher Desktop", ("rancher", "/.rd/")),
                                ("Colima", ("colima",))):
-            if any(mark in system or mark in where for mark in marks):
+            if any(mark in seen.lower() for mark in marks):
                 return product
         return "Docker"
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from lab.engine import candidate_sockets, connect, is_local
+from lab.engine import Endpoint, Engine, candidate_sockets, connect, is_local
 from lab.errors import ContainerError
 from lab.references import canonical_reference
 from tests.conftest import LabEnv
@@ -221,3 +221,33 @@ def test_image_names_compare_as_each_engine_spells_them() -> None:
     for unchanged in ("quay.io/amlen/amlen-server:main", "localhost:5000/amlen:1", "sha256:7acec2fbef20",
                       "quay.io/amlen/amlen-server@sha256:" + "ab" * 32):
         assert canonical_reference(unchanged) == unchanged
+
+
+class _Answers:
+    """A client that answers `info()` as the named product's engine did (no engine needed)."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self._info = info
+
+    def info(self) -> dict[str, Any]:
+        return self._info
+
+
+@pytest.mark.parametrize(("url", "server", "info", "line"), [
+    ("unix:///var/run/docker.sock", "Docker/27.3.1 (linux)",
+     {"OperatingSystem": "Docker Desktop", "Name": "docker-desktop", "SecurityOptions": []},
+     "Docker Desktop 27.3.1, rootful, unix:///var/run/docker.sock"),
+    ("unix:///Users/ann/.colima/default/docker.sock", "Docker/27.4.0 (linux)",
+     {"OperatingSystem": "Ubuntu 24.04.1 LTS", "Name": "colima", "SecurityOptions": []},
+     "Colima 27.4.0, rootful, unix:///Users/ann/.colima/default/docker.sock"),
+    ("unix:///Users/ann/.rd/docker.sock", "Docker/26.1.5 (linux)",
+     {"OperatingSystem": "Alpine Linux v3.20", "Name": "lima-rancher-desktop", "SecurityOptions": []},
+     "Rancher Desktop 26.1.5, rootful, unix:///Users/ann/.rd/docker.sock"),
+    ("unix:///run/user/1000/docker.sock", "Docker/27.3.1 (linux)",
+     {"OperatingSystem": "Ubuntu 24.04.1 LTS", "Name": "laptop", "SecurityOptions": ["name=seccomp", "name=rootless"]},
+     "Docker 27.3.1, rootless, unix:///run/user/1000/docker.sock"),
+])
+def test_desktop_products_and_rootless_docker_are_named(url: str, server: str, info: dict[str, Any],
+                                                        line: str) -> None:
+    engine = Engine(_Answers(info), Endpoint(url, "found"), server)  # type: ignore[arg-type]
+    assert engine.describe() == line and not engine.is_podman
