@@ -74,6 +74,7 @@ podman_rootless() {
   grep -q "^$user:" /etc/subuid 2>/dev/null || usermod --add-subuids 200000-265535 "$user"
   grep -q "^$user:" /etc/subgid 2>/dev/null || usermod --add-subgids 200000-265535 "$user"
   # No systemd here: the user's runtime directory (XDG_RUNTIME_DIR) is made as logind would.
+  mkdir -p /run/user
   install -d -m 0700 -o "$user" -g "$user" "/run/user/$uid"
   # slirp4netns opens /dev/net/tun as the user: 0666 on a normal distribution, 0600 root in some VMs.
   runuser -u "$user" -- test -r /dev/net/tun -a -w /dev/net/tun || chmod 0666 /dev/net/tun
