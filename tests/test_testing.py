@@ -197,8 +197,11 @@ def test_a_container_under_one_gib_fails_naming_amlens_reason(
         warned = [r.getMessage() for r in caplog.records if "cannot limit" in r.getMessage()]
         assert len(warned) == 1 and "mem_limit=768m is not applied" in warned[0]
         return
-    with pytest.raises(AmlenError) as caught:
-        lab.start()
+    try:
+        with pytest.raises(AmlenError) as caught:
+            lab.start()
+    finally:
+        lab.stop()  # a start that wrongly succeeded must not leave its container
     assert "CWLNA1119" in caught.value.message and "1g" in caught.value.message
     engine = docker.from_env()
     try:
