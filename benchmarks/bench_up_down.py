@@ -10,11 +10,16 @@ or the Amlen stand-in:
 
     STANDIN_IMAGE=$(bash tests/standin/build-image.sh | tail -1) .venv/bin/python benchmarks/bench_up_down.py [ROUNDS]
 
-It uses temporary lab directories, free ports and no hosts entry (`--no-hosts`), so it leaves your machine alone.
+`--engine podman` measures the same on Podman beside Docker (the engine DOCKER_HOST or the default socket
+names): Podman's socket is `--podman-socket`, default rootful Podman's as root and rootless Podman's
+(`$XDG_RUNTIME_DIR/podman/podman.sock`) otherwise; the image is copied into Podman (`docker save | podman
+load`) when Podman lacks it. It uses temporary lab directories, free ports and no hosts entry (`--no-hosts`),
+so it leaves your machine alone.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import statistics
@@ -29,10 +34,6 @@ import requests
 from common import INVOKE, ROOT, free_port, image
 
 TARGETS = {"cold over floor": 1.0, "warm up": 0.6, "down": 1.5, "status": 0.4, "--list": 0.25}
-
-
-
-
 
 
 def floor(ref: str) -> float:
@@ -116,43 +117,100 @@ def median(values: list[float]) -> str:
     return f"median {statistics.median(values):.2f} s  (runs: {', '.join(f'{v:.2f}' for v in values)})"
 
 
-def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    ref = image()
-    floors = [floor(ref) for _ in range(rounds)]
-    cold, warm, down, status, listing = [], [], [], [], []
-    two_cold, two_warm = [], []
+def measure(ref: str, rounds: int) -> dict[str, list[float]]:
+    """Every figure of one engine (the one DOCKER_HOST names in this process's environment)."""
+    names = ("floor", "cold", "warm", "status", "--list", "down", "two-tier cold", "two-tier warm")
+    figures: dict[str, list[float]] = {name: [] for name in names}
+    figures["floor"] = [floor(ref) for _ in range(rounds)]
     with tempfile.TemporaryDirectory() as scratch:
         for _ in range(rounds):
             env = lab_env(ref, Path(scratch))
-            cold.append(timed(env, "up", "--no-hosts"))  # a new lab directory: certificates absent
-            warm.append(timed(env, "up", "--no-hosts"))
-            status.append(timed(env, "status"))
-            listing.append(timed(env, "--list"))
-            down.append(timed(env, "down", "--purge"))
+            figures["cold"].append(timed(env, "up", "--no-hosts"))  # a new lab directory: certificates absent
+            figures["warm"].append(timed(env, "up", "--no-hosts"))
+            figures["status"].append(timed(env, "status"))
+            figures["--list"].append(timed(env, "--list"))
+            figures["down"].append(timed(env, "down", "--purge"))
             env = lab_env(ref, Path(scratch), "intermediate")
-            two_cold.append(timed(env, "up", "--no-hosts"))
-            two_warm.append(timed(env, "up", "--no-hosts"))
+            figures["two-tier cold"].append(timed(env, "up", "--no-hosts"))
+            figures["two-tier warm"].append(timed(env, "up", "--no-hosts"))
             timed(env, "down", "--purge")
-        steps = breakdown(lab_env(ref, Path(scratch)))
-        two_steps = breakdown(lab_env(ref, Path(scratch), "intermediate"))
-    base = statistics.median(floors)
-    over = statistics.median(cold) - base
-    two_over = statistics.median(two_cold) - base
+    return figures
+
+
+def engine_line() -> str:
+    """How the lab names the engine this process would use."""
+    from lab.engine import connect
+
+    engine = connect()
+    try:
+        return engine.describe()
+    finally:
+        engine.client.close()
+
+
+def podman_socket(given: str | None) -> str:
+    """Podman's socket for `--engine podman`: rootful Podman's as root, rootless Podman's otherwise."""
+    if given:
+        return given
+    if os.geteuid() == 0:
+        return "/run/podman/podman.sock"
+    return f"{os.environ.get('XDG_RUNTIME_DIR') or f'/run/user/{os.getuid()}'}/podman/podman.sock"
+
+
+def ensure_in_podman(ref: str, socket_path: str) -> None:
+    """Copy `ref` from Docker into Podman's store when Podman lacks it (no registry on these machines)."""
+    podman_env = {**os.environ, "DOCKER_HOST": f"unix://{socket_path}"}
+    if subprocess.run(["docker", "version"], env=podman_env, capture_output=True).returncode:
+        sys.exit(f"Podman does not answer on {socket_path}: start it with "
+                 f"`podman system service --time=0 unix://{socket_path} &`")
+    if subprocess.run(["docker", "image", "inspect", ref], env=podman_env, capture_output=True).returncode == 0:
+        return
+    saved = subprocess.Popen(["docker", "save", ref], stdout=subprocess.PIPE)
+    subprocess.run(["podman", "load", "-q"], stdin=saved.stdout, check=True, capture_output=True)
+    saved.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("rounds", nargs="?", type=int, default=5)
+    parser.add_argument("--engine", choices=("docker", "podman"), default="docker",
+                        help="podman: measure Podman beside Docker")
+    parser.add_argument("--podman-socket", help="Podman's socket (default: rootful as root, else rootless)")
+    args = parser.parse_args()
+    rounds = args.rounds
+    ref = image()
+    engines = [(engine_line(), measure(ref, rounds))]
+    if args.engine == "podman":
+        socket_path = podman_socket(args.podman_socket)
+        ensure_in_podman(ref, socket_path)
+        os.environ["DOCKER_HOST"] = f"unix://{socket_path}"
+        engines.append((engine_line(), measure(ref, rounds)))
     print(f"image                     {ref}")
-    print(f"floor: docker run->State1 {median(floors)}")
-    print(f"cold up                   {median(cold)}  = floor + {over:.2f} s "
-          f"(target: + {TARGETS['cold over floor']} s)")
-    print(f"cold up, two-tier PKI     {median(two_cold)}  = floor + {two_over:.2f} s "
-          f"(target: + {TARGETS['cold over floor']} s)")
-    print(f"warm up                   {median(warm)}  (target: <= {TARGETS['warm up']} s)")
-    print(f"warm up, two-tier PKI     {median(two_warm)}  (target: <= {TARGETS['warm up']} s)")
-    print(f"down                      {median(down)}  (target: <= {TARGETS['down']} s)")
-    print(f"invoke status             {median(status)}  (target: <= {TARGETS['status']} s)")
-    print(f"invoke --list             {median(listing)}  (target: <= {TARGETS['--list']} s)")
-    print("per step (one lab, in-process; then the two-tier PKI):")
-    print(steps)
-    print(two_steps)
+    for name, figures in engines:
+        base = statistics.median(figures["floor"])
+        over = statistics.median(figures["cold"]) - base
+        print(f"engine                    {name}")
+        print(f"  floor: docker run->State1 {median(figures['floor'])}")
+        print(f"  cold up                   {median(figures['cold'])}  = floor + {over:.2f} s "
+              f"(target on Docker: + {TARGETS['cold over floor']} s)")
+        two_over = statistics.median(figures["two-tier cold"]) - base
+        print(f"  cold up, two-tier PKI     {median(figures['two-tier cold'])}  = floor + {two_over:.2f} s "
+              f"(target on Docker: + {TARGETS['cold over floor']} s)")
+        print(f"  warm up                   {median(figures['warm'])}  (target on Docker: <= {TARGETS['warm up']} s)")
+        print(f"  warm up, two-tier PKI     {median(figures['two-tier warm'])}  "
+              f"(target on Docker: <= {TARGETS['warm up']} s)")
+        print(f"  down                      {median(figures['down'])}  (target on Docker: <= {TARGETS['down']} s)")
+        print(f"  invoke status             {median(figures['status'])}  (target on Docker: <= {TARGETS['status']} s)")
+        print(f"  invoke --list             {median(figures['--list'])}  (target: <= {TARGETS['--list']} s)")
+    if len(engines) == 2:
+        docker_figures, podman_figures = engines[0][1], engines[1][1]
+        print("side by side (medians, s):  " + ", ".join(
+            f"{key} {statistics.median(docker_figures[key]):.2f} / {statistics.median(podman_figures[key]):.2f}"
+            for key in ("floor", "cold", "warm", "down", "status")) + "  (first engine / Podman)")
+    print("per step (one lab, in-process, on the last engine; then the two-tier PKI):")
+    with tempfile.TemporaryDirectory() as scratch:
+        print(breakdown(lab_env(ref, Path(scratch))))
+        print(breakdown(lab_env(ref, Path(scratch), "intermediate")))
     print("slowest imports on up's path (python -X importtime):")
     print(slowest_imports())
     print(f"(each figure: {rounds} rounds; cold and warm with verification; --no-hosts)")

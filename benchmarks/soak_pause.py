@@ -1,4 +1,5 @@
-"""Soak: N consecutive cold `up`s, each with Amlen frozen (`docker pause`) while the verification runs.
+"""Soak: N consecutive cold `up`s, each with Amlen frozen (`docker pause`, or SIGSTOP where the engine cannot
+pause: `tests.freeze`) while the verification runs, on the engine DOCKER_HOST names.
 
 The issue's bar: 12 of 12 succeed. A frozen Amlen is what a paused VM or a sleeping laptop looks like to the
 lab's clients; the freeze lasts longer than a client's timeout, so the first attempts fail and only the
@@ -9,7 +10,6 @@ retries (and pause-aware deadlines) can save the run. Prints one line per round 
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import tempfile
 import threading
@@ -17,13 +17,16 @@ import time
 import uuid
 from pathlib import Path
 
-from common import free_port, image
+from common import ROOT, free_port, image
 
 from lab.errors import LabError
 from lab.plan import StepEvent, StepStatus, down, up
 from lab.settings import load_settings
 from lab.steps import Options
 from lab.tls import DEFAULT_TIMEOUT
+
+sys.path.insert(0, str(ROOT))  # the same freeze as the pause tests
+from tests.freeze import freeze as freeze_container
 
 PAUSE = DEFAULT_TIMEOUT + 2.0  # longer than one client's timeout
 
@@ -42,11 +45,11 @@ def _round(ref: str, scratch: Path) -> tuple[bool, float, str]:
 
     def freeze(event: StepEvent) -> None:
         if event.step == "verification" and event.status is StepStatus.RUNNING:
-            subprocess.run(["docker", "pause", name], check=True, capture_output=True)
+            thaw_container = freeze_container(name)
 
             def thaw() -> None:
                 time.sleep(PAUSE)
-                subprocess.run(["docker", "unpause", name], capture_output=True)
+                thaw_container()
                 thawed.set()
 
             threading.Thread(target=thaw, daemon=True).start()

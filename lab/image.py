@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from docker import DockerClient
+from docker.models.images import Image
 
 from lab import runtime
 from lab.errors import ContainerError
@@ -87,9 +88,12 @@ def save_image(settings: Settings, path: Path) -> SavedImage:
     if image is None or image.id is None:
         raise ContainerError(f"LAB_IMAGE {settings.image} is not in Docker's image store",
                              "`invoke up` pulls it (or `docker pull` it), then save it")
-    record = ImageRecord(settings.image, image.id, tuple(image.tags), tuple(image.attrs.get("RepoDigests") or ()))
+    # Podman gives a local image a digest under `localhost/`: no registry knows it, so it pins nothing elsewhere.
+    digests = tuple(d for d in image.attrs.get("RepoDigests") or () if not d.startswith("localhost/"))
+    record = ImageRecord(settings.image, image.id, tuple(image.tags), digests)
     # A name makes `docker load` restore it as a tag; by id alone the image would load untagged.
-    named: str | bool = settings.image if settings.image in image.tags else bool(image.tags)
+    wanted = runtime.canonical_reference(settings.image)
+    named: str | bool = next((t for t in image.tags if runtime.canonical_reference(t) == wanted), bool(image.tags))
     path = path.expanduser().resolve()
     partial = path.with_name(f".{path.name}.partial")
     try:
@@ -136,6 +140,7 @@ def load_image(settings: Settings, path: Path) -> LoadedImage:
     image = next((i for i in loaded if i.id == record.id), None) or runtime.resolve_image(client, record.id)
     if image is None:
         raise ContainerError(f"after loading {path.name}, Docker has no image {record.id}", _HINT_SAVE)
+    _restore_plain_names(client, image, record)
     aliases = []
     for digest in record.repo_digests:
         alias = runtime.digest_alias(digest)
@@ -146,6 +151,16 @@ def load_image(settings: Settings, path: Path) -> LoadedImage:
     resolved = runtime.resolve_image(client, settings.image)
     return LoadedImage(path, record, tuple(aliases), settings.image,
                        resolved is not None and resolved.id == record.id)
+
+
+def _restore_plain_names(client: DockerClient, image: Image, record: ImageRecord) -> None:
+    """A file saved on Podman names its tags `localhost/...`; Docker loads them so, and then `amlen-lab/x:1`
+    would not resolve. Tag the plain name where it does not (Podman finds the plain name by itself)."""
+    for tag in record.tags:
+        plain = runtime.canonical_reference(tag)
+        if plain != tag and tag.startswith("localhost/") and runtime.resolve_image(client, plain) is None:
+            repository, _, name = plain.rpartition(":")
+            image.tag(repository, name)
 
 
 @dataclass(frozen=True)

@@ -232,7 +232,10 @@ def print_status(data: Mapping[str, Any]) -> None:
         amlen_line = amlen["error"]
     else:
         amlen_line = f"ready, {amlen.get('version')}" if amlen.get("ready") else f"not ready ({amlen.get('state')})"
-    rows = [("lab directory", data["lab_dir"]), ("container", container_line)]
+    rows = [("lab directory", data["lab_dir"])]
+    if data.get("engine"):
+        rows.append(("engine", data["engine"]["describe"]))
+    rows.append(("container", container_line))
     volume = data.get("volume")
     if volume:
         from lab.volume import format_bytes

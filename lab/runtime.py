@@ -8,25 +8,29 @@ lab made, and never a container of the user's that happens to share the name.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
-import json
-import os
 import socket
 import tarfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import docker
 import docker.errors
 from docker.models.containers import Container
-from docker.models.images import Image
-from docker.utils import parse_repository_tag
 
 from lab import __version__
+from lab.engine import docker_error_text
 from lab.errors import ContainerError
+from lab.references import (
+    _local_reference,
+    canonical_reference,
+    digest_alias,
+    ensure_image,
+    image_matches,
+    is_pinned,
+    resolve_image,
+)
 from lab.settings import Settings, memory_bytes
 
 __all__ = [
@@ -34,6 +38,7 @@ __all__ = [
     "AMLEN_DATA_PATH",
     "AMLEN_LOG_DIR",
     "ContainerSpec",
+    "canonical_reference",
     "connection_log_findings",
     "digest_alias",
     "docker_client",
@@ -109,116 +114,17 @@ class ContainerSpec:
         )
 
 
-def _context_host() -> str | None:
-    """The endpoint of the current docker context (`docker context use`), as the docker CLI would use it.
-
-    The SDK's `from_env` only reads DOCKER_HOST; Podman and Docker Desktop users often rely on a context.
-    """
-    config_dir = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
-    name = os.environ.get("DOCKER_CONTEXT")
-    if not name:
-        try:
-            name = json.loads((config_dir / "config.json").read_text()).get("currentContext")
-        except (OSError, ValueError):
-            return None
-    if not name or name == "default":
-        return None
-    meta = config_dir / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest() / "meta.json"
-    try:
-        host = json.loads(meta.read_text())["Endpoints"]["docker"]["Host"]
-    except (OSError, ValueError, KeyError):
-        return None
-    return host if isinstance(host, str) else None
-
-
 def docker_client() -> docker.DockerClient:
-    """A connected docker client (DOCKER_HOST, else the current docker context, else the default socket)."""
-    try:
-        host = None if os.environ.get("DOCKER_HOST") else _context_host()
-        client = docker.DockerClient(base_url=host) if host else docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        where = os.environ.get("DOCKER_HOST") or _context_host() or "the default socket"
-        raise ContainerError(
-            f"Docker is not reachable at {where}",
-            "start Docker (or Podman's socket) and check `docker info`; DOCKER_HOST selects another engine",
-        ) from exc
-    return client
+    """A connected docker client for the engine `lab.engine.connect` finds (DOCKER_HOST, context, sockets)."""
+    from lab.engine import connect
+
+    return connect().client
 
 
 def find_lab_container(client: docker.DockerClient, settings: Settings) -> Container | None:
     """This lab's container (by its directory label), running or not; None when there is none."""
     found = client.containers.list(all=True, filters={"label": f"{_LABEL}.dir={settings.lab_dir}"})
     return found[0] if found else None
-
-
-def digest_alias(image: str) -> str | None:
-    """The local tag standing in for a digest reference: `repo@sha256:<hex>` -> `repo:sha256-<hex>`.
-
-    `docker load` does not restore an image's RepoDigests (they belong to a registry), so a LAB_IMAGE pinned by
-    repo digest would not resolve offline; `invoke image --load` tags the loaded image with this alias, checked
-    against the digest recorded when it was saved. None for a reference that is not a repo digest.
-    """
-    repository, _, digest = image.partition("@")
-    algorithm, _, hex_digest = digest.partition(":")
-    if not repository or algorithm != "sha256" or len(hex_digest) != 64:
-        return None
-    return f"{repository}:sha256-{hex_digest}"
-
-
-def is_pinned(image: str) -> bool:
-    """Does LAB_IMAGE name one exact image (an image id, or a registry digest), not a tag that can move?"""
-    return image.startswith("sha256:") or "@sha256:" in image
-
-
-def resolve_image(client: docker.DockerClient, image: str) -> Image | None:
-    """The local image `image` names (a tag, an id, `repo@sha256:...` or its alias); None when absent."""
-    for reference in (image, digest_alias(image)):
-        if reference is None:
-            continue
-        try:
-            return client.images.get(reference)
-        except docker.errors.ImageNotFound:
-            continue
-        except docker.errors.APIError as exc:
-            raise ContainerError(f"cannot inspect image {image}: {docker_error_text(exc)}") from exc
-    return None
-
-
-def _local_reference(client: docker.DockerClient, image: str) -> str:
-    """`image`, or its digest alias when only that is local (the daemon knows `repo@sha256:` only from a pull)."""
-    alias = digest_alias(image)
-    if alias is None:
-        return image
-    try:
-        client.images.get(image)
-    except docker.errors.ImageNotFound:
-        return alias
-    return image
-
-
-def ensure_image(client: docker.DockerClient, image: str, *, progress: Callable[[str], None]) -> bool:
-    """Make sure `image` is present; pull it when missing. True when it had to be pulled."""
-    if resolve_image(client, image) is not None:
-        return False
-    repository, tag = parse_repository_tag(image)  # `repo@sha256:...` gives the digest as the "tag"
-    tag = tag or "latest"
-    try:
-        layers: dict[str, str] = {}
-        for event in client.api.pull(repository, tag=tag, stream=True, decode=True):
-            if "error" in event:
-                raise docker.errors.APIError(event["error"])
-            if "id" in event and "status" in event:
-                layers[event["id"]] = event["status"]
-                done = sum(1 for s in layers.values() if s in ("Pull complete", "Already exists"))
-                progress(f"pulling {image}: {done}/{len(layers)} layers")
-        client.images.get(image)
-    except docker.errors.DockerException as exc:
-        raise ContainerError(
-            f"cannot pull image {image} ({docker_error_text(exc)})",
-            "check the network or `docker login`; for offline use `docker load` an image and set LAB_IMAGE",
-        ) from exc
-    return True
 
 
 def start_container(client: docker.DockerClient, spec: ContainerSpec) -> tuple[Container, bool]:
@@ -258,7 +164,7 @@ def start_container(client: docker.DockerClient, spec: ContainerSpec) -> tuple[C
                 # docker-py takes (ip, None) for "any free host port"; types-docker only allows (ip, int).
                 ports=dict(spec.ports),  # type: ignore[arg-type]
                 volumes={spec.volume: {"bind": AMLEN_DATA_PATH, "mode": "rw"}},
-                mem_limit=spec.memory,
+                mem_limit=spec.memory or None,  # "": the engine cannot limit memory
                 environment=spec.environment,
                 detach=True,
             )
@@ -276,18 +182,6 @@ def start_container(client: docker.DockerClient, spec: ContainerSpec) -> tuple[C
                 container.remove(force=True)
         raise _start_error(exc, spec) from exc
     return container, created
-
-
-def image_matches(container: Container, image: str) -> bool:
-    """Does `container` run `image` (a tag, `name@sha256:...` or an image id)?"""
-    wanted = image if ":" in image.rsplit("/", 1)[-1] or "@" in image else f"{image}:latest"
-    found = container.image
-    if found is None:
-        return False
-    references = {*found.tags, *(found.attrs.get("RepoDigests") or []), found.id, found.short_id}
-    if digest_alias(image) in found.tags:
-        return True
-    return wanted in references or (image.startswith("sha256:") and str(found.id).startswith(image))
 
 
 def spec_matches(container: Container, spec: ContainerSpec) -> bool:
@@ -434,10 +328,3 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
     return True
-
-
-def docker_error_text(exc: BaseException) -> str:
-    """The first line of a docker SDK error (its server explanation when there is one), for one-line errors."""
-    explanation: Any = getattr(exc, "explanation", None)
-    text = str(explanation or exc) or type(exc).__name__
-    return text.splitlines()[0][:300]

@@ -39,18 +39,22 @@ def lab_status(settings: Settings) -> dict[str, Any]:
 
 def _docker(settings: Settings) -> dict[str, Any]:
     from lab import runtime
+    from lab.engine import connect
     from lab.volume import volume_usage
 
     try:
-        client = runtime.docker_client()
+        engine = connect()
     except LabError as exc:
         return {"container": {"error": exc.message}}
+    client = engine.client
     try:
+        described = {"engine": {**engine.as_dict(), "describe": engine.describe()}}
         container = runtime.find_lab_container(client, settings)
         if container is None:
-            return {"container": None}
+            return {**described, "container": None}
         found: dict[str, Any] = {
-            "container": {"name": container.name, "state": container.status, "image": settings.image}
+            **described,
+            "container": {"name": container.name, "state": container.status, "image": settings.image},
         }
         usage = volume_usage(container)
         if usage is not None:

@@ -15,11 +15,12 @@ connects to an IP address.
         with amlen.connected_client(mutual=True) as client:
             client.publish("demo/topic", b"hello", qos=1).wait_for_publish()
 
-Docker is found the way testcontainers finds it (DOCKER_HOST, TC_HOST, ~/.testcontainers.properties).
-Ryuk, testcontainers' reaper, is used when its image is present or can be pulled; when it cannot be had
-(no registry, Podman), it is switched off with a log line instead of failing the start, and `stop()` (the
+The engine is found the way testcontainers finds it (DOCKER_HOST, TC_HOST, ~/.testcontainers.properties, the
+docker context), else on the usual sockets as `invoke up` finds it (`lab.engine`). Ryuk, testcontainers'
+reaper, is used on Docker when its image is present or can be pulled; when it cannot be had (no registry),
+and always on Podman, it is switched off with a log line instead of failing the start, and `stop()` (the
 context manager, the pytest fixtures) removes the container and, when this object made it, the lab
-directory.
+directory. What differs on Podman is in `lab.testing_engines`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import os
 import secrets
 import shutil
 import ssl
@@ -36,20 +36,20 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
 import docker.errors
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
-from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
+from testcontainers.core.docker_client import get_docker_host
 from testcontainers.core.exceptions import ContainerStartException
 
 from lab.amlen import AmlenClient
 from lab.configure import confirm_live, converge, desired_objects, endpoint_probes
-from lab.errors import CheckError, ContainerError, LabError
+from lab.engine import Engine, identify
+from lab.errors import CheckError, ContainerError
 from lab.pki.leaves import ensure_certificates, issue_client_certs
 from lab.pki.paths import pki_paths
 from lab.runtime import (
@@ -61,6 +61,14 @@ from lab.runtime import (
     read_server_logs,
 )
 from lab.settings import Settings, load_settings
+from lab.testing_engines import (
+    Published,
+    docker_unreachable,
+    found_engine_url,
+    memory_not_limited,
+    podman_published,
+    settle_reaper,
+)
 from lab.tls import explain, tls_context
 from lab.volume import bound_store
 from lab.waits import wait_until_ready
@@ -73,16 +81,6 @@ logger = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 5.0
 # Marks containers started by this module, next to the lab's own amlen-lab.* labels and testcontainers'.
 _ROLE_LABEL = "amlen-lab.role"
-
-
-@dataclass(frozen=True)
-class _Published:
-    """Where clients reach the started container: one host and the mapped ports."""
-
-    host: str
-    admin_port: int
-    tls_port: int
-    mtls_port: int
 
 
 class AmlenLabContainer(DockerContainer):
@@ -120,11 +118,16 @@ class AmlenLabContainer(DockerContainer):
         self.ready_timeout = ready_timeout or settings.ready_timeout
         self.pki = pki_paths(settings)
         self.startup: dict[str, float] = {}
-        self._published: _Published | None = None
+        self._engine: Engine | None = None
+        self._published: Published | None = None
+        if "docker_client_kw" not in kwargs and get_docker_host() is None:
+            # testcontainers knows DOCKER_HOST, TC_HOST and the docker context; where none is set, the engine is
+            # found on the usual sockets as `invoke up` finds it (rootless Podman's, for one).
+            kwargs["docker_client_kw"] = {"environment": {"DOCKER_HOST": found_engine_url()}}
         try:
             super().__init__(settings.image, **kwargs)
         except docker.errors.DockerException as exc:
-            raise _docker_unreachable(exc) from exc
+            raise docker_unreachable(exc) from exc
         self.with_exposed_ports(AMLEN_ADMIN_PORT, settings.tls_port, settings.mtls_port)
         # The caller's docker kwargs win; our labels are merged in, not replaced.
         labels = {**lab_labels(settings), _ROLE_LABEL: "testcontainers", **self._kwargs.get("labels", {})}
@@ -142,7 +145,9 @@ class AmlenLabContainer(DockerContainer):
             # Leaving this block waits for the certificate thread, so a failed start cleans up after it.
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="amlen-lab-certs") as pool:
                 client = self.get_docker_client().client
-                _settle_reaper(client)
+                self._engine = identify(client)
+                settle_reaper(client, podman=self._engine.is_podman)
+                self._drop_memory_limit_it_cannot_set()
                 ensure_image(client, self.image, progress=logger.info)
                 marks.append(("image", time.perf_counter()))
                 if self._owned_dir is not None:
@@ -160,6 +165,12 @@ class AmlenLabContainer(DockerContainer):
         self.startup = {name: end - begin for (_, begin), (name, end) in itertools.pairwise(marks)}
         logger.info("Amlen ready at %s (TLS %d, mutual TLS %d)", self.host, self.tls_port, self.mtls_port)
         return self
+
+    def _drop_memory_limit_it_cannot_set(self) -> None:
+        """Rootless Podman on cgroup v1 drops a memory limit: say so once, and start without it."""
+        assert self._engine is not None
+        if not self._engine.memory_limits and self._kwargs.get("mem_limit"):
+            memory_not_limited(self._engine, self._kwargs.pop("mem_limit"))
 
     def _start_container(self) -> None:
         # testcontainers' start() creates and starts in one go; Amlen's store must be bounded in between
@@ -212,15 +223,18 @@ class AmlenLabContainer(DockerContainer):
             if self._owned_dir is not None:
                 shutil.rmtree(self._owned_dir, ignore_errors=True)
 
-    def _find_published(self) -> _Published:
+    def _find_published(self) -> Published:
         try:
-            return _Published(
+            if self._engine is not None and self._engine.is_podman:
+                ports = (AMLEN_ADMIN_PORT, self.settings.tls_port, self.settings.mtls_port)
+                return podman_published(self.get_wrapped_container(), self._engine, ports)
+            return Published(
                 host=self.get_container_host_ip(),
                 admin_port=int(self.get_exposed_port(AMLEN_ADMIN_PORT)),
                 tls_port=int(self.get_exposed_port(self.settings.tls_port)),
                 mtls_port=int(self.get_exposed_port(self.settings.mtls_port)),
             )
-        except (docker.errors.DockerException, ConnectionError, TimeoutError, RuntimeError) as exc:
+        except (docker.errors.DockerException, ConnectionError, TimeoutError, RuntimeError, KeyError) as exc:
             raise ContainerError(
                 f"the container from {self.image} is not running with its ports published ({docker_error_text(exc)})",
                 "does the image start? `docker run --rm IMAGE` shows why it exits",
@@ -230,7 +244,7 @@ class AmlenLabContainer(DockerContainer):
     # -- where clients connect ---------------------------------------------------------------------------
 
     @property
-    def _ports(self) -> _Published:
+    def _ports(self) -> Published:
         if self._published is None:
             raise ContainerError("the Amlen container is not started", "call start() or use a `with` block")
         return self._published
@@ -406,38 +420,3 @@ class _ClosingSSLSocket(ssl.SSLSocket):
 
 
 _CONNECT_HINT = "mutual TLS needs a client certificate from this lab's CA (issue_client_cert)"
-
-
-def _settle_reaper(client: docker.DockerClient) -> None:
-    """Keep Ryuk when its image can be had; otherwise switch it off for this process, and say so.
-
-    testcontainers would otherwise fail every start where the reaper image cannot be pulled (no registry,
-    Podman without the socket Ryuk needs). Cleanup then rests on stop(), which the context manager and the
-    pytest fixtures always call; only a killed test process leaves containers (label org.testcontainers).
-    """
-    if testcontainers_config.ryuk_disabled:
-        return
-    image = testcontainers_config.ryuk_image
-    try:
-        client.images.get(image)
-        return
-    except docker.errors.ImageNotFound:
-        pass
-    try:
-        client.images.pull(image)
-        return
-    except docker.errors.DockerException as exc:
-        logger.warning(
-            "testcontainers' reaper image %s cannot be pulled (%s): Ryuk disabled for this session; "
-            "containers are removed by stop(). Set TESTCONTAINERS_RYUK_DISABLED=true to skip this check.",
-            image, docker_error_text(exc),
-        )
-    testcontainers_config.ryuk_disabled = True
-
-
-def _docker_unreachable(exc: Exception) -> LabError:
-    where = os.environ.get("DOCKER_HOST") or "the default socket"
-    return ContainerError(
-        f"Docker is not reachable at {where} ({docker_error_text(exc)})",
-        "start Docker and check `docker info`; DOCKER_HOST (or TC_HOST) selects another engine",
-    )

@@ -96,7 +96,7 @@ def test_unreachable_docker_skips_what_needs_it(lab_settings: Settings, monkeypa
 
     report = doctor(lab_settings)
 
-    assert finding(report, "Docker").status is Status.FAIL
+    assert finding(report, "engine").status is Status.FAIL
     assert finding(report, "lab container").detail == "skipped: needs Docker"
     assert finding(report, "Amlen status").detail == "skipped: needs the lab container running"
 

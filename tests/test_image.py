@@ -104,7 +104,8 @@ def test_damaged_or_foreign_file_is_refused_before_docker_sees_it(
     damaged = tmp_path / "damaged.tar"
     data = bytearray(saved.read_bytes())
     with tarfile.open(saved) as archive:
-        layer = next(m for m in archive.getmembers() if m.name.endswith("layer.tar") and m.size > 4096)
+        # Docker names layers <id>/layer.tar, Podman <diff id>.tar (and links <id>/layer.tar to it).
+        layer = next(m for m in archive.getmembers() if m.isfile() and m.name.endswith(".tar") and m.size > 4096)
     data[layer.offset_data + 2048] ^= 0xFF
     damaged.write_bytes(bytes(data))
     lab = LabEnv.new(tmp_path / "lab", image_id)

@@ -7,6 +7,8 @@ import json
 import subprocess
 import time
 
+import docker
+
 from tests.conftest import LabEnv
 
 
@@ -19,9 +21,7 @@ def _ok(lab: LabEnv, *args: str) -> subprocess.CompletedProcess[str]:
 def test_doctor_names_cwlna1119_and_up_gives_the_container_its_memory_back(lab_env: LabEnv) -> None:
     _ok(lab_env, "up", "--no-hosts", "--no-verify")
     # Someone shrinks the container below Amlen's floor (docker update, a compose file, an old setting).
-    subprocess.run(["docker", "update", "--memory", "768m", "--memory-swap", "768m", lab_env.container_name],
-                   check=True, capture_output=True)
-    subprocess.run(["docker", "restart", "-t", "5", lab_env.container_name], check=True, capture_output=True)
+    _recreate_with_memory(lab_env.container_name, "768m")
     deadline = time.monotonic() + 120
     while not json.loads(_ok(lab_env, "status", "--json").stdout)["amlen"].get("ready"):
         assert time.monotonic() < deadline, "Amlen did not come back after the restart"
@@ -41,3 +41,19 @@ def test_doctor_names_cwlna1119_and_up_gives_the_container_its_memory_back(lab_e
                             capture_output=True, text=True, check=True).stdout.strip()
     assert int(memory) == 1 << 30
     _ok(lab_env, "down")
+
+
+def _recreate_with_memory(name: str, memory: str) -> None:
+    """The lab's container made again on its volume with `memory` (Podman 4.3 has no `docker update`)."""
+    client = docker.from_env()
+    try:
+        old = client.containers.get(name)
+        bindings = old.attrs["HostConfig"]["PortBindings"]
+        ports = {key: (found[0]["HostIp"], int(found[0]["HostPort"])) for key, found in bindings.items() if found}
+        old.stop(timeout=5)
+        old.remove()
+        client.containers.run(old.attrs["Image"], name=name, detach=True, labels=old.labels, ports=ports,
+                              volumes={f"{name}-data": {"bind": "/var/lib/amlen-server", "mode": "rw"}},
+                              mem_limit=memory)
+    finally:
+        client.close()

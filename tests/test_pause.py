@@ -1,16 +1,16 @@
 """A paused machine must not cost the user their lab: `up` rides out a freeze of Amlen mid-step.
 
 A laptop that sleeps, a loaded CI runner or a throttled VM stop everything for tens of seconds; when it resumes,
-every pending timeout fires at once. The tests freeze the stand-in with `docker pause` for longer than a
-client's timeout, exactly while `endpoints live` or `verification` runs, and `up` must still succeed: rows that
-got no answer are retried once on a fresh connection, and the admin client repeats a request that timed out.
+every pending timeout fires at once. The tests freeze the stand-in (`docker pause`, or SIGSTOP where the engine
+cannot pause: `tests.freeze`) for longer than a client's timeout, exactly while `endpoints live` or
+`verification` runs, and `up` must still succeed: rows that got no answer are retried once on a fresh
+connection, and the admin client repeats a request that timed out.
 """
 
 from __future__ import annotations
 
 import http.server
 import json
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -25,13 +25,10 @@ from lab.settings import load_settings
 from lab.steps import Options
 from lab.tls import DEFAULT_TIMEOUT
 from tests.conftest import LabEnv
+from tests.freeze import freeze
 
 # Longer than one client's timeout, so the first attempts really fail and the retry is what saves the run.
 PAUSE = DEFAULT_TIMEOUT + 2.0
-
-
-def _docker(*args: str) -> None:
-    subprocess.run(["docker", *args], check=True, capture_output=True, timeout=60)
 
 
 @pytest.mark.parametrize("step", ["endpoints live", "verification"])
@@ -45,14 +42,14 @@ def test_up_rides_out_a_paused_amlen_during_a_step(lab_env: LabEnv, monkeypatch:
 
     def freeze_when_it_starts(event: StepEvent) -> None:
         if event.step == step and event.status is StepStatus.RUNNING:
-            _docker("pause", lab_env.container_name)  # before the step's first packet: it meets a frozen Amlen
+            thaw = freeze(lab_env.container_name)  # before the step's first packet: it meets a frozen Amlen
 
-            def thaw() -> None:
+            def thaw_later() -> None:
                 time.sleep(PAUSE)
-                _docker("unpause", lab_env.container_name)
+                thaw()
                 unpaused.set()
 
-            threading.Thread(target=thaw, daemon=True).start()
+            threading.Thread(target=thaw_later, daemon=True).start()
 
     try:
         report = up(settings, Options(hosts=False), on_event=freeze_when_it_starts)

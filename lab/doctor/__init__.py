@@ -76,6 +76,7 @@ class Run:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.checks: list[DoctorCheck] = []
+        self.engine: Any = None  # lab.engine.Engine, once the engine answered
         self.docker: Any = None
         self.container: Any = None
         self.amlen: AmlenClient | None = None

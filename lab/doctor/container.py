@@ -13,15 +13,16 @@ _LOOPBACK = {"127.0.0.1", "::1"}
 
 
 def docker_engine(run: Run) -> None:
-    from lab.runtime import docker_client  # imported late: the docker SDK is slow to import
+    """Which engine answers (name, version, rootless or not, socket), and whether it is on this machine."""
+    from lab.engine import connect  # imported late: the docker SDK is slow to import
 
     try:
-        run.docker = docker_client()
+        run.engine = connect()
     except LabError as exc:
-        run.add("Docker", Status.FAIL, exc.message, exc.hint or "")
+        run.add("engine", Status.FAIL, exc.message, exc.hint or "")
         return
-    version = run.docker.version().get("Version", "?")
-    run.add("Docker", Status.OK, f"engine reachable (version {version})")
+    run.docker = run.engine.client
+    run.add("engine", Status.OK, f"{run.engine.describe()} reachable", engine=run.engine.as_dict())
 
 
 def container(run: Run) -> None:
@@ -90,11 +91,16 @@ def memory(run: Run) -> None:
     if run.container is None:
         return run.skip("container memory", "the lab container running")
     from lab.settings import MIN_MEMORY
+    from lab.volume import format_bytes
 
     limit = int((run.container.attrs.get("HostConfig") or {}).get("Memory") or 0)
+    if not limit and run.engine is not None and not run.engine.memory_limits:
+        host = format_bytes(run.engine.host_memory) if run.engine.host_memory else "memory"
+        return run.add("container memory", Status.OK,
+                       f"no limit: {run.engine.name} cannot limit memory for this user (no memory cgroup "
+                       f"controller), so Amlen sizes itself from the host's {host}")
     if not limit:
         return run.add("container memory", Status.OK, "no limit: Amlen sizes itself from the machine's memory")
-    from lab.volume import format_bytes
 
     shown = format_bytes(limit)
     if limit < MIN_MEMORY:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
     from lab.amlen import AmlenClient
+    from lab.engine import Engine
 
 __all__ = ["LabContext", "Options", "Step"]
 
@@ -46,17 +47,22 @@ class LabContext:
     container: Container | None = None
     # The container's volume was made by this run: Amlen holds its defaults only, so nothing need be read back.
     fresh_server: bool = False
-    _docker: docker.DockerClient | None = None
+    _engine: Engine | None = None
     _amlen: AmlenClient | None = None
 
     @property
-    def docker(self) -> docker.DockerClient:
-        """The docker client, connected on first use."""
-        if self._docker is None:
-            from lab.runtime import docker_client  # the docker SDK only for steps that use Docker
+    def engine(self) -> Engine:
+        """The container engine (`lab.engine.connect`), connected on first use."""
+        if self._engine is None:
+            from lab.engine import connect  # the docker SDK only for steps that use Docker
 
-            self._docker = docker_client()
-        return self._docker
+            self._engine = connect()
+        return self._engine
+
+    @property
+    def docker(self) -> docker.DockerClient:
+        """The engine's docker client, connected on first use."""
+        return self.engine.client
 
     @property
     def amlen(self) -> AmlenClient:
@@ -75,8 +81,8 @@ class LabContext:
         """Release the clients."""
         if self._amlen is not None:
             self._amlen.close()
-        if self._docker is not None:
-            self._docker.close()
+        if self._engine is not None:
+            self._engine.client.close()
 
 
 class Step(Protocol):

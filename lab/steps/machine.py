@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
@@ -14,11 +15,12 @@ from lab.hosts import HostsState, hosts_status, manual_instructions
 from lab.steps.context import LabContext
 from lab.waits import wait_until_ready
 
-__all__ = ["ContainerStep", "PreflightStep", "ReadyStep", "container_spec", "exposed_address"]
+__all__ = ["ContainerStep", "PreflightStep", "ReadyStep", "container_spec", "exposed_address", "memory_notice"]
 
 
 class PreflightStep:
-    """Docker reachable and the host ports free (or already held by this lab's container)."""
+    """A local engine reachable (named: which, what version, which socket; one on another machine stops here,
+    before anything is made: `lab.engine.local_only`) and the host ports free (or held by this lab's container)."""
 
     name = "preflight"
 
@@ -39,7 +41,8 @@ class PreflightStep:
                     f"stop it (`ss -ltnp 'sport = :{port}'` shows who), or set {key} to a free port",
                 )
         _hosts_preflight(ctx)
-        return f"Docker reachable; ports {s.admin_port}, {s.tls_port}, {s.mtls_port}, {s.workshop_port} available"
+        return (f"{ctx.engine.describe()}; ports {s.admin_port}, {s.tls_port}, {s.mtls_port}, {s.workshop_port} "
+                "available")
 
     def undo(self, ctx: LabContext) -> str:
         return ""
@@ -83,6 +86,8 @@ class ContainerStep:
 
     def apply(self, ctx: LabContext) -> str:
         spec = container_spec(ctx)
+        if not spec.memory:
+            ctx.notice(memory_notice(ctx))
         pulled = runtime.ensure_image(ctx.docker, spec.image, progress=ctx.progress)
         existing_volume = _volume_exists(ctx.docker, spec.volume)
         container, created = runtime.start_container(ctx.docker, spec)
@@ -123,8 +128,21 @@ class ContainerStep:
 
 
 def container_spec(ctx: LabContext) -> runtime.ContainerSpec:
-    """The container this lab wants: the settings, plus where a workshop port is exposed (the ledger says)."""
-    return runtime.ContainerSpec.from_settings(ctx.settings, workshop_address=exposed_address(ctx) or "127.0.0.1")
+    """The container this lab wants: the settings, plus where a workshop port is exposed (the ledger says), and
+    no memory limit where the engine cannot set one (it would drop it anyway, and every `up` would see a change)."""
+    spec = runtime.ContainerSpec.from_settings(ctx.settings, workshop_address=exposed_address(ctx) or "127.0.0.1")
+    return spec if ctx.engine.memory_limits else dataclasses.replace(spec, memory="")
+
+
+def memory_notice(ctx: LabContext) -> str:
+    """The one line for an engine that cannot limit memory: Amlen sees the host's, and the lab goes on."""
+    from lab.volume import format_bytes
+
+    host = ctx.engine.host_memory
+    return (f"{ctx.engine.name} {'rootless ' if ctx.engine.rootless else ''}cannot limit a container's memory here "
+            f"(no memory cgroup controller for this user): LAB_MEMORY={ctx.settings.memory} is not applied and "
+            f"Amlen sizes itself from the host's {format_bytes(host) if host else 'memory'} "
+            "(hint: on cgroup v2 with the memory controller delegated to your user, as systemd does, it applies)")
 
 
 def exposed_address(ctx: LabContext) -> str | None:
