@@ -21,8 +21,9 @@ from lab.certs import Action, ensure_certificates, lab_ca, pki_paths
 from lab.settings import Settings, load_settings
 from lab.workshop.bundle import access, readme_text, write_bundle
 from lab.workshop.crl import ensure_crl, read_crl, revoked_serials
+from lab.workshop.monitor import instant
 from lab.workshop.seats import existing_seats, issue_seat_certs, seat_files
-from lab.workshop.status import _when, join_connections
+from lab.workshop.status import join_connections
 from tests.conftest import INVOKE, ROOT
 from tests.helpers import free_port
 
@@ -156,8 +157,9 @@ def test_connections_join_the_seat_whose_cn_begins_their_client_id() -> None:
     assert [c["Name"] for c in joined["seat.01"]] == ["seat.01-sub", "seat.01-pub"]
     assert [c["Name"] for c in joined["seat.10"]] == ["seat.10"]  # the longest CN wins
     assert joined["seat.1"] == [] and others == ["mosq-12345"]
-    assert _when(1_700_000_000_000_000_000) == "2023-11-14T22:13:20+00:00"
-    assert _when("2026-11-29T10:00:00Z") == "2026-11-29T10:00:00Z" and _when(None) is None
+    assert str(instant(1_700_000_000_000_000_000)) == "2023-11-14 22:13:20+00:00"
+    assert str(instant("2026-12-02T08:47:41.941Z")) == "2026-12-02 08:47:41.941000+00:00"
+    assert instant(None) is None and instant("soon") is None
 
 
 def workshop(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
