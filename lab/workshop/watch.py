@@ -156,9 +156,9 @@ def _cell(seat: SeatStatus) -> Text:
 
 
 def _legend() -> Text:
-    return Text.assemble(("● subscribed", _STYLES["live"]), "   ", ("◐ connected, not subscribed", _STYLES["listed"]),
-                         "   ", ("· not connected", _STYLES["away"]), "   ", ("✘ revoked", _STYLES["revoked"]),
-                         "   ", ("underlined: expires within a week", "dim"))
+    return Text.assemble(("● subscribed", _STYLES["live"]), "  ", ("◐ connected, not subscribed", _STYLES["listed"]),
+                         "  ", ("· not connected", _STYLES["away"]), "  ", ("✘ revoked", _STYLES["revoked"]),
+                         "  ", ("underlined: expires in a week", "dim"))
 
 
 def _attention(status: WorkshopStatus, view: RoomView) -> list[RenderableType]:
