@@ -273,19 +273,13 @@ def test_endpoint_monitor_is_live(monitored: Monitored) -> None:
 
 
 def test_monitor_query_errors(monitored: Monitored) -> None:
+    for monitor, name, value in (("Connection", "StatType", "Loudest"), ("Subscription", "ResultCount", "500")):
+        assert_answer(
+            requests.get(monitored.api.url(f"monitor/{monitor}"), params={name: value}, timeout=30),
+            400,
+            "CWLNA0112",
+            f'The property value is not valid: Property: {name} Value: "{value}".',
+        )
     url = monitored.api.url("monitor/Connection")
-    assert_answer(
-        requests.get(url, params={"StatType": "Loudest"}, timeout=30),
-        400,
-        "CWLNA0112",
-        'The property value is not valid: Property: StatType Value: "Loudest".',
-    )
     assert_answer(requests.get(url, params={"Endpoint": "NoSuchEndpoint"}, timeout=30), 500, "CWLNA0100")
     assert_answer(requests.get(url, params={"Endpoint": "*"}, timeout=30), 500, "CWLNA0100", "System error")
-    subscriptions = monitored.api.url("monitor/Subscription")
-    assert_answer(
-        requests.get(subscriptions, params={"ResultCount": "500"}, timeout=30),
-        400,
-        "CWLNA0112",
-        'The property value is not valid: Property: ResultCount Value: "500".',
-    )

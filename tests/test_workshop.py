@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import INVOKE, ROOT, LabEnv
-from tests.workshop_helpers import Probe
+from tests.workshop_helpers import Probe, running_room
 
 DENIED = {False: 0x80, True: 0x87}  # SUBACK refusal: MQTT 3.1.1, MQTT 5
 
@@ -30,18 +30,8 @@ DENIED = {False: 0x80, True: 0x87}  # SUBACK refusal: MQTT 3.1.1, MQTT 5
 @pytest.fixture(scope="module")
 def room(tmp_path_factory: pytest.TempPathFactory, standin_image: str) -> Iterator[LabEnv]:
     """A lab that is up (without the hosts entry) with seats 01..03."""
-    lab = LabEnv.new(tmp_path_factory.mktemp("workshop") / "lab", standin_image)
-    try:
-        up = lab.invoke("up", "--no-hosts", "--no-verify")
-        assert up.returncode == 0, up.stdout + up.stderr
-        made = lab.invoke("workshop", "--seats", "3")
-        assert made.returncode == 0, made.stdout + made.stderr
-        assert "3 seats: 3 created" in made.stdout
+    with running_room(LabEnv.new(tmp_path_factory.mktemp("workshop") / "lab", standin_image), 3) as lab:
         yield lab
-    finally:
-        lab.invoke("down", "--purge")
-        subprocess.run(["docker", "rm", "-f", lab.container_name], capture_output=True)
-        subprocess.run(["docker", "volume", "rm", "-f", f"{lab.container_name}-data"], capture_output=True)
 
 
 def seat_dir(lab: LabEnv, name: str) -> Path:

@@ -179,6 +179,9 @@ def test_workshop_without_a_lab_is_one_line_and_creates_nothing(tmp_path: Path) 
     assert status.returncode == 0, status.stderr
     data = json.loads(status.stdout)
     assert data["seats"] == [] and data["live"] is None and "did not answer" in data["monitor_error"]
+    rehearsal = workshop(tmp_path, "--rehearse")
+    assert rehearsal.returncode == 1 and rehearsal.stderr.startswith("error: there are no seats to rehearse")
+    assert len(rehearsal.stderr.strip().splitlines()) == 1
 
 
 def test_workshop_flags_are_one_action_at_a_time(tmp_path: Path) -> None:
@@ -186,6 +189,11 @@ def test_workshop_flags_are_one_action_at_a_time(tmp_path: Path) -> None:
     assert both.returncode == 1 and "choose one of --seats, --revoke" in both.stderr
     stray = workshop(tmp_path, "--seats", "2", "--json")
     assert stray.returncode == 1 and "--json goes with --status" in stray.stderr
+    for args, words in ((("--rehearse", "--watch"), "--watch goes with --status"),
+                        (("--status", "--json", "--watch"), "choose one of --json, --watch"),
+                        (("--rehearse", "--revoke", "01"), "choose one of --revoke, --rehearse")):
+        refused = workshop(tmp_path, *args)
+        assert refused.returncode == 1 and words in refused.stderr, (args, refused.stderr)
 
 
 def test_workshop_surface_resolves_and_stays_lazy() -> None:

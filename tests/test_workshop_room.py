@@ -24,7 +24,7 @@ import pytest
 
 from lab.amlen import AmlenClient
 from tests.conftest import INVOKE, ROOT, LabEnv
-from tests.workshop_helpers import Probe
+from tests.workshop_helpers import Probe, running_room
 
 SEATS = 60  # more than the connection monitor's 50 per call; two subscriptions each pass a page of 100
 INTERVAL = 4
@@ -42,17 +42,8 @@ def fast_cache_image(standin_image: str) -> str:
 
 @pytest.fixture(scope="module")
 def room(tmp_path_factory: pytest.TempPathFactory, fast_cache_image: str) -> Iterator[LabEnv]:
-    lab = LabEnv.new(tmp_path_factory.mktemp("room") / "lab", fast_cache_image)
-    try:
-        up = lab.invoke("up", "--no-hosts", "--no-verify")
-        assert up.returncode == 0, up.stdout + up.stderr
-        made = lab.invoke("workshop", "--seats", str(SEATS))
-        assert made.returncode == 0, made.stdout + made.stderr
+    with running_room(LabEnv.new(tmp_path_factory.mktemp("room") / "lab", fast_cache_image), SEATS) as lab:
         yield lab
-    finally:
-        lab.invoke("down", "--purge")
-        subprocess.run(["docker", "rm", "-f", lab.container_name], capture_output=True)
-        subprocess.run(["docker", "volume", "rm", "-f", f"{lab.container_name}-data"], capture_output=True)
 
 
 def names() -> list[str]:

@@ -149,7 +149,7 @@ def parse_connect(raw: bytes) -> Connect:
     reader.u16()  # keep alive
     expiry = 0
     if version >= MQTT_V5:
-        expiry = _four_byte_property(reader.properties(), SESSION_EXPIRY)
+        expiry = _integer_property(reader.properties(), SESSION_EXPIRY, 4) or 0
     client_id = reader.text()
     if flags & 0x04:  # will
         if version >= MQTT_V5:
@@ -160,14 +160,15 @@ def parse_connect(raw: bytes) -> Connect:
     return Connect(version, client_id, username, bool(flags & 0x02), expiry)
 
 
-def _four_byte_property(properties: bytes, wanted: int) -> int:
+def _integer_property(properties: bytes, wanted: int, size: int) -> int | None:
+    """The value of the two- or four-byte integer property ``wanted`` (None when absent)."""
     pos = 0
     while pos < len(properties):
         ident, pos = _read_varint(properties, pos)
         if ident == wanted:
-            return int.from_bytes(properties[pos : pos + 4], "big")
+            return int.from_bytes(properties[pos : pos + size], "big")
         pos = _skip_property(ident, properties, pos)
-    return 0
+    return None
 
 
 @dataclass
@@ -193,17 +194,6 @@ class Publish:
         return packet(self.first_byte, body + self.payload)
 
 
-def _topic_alias(properties: bytes) -> int | None:
-    """The Topic Alias property, if present (the only property the front needs to read)."""
-    pos = 0
-    while pos < len(properties):
-        ident, pos = _read_varint(properties, pos)
-        if ident == TOPIC_ALIAS:
-            return int.from_bytes(properties[pos : pos + 2], "big")
-        pos = _skip_property(ident, properties, pos)
-    return None
-
-
 def _skip_property(ident: int, properties: bytes, pos: int) -> int:
     if ident in (0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A):  # byte
         return pos + 1
@@ -224,7 +214,7 @@ def parse_publish(raw: bytes, version: int) -> Publish:
     topic = reader.text()
     packet_id = reader.u16() if (first >> 1) & 0x03 else None
     properties = reader.properties() if version >= MQTT_V5 else b""
-    alias = _topic_alias(properties) if properties else None
+    alias = _integer_property(properties, TOPIC_ALIAS, 2) if properties else None
     return Publish(first, topic, packet_id, properties, reader.rest(), alias)
 
 
