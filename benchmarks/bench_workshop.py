@@ -79,8 +79,9 @@ def connect_room(env: dict[str, str], seats: int) -> list[Probe]:
         bundle = Path(env["LAB_DIR"]) / "workshop" / name
         client = Probe(ca=bundle / "myCA.pem", cert=bundle / f"seat.{name}.crt", key=bundle / f"seat.{name}.key",
                        client_id=f"seat.{name}-sub", server_name=env["LAB_HOSTNAME"])
-        if client.connect("127.0.0.1", int(env["LAB_WORKSHOP_PORT"])) != "accepted":
-            raise SystemExit(f"seat {name} could not connect")
+        outcome = client.connect("127.0.0.1", int(env["LAB_WORKSHOP_PORT"]))
+        if outcome != "accepted":
+            raise SystemExit(f"seat {name} could not connect: {outcome}")
         client.subscribe(f"workshop/seat.{name}/#")
         client.subscribe("workshop/all/#")
         return client

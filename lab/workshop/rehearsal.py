@@ -93,8 +93,9 @@ def rehearse(settings: Settings, *, progress: Progress = lambda _: None) -> Rehe
     runs = [_read(directory, revoked, exposed) for directory in directories]
     result = Rehearsal(runs, exposed=exposed)
     ready = [run for run in runs if run.handout is not None and run.problem is None]
-    if ready:
-        result.address, result.port = ready[0].handout.address, ready[0].handout.port  # type: ignore[union-attr]
+    first = next((run.handout for run in ready if run.handout is not None), None)
+    if first is not None:
+        result.address, result.port = first.address, first.port
     try:
         progress(f"connecting {len(ready)} seats")
         neighbours = {run.name: _neighbour(run, ready) for run in ready}
