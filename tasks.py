@@ -430,7 +430,7 @@ def workshop(c: Context, seats: int = 0, roster: str = "", revoke: str = "", rei
     from pathlib import Path
 
     from lab.plan import PlanFailed
-    from lab.report import StepPrinter, error_line, print_json
+    from lab.report import StepPrinter, console, error_line, print_json
     from lab.workshop import report
 
     chosen = [flag for flag, value in (("--seats", seats), ("--roster", roster), ("--revoke", revoke),
@@ -463,13 +463,12 @@ def workshop(c: Context, seats: int = 0, roster: str = "", revoke: str = "", rei
                 raise Exit(error_line(exc), code=1) from None
             report.print_expose(exposed)
         elif rehearse:
-            rehearsal = room.rehearse(settings)
+            with console.status("rehearsal") as spinner:
+                rehearsal = room.rehearse(settings, progress=lambda text: spinner.update(f"rehearsal: {text}"))
             report.print_rehearsal(rehearsal)
             if not rehearsal.ok:
                 raise Exit(code=1)
         elif watch:
-            from lab.report import console
-
             room.watch(settings, console=console)
         elif json:
             print_json(room.workshop_status(settings).as_dict())
