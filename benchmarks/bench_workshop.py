@@ -33,7 +33,9 @@ INVOKE = str(Path(sys.executable).with_name("invoke"))
 from common import free_port, image  # noqa: E402
 
 from lab.certbuild import new_keys  # noqa: E402
-from tests.workshop_helpers import Probe  # noqa: E402
+from lab.workshop.handout import read_handout  # noqa: E402
+from lab.workshop.netloop import NetworkLoop  # noqa: E402
+from lab.workshop.seatclient import SeatClient  # noqa: E402
 
 SIZES = (30, 200)
 STATUS_RUNS = 5
@@ -70,26 +72,20 @@ def keygen(count: int) -> float:
     return time.perf_counter() - started
 
 
-def connect_room(env: dict[str, str], seats: int) -> list[Probe]:
-    """One client per seat, connected and subscribed like the README's mosquitto_sub (own tree and the room)."""
+def connect_room(env: dict[str, str], seats: int, loop: NetworkLoop) -> list[SeatClient]:
+    """One client per seat from its bundle, subscribed like the README's mosquitto_sub (own tree and the room).
+
+    The rehearsal's clients and network loop: paho's own loop thread cannot watch descriptors past 1024, which a
+    process holding a few hundred clients (and the previous round's, until the collector runs) passes.
+    """
     width = max(2, len(str(seats)))
 
-    def join(number: int) -> Probe:
-        name = f"{number:0{width}d}"
-        bundle = Path(env["LAB_DIR"]) / "workshop" / name
-        for attempt in (1, 2):  # as a participant would, once more (a loaded machine can miss a 10 s CONNACK wait)
-            client = Probe(ca=bundle / "myCA.pem", cert=bundle / f"seat.{name}.crt",
-                           key=bundle / f"seat.{name}.key", client_id=f"seat.{name}-sub",
-                           server_name=env["LAB_HOSTNAME"])
-            outcome = client.connect("127.0.0.1", int(env["LAB_WORKSHOP_PORT"]))
-            if outcome == "accepted":
-                break
-            client.close()
-            print(f"  (seat {name}, attempt {attempt}: {outcome})", flush=True)
-        else:
-            raise SystemExit(f"seat {name} could not connect: {outcome}")
-        client.subscribe(f"workshop/seat.{name}/#")
-        client.subscribe("workshop/all/#")
+    def join(number: int) -> SeatClient:
+        handout = read_handout(Path(env["LAB_DIR"]) / "workshop" / f"{number:0{width}d}")
+        client = SeatClient(handout, f"{handout.cn}-sub", loop)
+        outcome = client.connect()
+        if outcome != "accepted" or client.subscribe(handout.own_filter, handout.room_filter) is None:
+            raise SystemExit(f"{handout.cn} could not connect and subscribe: {outcome}")
         return client
 
     with ThreadPoolExecutor(max_workers=16) as pool:
@@ -130,15 +126,16 @@ def main() -> None:
                     record(f"{seats} same room again", invoke(env, "workshop", "--seats", str(seats + 1)))
                     record(f"{seats} rehearse", invoke(env, "workshop", "--rehearse"))
                     if seats == max(options.sizes):
-                        clients = connect_room(env, seats)
-                        try:
-                            for _run in range(STATUS_RUNS):
-                                record(f"{seats} status", invoke(env, "workshop", "--status"))
-                                record(f"{seats} status json", invoke(env, "workshop", "--status", "--json"))
-                            memories.append(memory(env))
-                        finally:
-                            for client in clients:
-                                client.close()
+                        with NetworkLoop() as loop:
+                            clients = connect_room(env, seats, loop)
+                            try:
+                                for _run in range(STATUS_RUNS):
+                                    record(f"{seats} status", invoke(env, "workshop", "--status"))
+                                    record(f"{seats} status json", invoke(env, "workshop", "--status", "--json"))
+                                memories.append(memory(env))
+                            finally:
+                                for client in clients:
+                                    client.close()
                 finally:
                     invoke(env, "down", "--purge")
             record(f"{seats} keys alone", keygen(seats))

@@ -28,6 +28,7 @@ from lab.ledger import Ledger
 from lab.settings import Settings
 from lab.workshop.crl import read_crl, revoked_serials
 from lab.workshop.handout import Handout, HandoutProblem, bundle_dirs, read_handout
+from lab.workshop.netloop import NetworkLoop
 from lab.workshop.objects import ENDPOINT
 from lab.workshop.room import crl_path, exposed_address
 from lab.workshop.seatclient import WAIT, SeatClient
@@ -96,20 +97,21 @@ def rehearse(settings: Settings, *, progress: Progress = lambda _: None) -> Rehe
     first = next((run.handout for run in ready if run.handout is not None), None)
     if first is not None:
         result.address, result.port = first.address, first.port
-    try:
-        progress(f"connecting {len(ready)} seats")
-        neighbours = {run.name: _neighbour(run, ready) for run in ready}
-        with ThreadPoolExecutor(max_workers=max(1, min(_CONNECTING, len(ready)))) as pool:
-            list(pool.map(lambda run: _join(run, nonce, neighbours[run.name]), ready))
-        joined = [run for run in ready if run.joined]
-        progress("round trips")
-        _round_trips(joined, nonce)
-        progress("room broadcast")
-        _broadcast(result, [run for run in joined if run.problem is None], nonce)
-    finally:
-        for run in runs:
-            if run.client is not None:
-                run.client.close()
+    with NetworkLoop() as loop:
+        try:
+            progress(f"connecting {len(ready)} seats")
+            neighbours = {run.name: _neighbour(run, ready) for run in ready}
+            with ThreadPoolExecutor(max_workers=max(1, min(_CONNECTING, len(ready)))) as pool:
+                list(pool.map(lambda run: _join(run, nonce, neighbours[run.name], loop), ready))
+            joined = [run for run in ready if run.joined]
+            progress("round trips")
+            _round_trips(joined, nonce)
+            progress("room broadcast")
+            _broadcast(result, [run for run in joined if run.problem is None], nonce)
+        finally:
+            progress("disconnecting")
+            with ThreadPoolExecutor(max_workers=_CONNECTING) as pool:
+                list(pool.map(lambda run: run.client.close() if run.client else None, runs))
     progress("checking that nothing is left behind")
     _check_clean(settings, result, nonce)
     result.seconds = time.monotonic() - started
@@ -153,11 +155,11 @@ def _neighbour(run: SeatRun, ready: list[SeatRun]) -> str:
     return handout.own_filter
 
 
-def _join(run: SeatRun, nonce: str, neighbour: str) -> None:
+def _join(run: SeatRun, nonce: str, neighbour: str, loop: NetworkLoop) -> None:
     """Connect (a revoked seat must be refused), subscribe to its trees, be refused another seat's."""
     handout = run.handout
     assert handout is not None
-    client = SeatClient(handout, f"{handout.cn}-rh{nonce}")
+    client = SeatClient(handout, f"{handout.cn}-rh{nonce}", loop)
     began = time.monotonic()
     outcome = client.connect()
     if run.revoked:

@@ -1,8 +1,9 @@
 """One seat's MQTT client for the rehearsal: MQTT 3.1.1 over mutual TLS from its handout, answers recorded.
 
 MQTT 3.1.1 with a clean session, as the README's mosquitto commands connect, so the rehearsal leaves no
-session behind; paho's network thread does the I/O, the caller waits on recorded answers with deadlines
-generous enough to ride out a paused machine.
+session behind. The rehearsal's `NetworkLoop` does every client's I/O in one thread (paho's own loop thread
+cannot watch descriptors past 1024, see `lab.workshop.netloop`); the caller waits on recorded answers with
+deadlines generous enough to ride out a paused machine.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from lab.tls import explain, tls_context
 from lab.workshop.handout import Handout
+from lab.workshop.netloop import NetworkLoop
 
 __all__ = ["WAIT", "SeatClient"]
 
@@ -26,7 +28,7 @@ WAIT = 30.0  # seconds for any one answer
 class SeatClient:
     """A participant's client: connect, subscribe, publish, and the messages that arrived (with their times)."""
 
-    def __init__(self, handout: Handout, client_id: str) -> None:
+    def __init__(self, handout: Handout, client_id: str, loop: NetworkLoop) -> None:
         self.handout = handout
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=MQTTProtocolVersion.MQTTv311, clean_session=True,
@@ -43,6 +45,7 @@ class SeatClient:
         self.client.on_subscribe = self._on_subscribe
         self.client.on_publish = self._on_publish
         self.client.on_message = self._on_message
+        loop.attach(self.client)
 
     def _notify(self) -> None:
         with self._changed:
@@ -87,7 +90,6 @@ class SeatClient:
             self.client.connect(where.address, where.port, keepalive=60)
         except (OSError, ssl.SSLError) as exc:
             return f"no connection to {where.address}:{where.port}: {explain(exc)}"
-        self.client.loop_start()
         if not self._wait(lambda: self.connack is not None):
             return "no CONNACK: the server closed the connection" if self.closed.is_set() else "no CONNACK in time"
         if self.connack.is_failure:
@@ -116,7 +118,7 @@ class SeatClient:
             return arrival()
 
     def close(self) -> None:
-        """Disconnect cleanly (the server forgets a clean session) and stop paho's thread."""
-        if self.connack is not None and not self.closed.is_set():
+        """Disconnect cleanly (the server forgets a clean session) and wait until the loop has closed the socket."""
+        if self.client.socket() is not None and not self.closed.is_set():
             self.client.disconnect()
-        self.client.loop_stop()
+            self.closed.wait(WAIT)
