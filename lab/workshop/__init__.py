@@ -10,8 +10,8 @@ instructor revokes (a CRL), re-issues, watches who is connected, and exposes the
     monitor  Amlen's monitors, read for the room   status   seats joined with the monitors
     watch    the live table (`--status --watch`)   exposure publish the port on a network address
     handout  a bundle as its participant reads it  rehearsal every seat proven from its bundle
-    seatclient one seat's MQTT client              step     `down`'s part
-    report   printing
+    seatclient one seat's MQTT client              netloop  one network thread for all of them
+    step     `down`'s part                         report   printing
 
 Names are imported on first use: `lab.plan` imports `lab.workshop.step`, and `exposure` imports `lab.plan`.
 """
