@@ -172,15 +172,26 @@ def logs(c: Context, follow: bool = False, lines: int = 50) -> None:
             sys.stdout.flush()
 
 
-@task(help={"new_ca": "replace the CA and re-issue every certificate it signed (the old CA is gone for good)"})
-def certs(c: Context, new_ca: bool = False) -> None:
-    """Make or refresh the CA, server and client certificates (keeps what is still good)."""
-    from lab.certs import ensure_certificates
-    from lab.files import lab_lock
-    from lab.report import print_rows
+@task(help={
+    "new_ca": "replace the CA and re-issue every certificate it signed (the old CA is gone for good)",
+    "rotate": "on the running lab: a new server key and certificate (new serial), uploaded, proven live",
+})
+def certs(c: Context, new_ca: bool = False, rotate: bool = False) -> None:
+    """Make or refresh the CA, server and client certificates (keeps what is still good); --rotate the server's."""
+    from lab.report import print_rotation, print_rows
 
+    if new_ca and rotate:
+        raise Exit("error: choose one of --new-ca and --rotate", code=1)
     with _lab_errors():
         settings = _settings()
+        if rotate:
+            from lab.rotation import rotate as rotate_server
+
+            print_rotation(rotate_server(settings))
+            return
+        from lab.files import lab_lock
+        from lab.pki.leaves import ensure_certificates
+
         with lab_lock(settings.lab_dir):
             results = ensure_certificates(settings, new_ca=new_ca)
     print_rows("Certificates", ("action", "file", "why"), ((r.action, r.path, r.reason) for r in results))
@@ -189,18 +200,23 @@ def certs(c: Context, new_ca: bool = False) -> None:
 @task(iterable=["name"], help={
     "name": "client name, used as CN and file name; repeat the flag or separate names with commas",
     "force": "re-issue even when the existing certificate is still good",
+    "expired": "the expiry drill: a certificate that expired yesterday (Amlen must refuse it)",
+    "days": "lifetime in days (e.g. 3, to watch `invoke doctor` warn)",
+    "not_before": "valid only from this UTC date or time, e.g. 2030-01-01 or 2030-01-01T08:00 (a future start)",
 })
-def client_cert(c: Context, name: list[str], force: bool = False) -> None:
-    """Make more client certificates from the lab CA, e.g. --name alice,bob."""
-    from lab.certs import issue_client_certs
+def client_cert(c: Context, name: list[str], force: bool = False, expired: bool = False, days: int = 0,
+                not_before: str = "") -> None:
+    """Make more client certificates from the lab CA, e.g. --name alice,bob (--expired for the drill)."""
     from lab.files import lab_lock
+    from lab.pki.leaves import issue_client_certs, parse_validity
     from lab.report import print_rows
 
     names = [part.strip() for value in name for part in value.split(",") if part.strip()]
     with _lab_errors():
+        validity = parse_validity(expired=expired, days=days, not_before=not_before)
         settings = _settings()
         with lab_lock(settings.lab_dir):
-            results = issue_client_certs(settings, names, force=force)
+            results = issue_client_certs(settings, names, force=force, validity=validity)
     print_rows("Client certificates", ("action", "file", "why"), ((r.action, r.path, r.reason) for r in results))
 
 
@@ -210,7 +226,7 @@ def client_cert(c: Context, name: list[str], force: bool = False) -> None:
 })
 def trust(c: Context, install: bool = False, uninstall: bool = False) -> None:
     """Browser trust for the lab CA: show where and how (default), --install it, or --uninstall it."""
-    from lab import trust as lab_trust
+    from lab.pki import trust as lab_trust
     from lab.report import print_trust_guide
 
     if install and uninstall:
@@ -283,16 +299,19 @@ def hosts(c: Context, add: bool = False, remove: bool = False, show: bool = Fals
     "count": "messages each round trip publishes and must receive back",
     "protocol": "MQTT version for the rows: 3.1.1, 5 or both (round trips run once per version)",
     "no_hosts": "dial the lab's address and send the host name in TLS, for when the hosts entry is absent",
+    "client": "also try the mutual port with client certificate NAME (an expired one must be refused)",
     "json": "print JSON for scripts",
 })
-def verify(c: Context, count: int = 5, protocol: str = "both", no_hosts: bool = False, json: bool = False) -> None:
-    """Prove the TLS setup with real MQTT clients: six rows, what must work works, what must fail fails."""
+def verify(c: Context, count: int = 5, protocol: str = "both", no_hosts: bool = False, client: str = "",
+           json: bool = False) -> None:
+    """Prove the TLS setup with real MQTT clients: what must work works, what must fail fails."""
     from lab.checks import parse_protocols
     from lab.checks import verify as run_verify
     from lab.report import print_json, print_verify
 
     with _lab_errors():
-        report = run_verify(_settings(), count=count, protocols=parse_protocols(protocol), no_hosts=no_hosts)
+        report = run_verify(_settings(), count=count, protocols=parse_protocols(protocol), no_hosts=no_hosts,
+                            client=client)
     if json:
         print_json(report.as_dict())
     else:

@@ -2,10 +2,12 @@
 
 Run from the repository root:  .venv/bin/python benchmarks/bench_certs.py [--rounds 3] [--clients 100]
 
-Prints, in one run: the time for `invoke certs` in a fresh lab directory (a subprocess, so interpreter start and
-imports count) and in process; the time for the guide's own openssl command sequence run non-interactively; and
-the time for many client certificates through the API, through `invoke client-cert --name a,b,...` and through
-openssl (one round: it is slow). Each figure is the median of `--rounds` runs (RSA key generation varies a lot).
+Prints, in one run: the time for `invoke certs` in a fresh lab directory (a subprocess, so interpreter start
+and imports count) and in process, for the guide's one-tier set and beside it the two-tier set
+(LAB_PKI=intermediate: one RSA key more, the intermediate CA, and the chain files); the time for the guide's own
+openssl command sequence run non-interactively; and the time for many client certificates through the API,
+through `invoke client-cert --name a,b,...` and through openssl (one round: it is slow). Each figure is the
+median of `--rounds` runs (RSA key generation varies a lot).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lab.certs import ensure_certificates, issue_client_certs  # noqa: E402
+from lab.pki.leaves import ensure_certificates, issue_client_certs  # noqa: E402
 from lab.settings import load_settings  # noqa: E402
 
 HOSTNAME = "testserver.getting.started"
@@ -69,12 +71,20 @@ def _timed(work: Callable[[Path], None], rounds: int, *, setup: Callable[[Path],
     return times
 
 
-def invoke_certs(tmp: Path) -> None:
-    _run(sys.executable, "-m", "invoke", "certs", cwd=REPO, env=_env(tmp / "lab"))
+def invoke_certs(tmp: Path, pki: str = "root") -> None:
+    _run(sys.executable, "-m", "invoke", "certs", cwd=REPO, env=_env(tmp / "lab") | {"LAB_PKI": pki})
 
 
-def api_certs(tmp: Path) -> None:
-    ensure_certificates(load_settings(dir=tmp / "lab", ca_passphrase=PASSPHRASE))
+def api_certs(tmp: Path, pki: str = "root") -> None:
+    ensure_certificates(load_settings(dir=tmp / "lab", ca_passphrase=PASSPHRASE, pki=pki))
+
+
+def invoke_two_tier(tmp: Path) -> None:
+    invoke_certs(tmp, "intermediate")
+
+
+def api_two_tier(tmp: Path) -> None:
+    api_certs(tmp, "intermediate")
 
 
 def openssl_leaf(tmp: Path, name: str, cn: str, ext: str) -> None:
@@ -121,7 +131,9 @@ def main() -> None:
     n = args.clients
     rows = [
         ("guide set: `invoke certs` (subprocess, fresh dir)", _timed(invoke_certs, args.rounds)),
+        ("two-tier set: `invoke certs` (LAB_PKI=intermediate)", _timed(invoke_two_tier, args.rounds)),
         ("guide set: ensure_certificates() in process", _timed(api_certs, args.rounds)),
+        ("two-tier set: ensure_certificates() in process", _timed(api_two_tier, args.rounds)),
         ("guide set: the guide's openssl commands (8 processes)", _timed(openssl_guide, args.rounds)),
         (f"{n} clients: issue_client_certs() in process", _timed(api_clients, args.rounds, setup=api_certs)),
         (f"{n} clients: `invoke client-cert --name a,b,...`", _timed(invoke_clients, args.rounds, setup=api_certs)),

@@ -4,7 +4,9 @@ Targets (issue 13), as medians, `invoke` started as a subprocess like a user run
   cold `up` (image present, certificates absent) <= floor + 1.0 s, verification included;
   warm `up` <= 0.6 s; `down` <= 1.5 s; `invoke status` <= 0.4 s; `invoke --list` <= 0.25 s.
 Also prints a per-step breakdown of one cold and one warm `up` run in-process, and the slowest imports of the
-`up` path (`python -X importtime`). Prints figures; asserts nothing. Against LAB_IMAGE, or the Amlen stand-in:
+`up` path (`python -X importtime`). Cold and warm `up` are measured in both PKI modes: the guide's one-tier CA
+and LAB_PKI=intermediate (one RSA key more, chain files). Prints figures; asserts nothing. Against LAB_IMAGE,
+or the Amlen stand-in:
 
     STANDIN_IMAGE=$(bash tests/standin/build-image.sh | tail -1) .venv/bin/python benchmarks/bench_up_down.py [ROUNDS]
 
@@ -53,10 +55,11 @@ def floor(ref: str) -> float:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
 
 
-def lab_env(ref: str, scratch: Path) -> dict[str, str]:
+def lab_env(ref: str, scratch: Path, pki: str = "root") -> dict[str, str]:
     tag = uuid.uuid4().hex[:8]
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAB_")}
     env.update({"LAB_DIR": str(scratch / tag), "LAB_IMAGE": ref, "LAB_CONTAINER_NAME": f"bench-{tag}",
+                "LAB_PKI": pki,
                 "LAB_TLS_PORT": str(free_port()), "LAB_MTLS_PORT": str(free_port()),
                 "LAB_ADMIN_PORT": str(free_port()), "LAB_WORKSHOP_PORT": str(free_port()), "LAB_MEMORY": "1g"})
     return env
@@ -118,6 +121,7 @@ def main() -> None:
     ref = image()
     floors = [floor(ref) for _ in range(rounds)]
     cold, warm, down, status, listing = [], [], [], [], []
+    two_cold, two_warm = [], []
     with tempfile.TemporaryDirectory() as scratch:
         for _ in range(rounds):
             env = lab_env(ref, Path(scratch))
@@ -126,19 +130,29 @@ def main() -> None:
             status.append(timed(env, "status"))
             listing.append(timed(env, "--list"))
             down.append(timed(env, "down", "--purge"))
+            env = lab_env(ref, Path(scratch), "intermediate")
+            two_cold.append(timed(env, "up", "--no-hosts"))
+            two_warm.append(timed(env, "up", "--no-hosts"))
+            timed(env, "down", "--purge")
         steps = breakdown(lab_env(ref, Path(scratch)))
+        two_steps = breakdown(lab_env(ref, Path(scratch), "intermediate"))
     base = statistics.median(floors)
     over = statistics.median(cold) - base
+    two_over = statistics.median(two_cold) - base
     print(f"image                     {ref}")
     print(f"floor: docker run->State1 {median(floors)}")
     print(f"cold up                   {median(cold)}  = floor + {over:.2f} s "
           f"(target: + {TARGETS['cold over floor']} s)")
+    print(f"cold up, two-tier PKI     {median(two_cold)}  = floor + {two_over:.2f} s "
+          f"(target: + {TARGETS['cold over floor']} s)")
     print(f"warm up                   {median(warm)}  (target: <= {TARGETS['warm up']} s)")
+    print(f"warm up, two-tier PKI     {median(two_warm)}  (target: <= {TARGETS['warm up']} s)")
     print(f"down                      {median(down)}  (target: <= {TARGETS['down']} s)")
     print(f"invoke status             {median(status)}  (target: <= {TARGETS['status']} s)")
     print(f"invoke --list             {median(listing)}  (target: <= {TARGETS['--list']} s)")
-    print("per step (one lab, in-process):")
+    print("per step (one lab, in-process; then the two-tier PKI):")
     print(steps)
+    print(two_steps)
     print("slowest imports on up's path (python -X importtime):")
     print(slowest_imports())
     print(f"(each figure: {rounds} rounds; cold and warm with verification; --no-hosts)")

@@ -4,7 +4,7 @@ Run from the repository root:
     .venv/bin/python benchmarks/bench_verify.py [--rounds 10]          # a mosquitto started here
     .venv/bin/python benchmarks/bench_verify.py --lab [--rounds 10]    # the lab from LAB_* / .env (after `invoke up`)
 
-Without `--lab` it makes a certificate set with lab.certs in a temporary directory, starts Debian's mosquitto with
+Without `--lab` it makes a certificate set with lab.pki in a temporary directory, starts Debian's mosquitto with
 a TLS listener and a require_certificate listener on free ports (the lab's two endpoints), and checks by address
 (`no_hosts`), so /etc/hosts is never touched. Prints, per mode: the whole matrix (rows run concurrently; both
 protocols, 8 rows) as min / median / max over `--rounds`, the slowest row of the median run, and the same matrix
@@ -25,9 +25,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lab.certinfo import pki_paths  # noqa: E402
-from lab.certs import ensure_certificates  # noqa: E402
 from lab.checks import ALL_PROTOCOLS, run_matrix, target_from_settings  # noqa: E402
+from lab.pki.leaves import ensure_certificates  # noqa: E402
+from lab.pki.paths import pki_paths  # noqa: E402
 from lab.settings import Settings, load_settings  # noqa: E402
 
 MOSQUITTO = "/usr/sbin/mosquitto"

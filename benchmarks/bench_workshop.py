@@ -32,7 +32,7 @@ INVOKE = str(Path(sys.executable).with_name("invoke"))
 
 from common import free_port, image  # noqa: E402
 
-from lab.certbuild import new_keys  # noqa: E402
+from lab.pki.build import new_keys  # noqa: E402
 from lab.workshop.handout import read_handout  # noqa: E402
 from lab.workshop.netloop import NetworkLoop  # noqa: E402
 from lab.workshop.seatclient import SeatClient  # noqa: E402

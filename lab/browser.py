@@ -3,7 +3,7 @@
 The page is static (`lab/static/`: index.html, app.js, style.css and the vendored MQTT.js bundle) plus one
 generated file, `config.js`, that carries the lab's host name and ports. It is served over plain HTTP on
 127.0.0.1 only: a page from http://127.0.0.1 may open wss:// connections, and the browser, not this server,
-checks the broker's certificate against the CAs it trusts (see `lab.trust`).
+checks the broker's certificate against the CAs it trusts (see `lab.pki.trust`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from lab.certs import pki_paths
 from lab.errors import LabError
+from lab.pki.paths import pki_paths
 from lab.settings import Settings
 
 __all__ = [

@@ -8,10 +8,17 @@
 | 4   | mutual | client certificate from another CA        | rejected, no CONNACK                  |
 | 5   | TLS    | dialled by address (name not in the cert) | refused by the client: name mismatch  |
 | 6   | TLS    | plain MQTT, no TLS                        | rejected, no CONNACK                  |
+| 7   | TLS    | trusts only the root: the chain presented | verifies (leaf, then intermediate)    |
+| 8   | mutual | `--client NAME`: that client's certificate | CONNACK, or refused when it is expired|
 
 Protocols: the round trips (1, 2) run once per MQTT version asked for (3.1.1 and 5 by default), because that
-is where the versions differ; rows 3-6 are refused at the TLS layer before any MQTT byte is read, so they run
+is where the versions differ; rows 3-8 are decided at the TLS layer before any MQTT byte is read, so they run
 once, with the first version asked for.
+
+Row 7 is `openssl s_client -verify_return_error` done by hand: a client that trusts only the root (and no
+partial chain) must be able to build the chain from what the server sends, the commonest TLS failure with
+brokers in the wild when it cannot. Its detail lists the presented chain. Row 8 runs only when asked for (the
+expiry drills: `invoke client-cert --name late --expired`, then `invoke verify --client late`).
 
 Rows 1-2 connect the way the guide's clients do: by host name, so they also prove the hosts entry. With
 `no_hosts` (`--no-hosts`) they dial `settings.host_ip` and send/verify the host name through the TLS
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import functools
 import tempfile
 import time
@@ -33,10 +41,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from lab.certinfo import pki_paths
-from lab.certs import foreign_client
 from lab.errors import CheckError
 from lab.mqtt import ConnectOutcome, Protocol, round_trip, try_connect
+from lab.pki.leaves import foreign_client
+from lab.pki.paths import pki_paths
 from lab.settings import Settings
 from lab.tls import DEFAULT_TIMEOUT, handshake, is_silence, tls_context
 
@@ -96,21 +104,32 @@ class Target:
     address: str
     tls_port: int
     mtls_port: int
-    ca_file: Path
+    ca_file: Path | None  # what clients trust for the server; None: the system's trust store (a public CA)
     client_key: Path
-    client_cert: Path
+    client_cert: Path  # what the lab's client presents: its chain file in the two-tier PKI
     # Where the throwaway "other CA" client of row 4 is kept between runs (None: made anew each time). Its two
     # RSA keys would otherwise make row 4 the slowest of the matrix.
     scratch: Path | None = None
+    extra_client: tuple[str, Path, Path] | None = None  # row 8: (name, key, certificate to present)
 
 
-def target_from_settings(settings: Settings) -> Target:
-    """The lab's broker and files; CheckError when a file is missing (nothing could be verified)."""
+def target_from_settings(settings: Settings, *, client: str = "") -> Target:
+    """The lab's broker and files; CheckError when a file is missing (nothing could be verified).
+
+    `client` adds row 8: that client certificate (from `invoke client-cert`) on the mutual port.
+    """
     paths = pki_paths(settings)
     if not settings.client_names:
         raise CheckError("no client certificate is configured (LAB_CLIENT_NAMES is empty)",
                          "set LAB_CLIENT_NAMES, e.g. test.client1")
-    client_key, client_cert = paths.client(settings.client_names[0])
+    client_key, client_cert = paths.client_presented(settings.client_names[0])
+    extra = None
+    if client:
+        extra_key, extra_cert = paths.client_presented(client)
+        if not extra_cert.is_file():
+            raise CheckError(f"cannot verify --client {client}: {extra_cert} is missing",
+                             f"make it first: `invoke client-cert --name {client}` (--expired for the drill)")
+        extra = (client, extra_key, extra_cert)
     for path in (paths.ca_cert, client_key, client_cert):
         if not path.is_file():
             raise CheckError(f"cannot verify: {path} is missing", "run `invoke certs` (or `invoke up`)")
@@ -119,10 +138,11 @@ def target_from_settings(settings: Settings) -> Target:
         address=settings.host_ip,
         tls_port=settings.tls_port,
         mtls_port=settings.mtls_port,
-        ca_file=paths.ca_cert,
+        ca_file=paths.server_trust,
         client_key=client_key,
         client_cert=client_cert,
         scratch=settings.verify_dir,
+        extra_client=extra,
     )
 
 
@@ -145,10 +165,12 @@ def verify(
     protocols: Sequence[Protocol] = ALL_PROTOCOLS,
     no_hosts: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
+    client: str = "",
 ) -> VerifyReport:
     """Run the matrix against the lab described by `settings` (rows in parallel; about 0.2 s when healthy)."""
     return run_matrix(
-        target_from_settings(settings), count=count, protocols=protocols, no_hosts=no_hosts, timeout=timeout
+        target_from_settings(settings, client=client), count=count, protocols=protocols, no_hosts=no_hosts,
+        timeout=timeout,
     )
 
 
@@ -175,7 +197,10 @@ def run_matrix(
         lambda: _foreign_certificate_row(target, first, timeout),
         lambda: _wrong_name_row(target, first, timeout),
         lambda: _plain_row(target, first, timeout),
+        lambda: _chain_row(target, first, timeout),
     ]
+    if target.extra_client is not None:
+        jobs.append(lambda: _named_client_row(target, first, timeout))
     start = time.perf_counter()
     # Every row is its own session with its own deadline, so a stuck row never holds the others.
     with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="verify") as pool:
@@ -216,6 +241,7 @@ def _round_trip_row(
         cert=target.client_cert if mutual else None,
         key=target.client_key if mutual else None,
         server_name=target.hostname if no_hosts else None,
+        system_trust=target.ca_file is None,
     )
     result = round_trip(host, port, context=context, topic_filter=TOPIC_FILTER, topic=TOPIC, count=count,
                         protocol=protocol, timeout=timeout)
@@ -293,7 +319,7 @@ def _wrong_name_row(target: Target, protocol: Protocol, timeout: float) -> Check
     start = time.perf_counter()
     name = f"TLS {target.tls_port}, dialled as {target.address} (not in the certificate)"
     expected = "refused: hostname mismatch"
-    context = tls_context(ca_file=target.ca_file)
+    context = tls_context(ca_file=target.ca_file, system_trust=target.ca_file is None)
     outcome = try_connect(target.address, target.tls_port, context=context, protocol=protocol, timeout=timeout)
     seconds = time.perf_counter() - start
     if outcome.hostname_mismatch:
@@ -317,4 +343,63 @@ def _plain_row(target: Target, protocol: Protocol, timeout: float) -> CheckResul
         return CheckResult(result.name, result.expected, True,
                            f"{result.detail} (the port speaks only TLS)", result.seconds, 6, protocol.value,
                            result.actual)
+    return result
+
+
+def _chain_row(target: Target, protocol: Protocol, timeout: float) -> CheckResult:
+    """`openssl s_client -verify_return_error`: trusting only the root, the server's chain must verify."""
+    from cryptography import x509
+
+    from lab.pki.chain import chain_words
+
+    start = time.perf_counter()
+    trusted = target.ca_file.name if target.ca_file is not None else "the system's trust store"
+    name = f"TLS {target.tls_port}, a client trusting only {trusted} verifies the chain presented"
+    expected = "verified: leaf, then its issuers up to the root"
+    shown = handshake(target.address, target.tls_port, context=tls_context(ca_file=None),
+                      server_name=target.hostname, timeout=timeout)
+    presented = chain_words([x509.load_der_x509_certificate(der) for der in shown.chain])
+    # The chain only, as `openssl s_client -verify_return_error` without -verify_hostname: rows 1 and 5 judge
+    # the name, so a certificate for another name turns those red, not this one.
+    context = tls_context(ca_file=target.ca_file, server_name=target.hostname, system_trust=target.ca_file is None)
+    context.check_hostname = False
+    verdict = handshake(target.address, target.tls_port, server_name=target.hostname, timeout=timeout,
+                        context=context)
+    seconds = time.perf_counter() - start
+    if not shown.reached or not verdict.reached:
+        error = shown.error or verdict.error or "no answer"
+        return CheckResult(name, expected, False, f"could not test: {error}", seconds, 7, protocol.value,
+                           "not reached", no_answer=is_silence(error))
+    if verdict.completed:
+        return CheckResult(name, expected, True, f"verified; presented: {presented}", seconds, 7, protocol.value,
+                           "verified")
+    return CheckResult(name, expected, False, f"{verdict.error}; presented: {presented}", seconds, 7,
+                       protocol.value, "refused", no_answer=is_silence(verdict.error or ""))
+
+
+def _named_client_row(target: Target, protocol: Protocol, timeout: float) -> CheckResult:
+    """Row 8: the client named by `--client`; one that expired (or is not valid yet) must be refused."""
+    from lab.pki.info import describe_certificate
+
+    assert target.extra_client is not None
+    client, key, cert = target.extra_client
+    start = time.perf_counter()
+    info = describe_certificate(cert)
+    now = dt.datetime.now(dt.UTC)
+    if info.not_after <= now:
+        state, expected = f"expired {info.not_after:%Y-%m-%d %H:%M} UTC", "refused: certificate expired"
+    elif info.not_before > now:
+        state, expected = f"valid from {info.not_before:%Y-%m-%d %H:%M} UTC", "refused: certificate not yet valid"
+    else:
+        state, expected = f"valid until {info.not_after:%Y-%m-%d}", "CONNACK"
+    name = f"mutual {target.mtls_port}, client certificate {client} ({state})"
+    context = tls_context(ca_file=None, cert=cert, key=key, server_name=target.hostname)
+    outcome = try_connect(target.address, target.mtls_port, context=context, protocol=protocol, timeout=timeout)
+    if expected == "CONNACK":
+        return CheckResult(name, expected, outcome.accepted, outcome.reason, time.perf_counter() - start, 8,
+                           protocol.value, "accepted" if outcome.accepted else "refused", no_answer=outcome.silent)
+    result = _rejection(8, name, expected, protocol, outcome, start, explain_alert=_alert(target, cert, key))
+    if result.passed and "expired" not in result.detail and "bad certificate" not in result.detail:
+        # Refused, but not for its dates: say what the server did say.
+        return dataclasses.replace(result, passed=False, detail=f"refused for another reason: {result.detail}")
     return result

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab.certinfo import pki_paths
 from lab.errors import CheckError
+from lab.pki.paths import pki_paths
 from lab.settings import Settings
 
 if TYPE_CHECKING:
@@ -130,13 +130,16 @@ def client_target(settings: Settings, flags: ClientFlags) -> ClientTarget:
     if not flags.tls and not flags.cacerts:
         return ClientTarget(host, port, None, f"{host}:{port}, plain MQTT")
     paths = pki_paths(settings)
-    ca_file = resolve_file(flags.cacerts, settings) if flags.cacerts else paths.ca_cert
+    # Default trust for the server: myCA.pem; with your own certificate LAB_TRUST_CA, its root, or the system's.
+    ca_file = resolve_file(flags.cacerts, settings) if flags.cacerts else paths.server_trust
     cert = resolve_file(flags.cert, settings) if flags.cert else None
     key = resolve_file(flags.key, settings) if flags.key else None
     if cert is None and key is None and port == settings.mtls_port and settings.client_names:
-        key, cert = paths.client(settings.client_names[0])
+        key, cert = paths.client_presented(settings.client_names[0])
     if cert is not None and key is None:
-        key = resolve_file(str(cert.with_suffix(".key")), settings)
+        # The key beside the certificate: x.crt -> x.key, and a chain file x.chain.pem -> x.key too.
+        stem = cert.name.removesuffix(".chain.pem") if cert.name.endswith(".chain.pem") else cert.stem
+        key = resolve_file(str(cert.with_name(f"{stem}.key")), settings)
     if key is not None and cert is None:
         raise CheckError("usage: -K/--key needs -C/--cert (the client certificate) too",
                          "pass both, e.g. -K test.client1.key -C test.client1.crt")
@@ -145,9 +148,11 @@ def client_target(settings: Settings, flags: ClientFlags) -> ClientTarget:
             raise CheckError(f"{path} does not exist", "run `invoke certs`, or give --cacerts/-C/-K")
     from lab.tls import tls_context  # the TLS half only when TLS is used
 
-    context = tls_context(ca_file=None if flags.insecure else ca_file, cert=cert, key=key)
+    context = tls_context(ca_file=None if flags.insecure else ca_file, cert=cert, key=key,
+                          system_trust=not flags.insecure and ca_file is None)
     if version is not None:
         context.minimum_version = context.maximum_version = version
     who = f", client certificate {cert.name}" if cert else ""
-    trust = "without checking the server (--insecure)" if flags.insecure else f"trusting {ca_file.name}"
+    trust = ("without checking the server (--insecure)" if flags.insecure
+             else f"trusting {ca_file.name}" if ca_file is not None else "trusting the system's CAs")
     return ClientTarget(host, port, context, f"{host}:{port}, TLS {trust}{who}")

@@ -18,9 +18,10 @@ from enum import StrEnum
 from typing import Any
 
 from lab.amlen import AmlenClient, AmlenObject
-from lab.certs import PkiPaths, describe_certificate
 from lab.deadline import Deadline
 from lab.errors import AmlenError, CheckError
+from lab.pki.info import describe_certificate
+from lab.pki.paths import PkiPaths
 from lab.settings import Settings
 
 __all__ = [
@@ -62,10 +63,17 @@ def fingerprint(data: bytes) -> str:
 
 
 def desired_objects(settings: Settings, pki: PkiPaths) -> list[AmlenObject]:
-    """The guide's objects, in the order Amlen accepts them (reference section 7)."""
-    server_cert = pki.server_cert.read_bytes()
-    server_key = pki.server_key.read_bytes()
+    """The guide's objects, in the order Amlen accepts them (reference section 7).
+
+    The mutual profile trusts the root alone (`lab.pki.chain.TRUST_ROOT_ONLY` says why), whatever the PKI.
+    """
+    # What the certificate profile names: the leaf, or leaf + intermediate(s) (+ root) in serving order.
+    server_cert = pki.served_cert.read_bytes()
+    server_key = pki.served_key.read_bytes()
     ca_cert = pki.ca_cert.read_bytes()
+    # Your own encrypted key: Amlen decrypts it with KeyFilePassword (write-only: never read back).
+    password = {"KeyFilePassword": settings.server_key_password.get_secret_value()} \
+        if settings.server_key_password is not None else {}
 
     def security_profile(name: str, *, client_certs: bool) -> AmlenObject:
         # Every property is sent: Amlen's schema defaults differ from the WebUI's (UsePasswordAuthentication
@@ -99,8 +107,8 @@ def desired_objects(settings: Settings, pki: PkiPaths) -> list[AmlenObject]:
         AmlenObject(
             "CertificateProfile",
             settings.certificate_profile,
-            {"Certificate": pki.server_cert.name, "Key": pki.server_key.name, "Overwrite": True},
-            uploads={pki.server_cert.name: server_cert, pki.server_key.name: server_key},
+            {"Certificate": pki.served_cert.name, "Key": pki.server_key.name, "Overwrite": True, **password},
+            uploads={pki.served_cert.name: server_cert, pki.server_key.name: server_key},
         ),
         security_profile(settings.security_profile, client_certs=False),
         endpoint(settings.tls_endpoint, settings.tls_port, settings.security_profile),
@@ -213,9 +221,11 @@ def endpoint_probes(settings: Settings, pki: PkiPaths, host: str, tls_port: int,
     if not settings.client_names:
         raise CheckError("no client certificate is configured (LAB_CLIENT_NAMES is empty), so the mutual-TLS "
                          "endpoint cannot be proven", "set LAB_CLIENT_NAMES, e.g. test.client1")
-    key, cert = pki.client(settings.client_names[0])
-    plain = tls_context(ca_file=pki.ca_cert, server_name=settings.hostname)
-    mutual = tls_context(ca_file=pki.ca_cert, cert=cert, key=key, server_name=settings.hostname)
+    key, cert = pki.client_presented(settings.client_names[0])
+    system = pki.server_trust is None  # your own certificate from a public CA: the system's trust store
+    plain = tls_context(ca_file=pki.server_trust, server_name=settings.hostname, system_trust=system)
+    mutual = tls_context(ca_file=pki.server_trust, cert=cert, key=key, server_name=settings.hostname,
+                         system_trust=system)
     return [EndpointProbe(settings.tls_endpoint, host, tls_port, plain),
             EndpointProbe(settings.mtls_endpoint, host, mtls_port, mutual)]
 

@@ -3,7 +3,7 @@
 Each `ManualStep` is a section of the guide tagged with the plan step that does the same for you, so `up
 --explain` prints a step's sections as it runs and `invoke guide` all of them in the guide's order. Values come
 from the code the lab runs: REST bodies from `lab.amlen.payload` over `lab.configure.desired_objects`,
-certificate profiles from `lab.certs`, the container from `lab.runtime.ContainerSpec`. No secret is written
+certificate profiles from `lab.pki.build`, the container from `lab.runtime.ContainerSpec`. No secret is written
 out: openssl reads the CA passphrase from `$LAB_CA_PASSPHRASE`, and no key is read (curl reads the uploads).
 """
 
@@ -14,24 +14,22 @@ import json
 import shlex
 import tempfile
 import urllib.parse
-from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-
-from lab import certs
+from lab import explain_pki as manual_pki
 from lab.amlen import AmlenObject, payload
-from lab.certinfo import EKU_NAMES, KEY_USAGE_NAMES
 from lab.checks import DEFAULT_COUNT, TOPIC, TOPIC_FILTER
 from lab.configure import desired_objects
+from lab.manual import ADMIN_URL_VAR, KEY_PASSWORD_VAR, Command, ManualStep
+from lab.pki import build as certs
+from lab.pki.chain import TRUST_ROOT_ONLY
+from lab.pki.paths import pki_paths
 from lab.runtime import AMLEN_DATA_PATH, AMLEN_LOG_DIR, ContainerSpec
 from lab.settings import Settings
 from lab.volume import AMLEN_SERVER_CFG, STORE_KEY
 
-__all__ = ["ADMIN_URL_VAR", "PASSPHRASE_VAR", "Command", "ManualStep", "guide_steps", "teardown_steps"]
+__all__ = ["guide_steps", "teardown_steps"]
 
-PASSPHRASE_VAR = "LAB_CA_PASSPHRASE"
-ADMIN_URL_VAR = "AMLEN_ADMIN_URL"
 # What Amlen answers to every accepted upload and configuration change (reference, appendix).
 _ACCEPTED = '"Code": "CWLNA6011", "Message": "The requested configuration change has completed successfully."'
 _CURL = "curl --fail-with-body -sS -w '\\n'"
@@ -62,45 +60,22 @@ _WEBUI = {
 }
 
 
-@dataclass(frozen=True)
-class Command:
-    """One shell command (it may span lines), what it is for, and what it prints when all is well."""
-
-    text: str
-    comment: str = ""
-    webui: str = ""  # the WebUI route that does the same, e.g. "Server > Security Settings > Certificate Profiles"
-    expect: str = ""
-    in_script: bool = True  # False: shown, never run by the script (it needs root or Docker)
-    retry: bool = False  # a listener just created may take a moment: the script tries again
-    must_fail: bool = False  # a proof by refusal: the script stops when this succeeds
-
-
-@dataclass(frozen=True)
-class ManualStep:
-    """One section of the guide: the plan step that does it, a title, why, and the commands."""
-
-    step: str  # the plan step's name, e.g. "amlen configuration"
-    chapter: str  # the guide's section it belongs to, e.g. "Mutual TLS"
-    title: str
-    why: str
-    commands: tuple[Command, ...]
-    requires: str = ""  # a shell condition the script checks first; unmet, it skips the section, saying why
-    requires_note: str = ""
-
-
 def guide_steps(settings: Settings) -> list[ManualStep]:
     """Every section of the guide for this lab, in the guide's order (each names the plan step it matches)."""
     objects = _objects(settings)
     mutual_objects = [obj for obj in objects if _is_mutual(obj, settings)]
+    two_tier = settings.pki == "intermediate"
     return [
         *_before_you_start(settings),
-        _toy_ca(settings),
-        _leaf(settings, settings.hostname, server=True),
+        manual_pki.toy_ca(settings),
+        *([manual_pki.intermediate(settings)] if two_tier else []),
+        (manual_pki.own_server(settings) if settings.own_server
+         else manual_pki.leaf(settings, settings.hostname, server=True)),
         *(_amlen_object(obj, settings) for obj in objects if obj not in mutual_objects),
         _live(settings, settings.tls_endpoint, settings.tls_port, "Endpoint", client=""),
         _hosts(settings),
         *_clients(settings),
-        *(_leaf(settings, name, server=False) for name in settings.client_names),
+        *(manual_pki.leaf(settings, name, server=False) for name in settings.client_names),
         *(_amlen_object(obj, settings) for obj in mutual_objects),
         *_mutual_clients(settings),
     ]
@@ -111,7 +86,7 @@ def teardown_steps(settings: Settings) -> list[ManualStep]:
     objects = _objects(settings)
     spec = ContainerSpec.from_settings(settings)
     pattern = "^" + f"{settings.host_ip} {settings.hostname}".replace(".", r"\.") + "$"
-    ca_stem, server_stem = (Path(name).stem for name in _pki_names(settings)[1::2])
+    ca_stem, server_stem = (Path(name).stem for name in manual_pki.pki_names(settings)[1::2])
     files = [f"{ca_stem}.key", f"{ca_stem}.pem", f"{ca_stem}.srl", *(f"{stem}.*" for stem in
                                                                     (server_stem, *settings.client_names))]
     chapter = "Clean up"
@@ -187,75 +162,34 @@ def _before_you_start(settings: Settings) -> list[ManualStep]:
     ]
 
 
-def _toy_ca(settings: Settings) -> ManualStep:
-    ca_key, ca_cert = _pki_names(settings)[:2]
-    subject = _subj(certs.subject_name(certs.CA_COMMON_NAME))
-    usage = ",".join(KEY_USAGE_NAMES[flag] for flag in certs.CA_KEY_USAGE)
-    return ManualStep(
-        "certificates", "The toy CA", "Make the CA",
-        f"The CA signs the server and client certificates; clients trust it instead of a public CA. Its key "
-        f"is RSA {certs.KEY_BITS} and encrypted at rest with the passphrase in ${PASSPHRASE_VAR}; the "
-        f"certificate is valid for {settings.ca_days} days and may sign leaves only (pathlen 0).",
-        (Command(f"openssl genrsa -aes256 -passout env:{PASSPHRASE_VAR} -out {ca_key} {certs.KEY_BITS}"),
-         Command(f"openssl req -x509 -new -{certs.SIGNATURE_HASH.name} -days {settings.ca_days} -key {ca_key} "
-                 f"-passin env:{PASSPHRASE_VAR} \\\n  -subj {shlex.quote(subject)} \\\n"
-                 f"  -addext 'basicConstraints=critical,CA:TRUE,pathlen:{certs.CA_PATH_LENGTH}' \\\n"
-                 f"  -addext 'keyUsage=critical,{usage}' \\\n  -out {ca_cert}"),
-         Command(f"openssl x509 -in {ca_cert} -noout -subject -enddate",
-                 expect=f"subject={_readable(subject)}, and the end date {settings.ca_days} days from now")),
-    )
-
-
-def _leaf(settings: Settings, name: str, *, server: bool) -> ManualStep:
-    """A server certificate (SAN DNS:<hostname>, serverAuth) or a client certificate (CN=<name>, clientAuth)."""
-    ca_key, ca_cert, server_key, server_cert = _pki_names(settings)
-    key, cert = (server_key, server_cert) if server else (f"{name}.key", f"{name}.crt")
-    stem = cert.removesuffix(".crt")
-    days = settings.server_days if server else settings.client_days
-    flags = certs.SERVER_KEY_USAGE if server else certs.CLIENT_KEY_USAGE
-    extensions = [
-        "basicConstraints=critical,CA:FALSE",
-        "keyUsage=critical," + ",".join(KEY_USAGE_NAMES[flag] for flag in flags),
-        "extendedKeyUsage=" + EKU_NAMES[certs.SERVER_EKU if server else certs.CLIENT_EKU],
-        *([f"subjectAltName=DNS:{name}"] if server else []),
-        "subjectKeyIdentifier=hash",
-        "authorityKeyIdentifier=keyid",
-    ]
-    subject = _subj(certs.subject_name(name))
-    if server:
-        chapter, title = "The server certificate", f"A certificate for {name}"
-        why = (f"The certificate Amlen presents on both endpoints. Clients check that {name} is in its subject "
-               f"alternative names, so that is where the name goes. The key is RSA {certs.KEY_BITS} and NOT "
-               "encrypted: Amlen reads only unencrypted RSA keys (encrypted ones crash some versions).")
-    else:
-        chapter, title = "Mutual TLS", f"A client certificate for {name}"
-        why = (f"On the mutual-TLS endpoint each client shows a certificate from the toy CA. Its CN ({name}) is "
-               "the identity Amlen's policies can use; it is good for client authentication only.")
-    return ManualStep("certificates", chapter, title, why + f" Valid for {days} days.", (
-        Command(f"openssl genrsa -out {key} {certs.KEY_BITS}"),
-        Command(f"openssl req -new -key {key} -subj {shlex.quote(subject)} -out {stem}.csr"),
-        Command("printf '%s\\n' " + " \\\n  ".join(shlex.quote(ext) for ext in extensions) + f" > {stem}.ext"),
-        Command(f"openssl x509 -req -{certs.SIGNATURE_HASH.name} -days {days} -in {stem}.csr -CA {ca_cert} "
-                f"-CAkey {ca_key} -passin env:{PASSPHRASE_VAR} \\\n  -CAcreateserial -extfile {stem}.ext -out {cert}"),
-        Command(f"openssl verify -CAfile {ca_cert} {cert}", expect=f"{cert}: OK"),
-    ))
-
-
 def _amlen_object(obj: AmlenObject, settings: Settings) -> ManualStep:
     """The uploads and the POST for one object, exactly as `lab.amlen.AmlenClient.apply` sends them."""
     mutual = _is_mutual(obj, settings)
     webui = _webui(obj, settings)
     uploads = tuple(Command(f"{_CURL} -X PUT --data-binary @{name} {_api(f'file/{name}')}", webui=webui,
                             expect=_ACCEPTED) for name in obj.uploads)
-    body = json.dumps(payload(obj), indent=2)
+    body = payload(obj)
+    quote = "'JSON'"
+    if "KeyFilePassword" in obj.properties:
+        # Your key's password never appears: the shell puts it in (an unquoted heredoc, and nothing else in the
+        # body that the shell would touch).
+        body = json.loads(json.dumps(body).replace(json.dumps(obj.properties["KeyFilePassword"])[1:-1],
+                                                   "${" + KEY_PASSWORD_VAR + "}"))
+        quote = "JSON"
+    text = json.dumps(body, indent=2)
     post = Command(f"{_CURL} -X POST -H 'Content-Type: application/json' {_api('configuration')} "
-                   f"--data-binary @- <<'JSON'\n{body}\nJSON", webui=webui, expect=_ACCEPTED)
+                   f"--data-binary @- <<{quote}\n{text}\nJSON", webui=webui, expect=_ACCEPTED)
     kind = {"CertificateProfile": "Certificate profile", "SecurityProfile": "Security profile"}.get(obj.type, obj.type)
     title = (f"Endpoint {obj.name} on port {obj.properties.get('Port')}" if obj.type == "Endpoint"
              else "Trust the toy CA for client certificates" if obj.type == "TrustedCertificate"
              else f"{kind} {obj.name}")
-    return ManualStep("amlen configuration", "Mutual TLS" if mutual else kind, title,
-                      _WHY[obj.type, mutual], (*uploads, post))
+    why = _WHY[obj.type, mutual]
+    if obj.type == "TrustedCertificate" and settings.pki == "intermediate":
+        why += " " + TRUST_ROOT_ONLY
+    if obj.type == "CertificateProfile" and obj.properties.get("Certificate") != pki_paths(settings).server_cert.name:
+        why += (f" The certificate file is {obj.properties['Certificate']}: the leaf, then its intermediate(s), "
+                "which Amlen serves whole, in that order.")
+    return ManualStep("amlen configuration", "Mutual TLS" if mutual else kind, title, why, (*uploads, post))
 
 
 def _hosts(settings: Settings) -> ManualStep:
@@ -274,9 +208,12 @@ def _hosts(settings: Settings) -> ManualStep:
 
 def _clients(settings: Settings) -> list[ManualStep]:
     """The guide's clients on the TLS port, what must fail there, and the debugging page."""
-    ca_cert = _pki_names(settings)[1]
+    ca_cert = manual_pki.trust_name(settings)
     connect = f"openssl s_client -connect {settings.host_ip}:{settings.tls_port}"
-    subject, issuer = (_readable(_subj(certs.subject_name(cn))) for cn in (settings.hostname, certs.CA_COMMON_NAME))
+    signer = certs.INTERMEDIATE_COMMON_NAME if settings.pki == "intermediate" else certs.CA_COMMON_NAME
+    subject, issuer, middle = (manual_pki.readable(manual_pki.subj(certs.subject_name(cn)))
+                               for cn in (settings.hostname, signer, certs.INTERMEDIATE_COMMON_NAME))
+    chain = [f"0 s:{subject}"] + ([f"1 s:{middle}"] if settings.pki == "intermediate" else [])
     return [
         _round_trip(settings, "Clients", "Subscribe and publish over TLS",
                     f"A subscriber and a publisher on port {settings.tls_port}, trusting only the toy CA and "
@@ -290,6 +227,10 @@ def _clients(settings: Settings) -> list[ManualStep]:
                    (Command(f"{connect} -servername {settings.hostname} -showcerts </dev/null 2>/dev/null "
                             "| openssl x509 -noout -subject -issuer -ext subjectAltName",
                             expect=f"subject={subject}, issuer={issuer}, DNS:{settings.hostname}"),
+                    Command(f"{connect} -servername {settings.hostname} -CAfile {ca_cert} -verify_return_error "
+                            "-showcerts </dev/null 2>/dev/null | grep -E '^ *[0-9]+ s:'",
+                            comment="the whole chain, verified by a client that trusts only the root",
+                            expect=", then ".join(chain) + " (and the verification succeeds)"),
                     Command(f"{connect} -servername localhost -verify_hostname localhost -CAfile {ca_cert} "
                             "-verify_return_error -brief </dev/null",
                             expect="fails: verify error:num=62:hostname mismatch", must_fail=True),
@@ -300,14 +241,15 @@ def _clients(settings: Settings) -> list[ManualStep]:
 
 
 def _mutual_clients(settings: Settings) -> list[ManualStep]:
-    ca_cert, client = _pki_names(settings)[1], settings.client_names[0] if settings.client_names else ""
+    ca_cert, client = manual_pki.trust_name(settings), settings.client_names[0] if settings.client_names else ""
     if not client:
         return []
+    shown = f"{client}.chain.pem" if settings.pki == "intermediate" else f"{client}.crt"
     return [
         _live(settings, settings.mtls_endpoint, settings.mtls_port, "Mutual TLS", client=client),
         _round_trip(settings, "Mutual TLS", f"Subscribe and publish as {client}",
                     f"The same round trip on port {settings.mtls_port}, with the client certificate.",
-                    port=settings.mtls_port, tls=f"--cafile {ca_cert} --cert {client}.crt --key {client}.key"),
+                    port=settings.mtls_port, tls=f"--cafile {ca_cert} --cert {shown} --key {client}.key"),
         _refused(settings, "Mutual TLS", "Without a client certificate: refused",
                  "The server ends the handshake (TLS 1.3: the client learns it on its first read). The client "
                  "skips the name check (--insecure): this tests the server's rule, not the name.",
@@ -325,8 +267,10 @@ def _refused(settings: Settings, chapter: str, title: str, why: str, options: st
 
 
 def _live(settings: Settings, endpoint: str, port: int, chapter: str, *, client: str) -> ManualStep:
-    ca_cert = _pki_names(settings)[1]
-    certificate = f" -cert {client}.crt -key {client}.key" if client else ""
+    ca_cert = manual_pki.trust_name(settings)
+    # openssl s_client sends the manual_pki.intermediate(s) of -cert_chain after -cert (-cert reads one certificate).
+    chained = f" -cert_chain {client}.chain.pem" if client and settings.pki == "intermediate" else ""
+    certificate = f" -cert {client}.crt -key {client}.key{chained}" if client else ""
     return ManualStep(
         "endpoints live", chapter, f"Is {endpoint} live?",
         "An accepted POST is not a bound port: Amlen's monitor lists the endpoint only when it listens, and a "
@@ -364,14 +308,16 @@ def _objects(settings: Settings) -> list[AmlenObject]:
     `desired_objects` reads the files it uploads; the guide needs only their names and may be written before
     they exist, so it gets empty files of the same names.
     """
-    real = certs.pki_paths(settings)
+    real = pki_paths(settings)
     with tempfile.TemporaryDirectory(prefix="amlen-lab-guide-") as tmp:
         names = Path(tmp)
         placeholders = dataclasses.replace(
             real, dir=names, ca_cert=names / real.ca_cert.name, server_key=names / real.server_key.name,
-            server_cert=names / real.server_cert.name,
+            server_cert=names / real.server_cert.name, served_cert=names / real.served_cert.name,
+            served_key=names / real.server_key.name,
         )
-        for path in (placeholders.ca_cert, placeholders.server_key, placeholders.server_cert):
+        for path in (placeholders.ca_cert, placeholders.server_key, placeholders.server_cert,
+                     placeholders.served_cert):
             path.touch()
         return desired_objects(settings, placeholders)
 
@@ -386,26 +332,6 @@ def _webui(obj: AmlenObject, settings: Settings) -> str:
     if obj.type == "Endpoint":
         return f"Messaging > Message Hubs > {obj.properties.get('MessageHub', settings.message_hub)} > Endpoints"
     return _WEBUI.get(obj.type, "")
-
-
-def _pki_names(settings: Settings) -> tuple[str, str, str, str]:
-    """(CA key, CA certificate, server key, server certificate): the lab's file names, without directories."""
-    pki = certs.pki_paths(settings)
-    return pki.ca_key.name, pki.ca_cert.name, pki.server_key.name, pki.server_cert.name
-
-
-def _subj(name: x509.Name) -> str:
-    """`name` as openssl's -subj argument, attributes in the certificate's order: /CN=.../O=..."""
-    def escape(value: str) -> str:
-        return value.replace("\\", "\\\\").replace("/", "\\/")
-
-    return "".join(f"/{attr.rfc4514_attribute_name}={escape(str(attr.value))}" for attr in name)
-
-
-def _readable(subject: str) -> str:
-    """An -subj string as `openssl x509 -subject` prints it: CN = a, O = b."""
-    parts = [part.partition("=") for part in subject.strip("/").split("/")]
-    return ", ".join(f"{key} = {value}" for key, _, value in parts)
 
 
 def _api(path: str) -> str:

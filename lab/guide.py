@@ -14,15 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.errors import GuideError
-from lab.explain import (
-    ADMIN_URL_VAR,
-    PASSPHRASE_VAR,
-    Command,
-    ManualStep,
-    guide_steps,
-    teardown_steps,
-)
+from lab.explain import guide_steps, teardown_steps
 from lab.files import atomic_write
+from lab.manual import ADMIN_URL_VAR, PASSPHRASE_VAR, Command, ManualStep
 from lab.settings import Settings
 
 __all__ = ["Explanation", "GuideResult", "explanation", "guide_markdown", "guide_script", "write_guide"]

@@ -27,10 +27,12 @@ from lab.tls import DEFAULT_TIMEOUT, LabTLSContext, explain, is_silence
 __all__ = [
     "DEFAULT_TIMEOUT",
     "ConnectOutcome",
+    "Listener",
     "Message",
     "Protocol",
     "RoundTrip",
     "SessionOptions",
+    "listen",
     "publish",
     "round_trip",
     "subscribe",
@@ -289,6 +291,43 @@ def subscribe(
                                  "`invoke doctor` checks the broker")
             while session.messages:
                 yield session.messages.pop(0)
+    finally:
+        session.close()
+
+
+class Listener:
+    """A subscription kept open while the caller does other things (the rotation drill's "before" client)."""
+
+    def __init__(self, session: _Session) -> None:
+        self._session = session
+
+    def wait_for(self, count: int, timeout: float = DEFAULT_TIMEOUT) -> bool:
+        """Service the connection until `count` messages have arrived in all; False when they did not (or the
+        connection was lost)."""
+        deadline = Deadline(timeout)
+        alive = self._session.pump(lambda: len(self._session.messages) >= count, deadline)
+        return alive and len(self._session.messages) >= count
+
+    def keep_alive(self) -> None:
+        """Answer the broker (keepalive, acknowledgements) without waiting for anything."""
+        self._session.client.loop(timeout=0.01)
+
+
+@contextlib.contextmanager
+def listen(host: str, port: int, topic: str, *, context: ssl.SSLContext | None, qos: int = 1,
+           timeout: float = DEFAULT_TIMEOUT) -> Iterator[Listener]:
+    """A connected, subscribed client on `topic` for the `with` block; CheckError when it cannot be had."""
+    session = _Session(context, SessionOptions(), role="listen")
+    try:
+        deadline = Deadline(timeout)
+        outcome = session.connect(host, port, deadline)
+        if not outcome.accepted:
+            raise CheckError(f"cannot subscribe on {host}:{port}: {outcome.reason}", _connect_hint(outcome))
+        session.client.subscribe(topic, qos=qos)
+        if not session.pump(lambda: session.subacked, deadline) or not session.subacked:
+            raise CheckError(f"no SUBACK for {topic} on {host}:{port}: {session._lost_reason()}",
+                             "`invoke doctor` checks the broker")
+        yield Listener(session)
     finally:
         session.close()
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from lab.doctor import DoctorReport
     from lab.guide import Explanation, GuideResult
     from lab.image import LoadedImage, SavedImage
-    from lab.trust import TrustGuide
+    from lab.pki.trust import TrustGuide
 
 __all__ = [
     "StepPrinter",
@@ -158,13 +158,20 @@ def print_rows(title: str, columns: Iterable[str], rows: Iterable[Iterable[Any]]
 
 def up_summary(settings: Settings) -> Mapping[str, Any]:
     """What a user needs after `up`: endpoints, files and copy-paste commands for the guide's clients."""
-    from lab.certinfo import pki_paths
+    from lab.pki.paths import pki_paths
 
     pki = pki_paths(settings)
     client = settings.client_names[0]
-    client_key, client_cert = pki.client(client)
-    host, ca = settings.hostname, shlex.quote(str(pki.ca_cert))
+    client_key, client_cert = pki.client_presented(client)  # its chain file in the two-tier PKI
+    trust = pki.server_trust
+    host, ca = settings.hostname, shlex.quote(str(trust or pki.ca_cert))
     mutual = f"--cert {shlex.quote(str(client_cert))} --key {shlex.quote(str(client_key))}"
+    server_ca = f"--cafile {ca}" if trust is not None else "--capath /etc/ssl/certs"
+    files = {"CA certificate": str(pki.ca_cert)}
+    if pki.two_tier:
+        files["intermediate CA"] = str(pki.intermediate_cert)
+    if trust is not None and trust != pki.ca_cert:
+        files["server's CA (clients trust)"] = str(trust)
     return {
         "endpoints": [
             {"name": settings.tls_endpoint, "url": f"mqtts://{host}:{settings.tls_port}", "client cert": "no"},
@@ -172,8 +179,8 @@ def up_summary(settings: Settings) -> Mapping[str, Any]:
             {"name": "admin API", "url": settings.admin_base_url + "/ima/v1/service/status", "client cert": "-"},
         ],
         "files": {
-            "CA certificate": str(pki.ca_cert),
-            "server certificate": str(pki.server_cert),
+            **files,
+            "server certificate (served)": str(pki.served_cert),
             "client certificate": str(client_cert),
             "client key": str(client_key),
         },
@@ -181,14 +188,27 @@ def up_summary(settings: Settings) -> Mapping[str, Any]:
             "subscribe (TLS)": f"invoke sub -H {host} -P {settings.tls_port} -t 'topic1/#' -s",
             "publish (TLS)": f"invoke pub -H {host} -P {settings.tls_port} -t topic1/subtopic2 -s -m hello",
             "publish (mutual TLS)": f"invoke pub -P {settings.mtls_port} -t topic1/subtopic2 -s -m hello",
-            "mosquitto_sub": f"mosquitto_sub -h {host} -p {settings.tls_port} --cafile {ca} -t 'topic1/#' -v",
-            "mosquitto_sub (mutual)": f"mosquitto_sub -h {host} -p {settings.mtls_port} --cafile {ca} {mutual}"
+            "mosquitto_sub": f"mosquitto_sub -h {host} -p {settings.tls_port} {server_ca} -t 'topic1/#' -v",
+            "mosquitto_sub (mutual)": f"mosquitto_sub -h {host} -p {settings.mtls_port} {server_ca} {mutual}"
             " -t 'topic1/#' -v",
             "openssl": f"openssl s_client -connect {settings.host_ip}:{settings.tls_port} -servername {host}"
-            f" -CAfile {ca} -verify_hostname {host} -showcerts </dev/null",
+            f" {'-CAfile ' + ca if trust is not None else ''} -verify_hostname {host} -verify_return_error"
+            " -showcerts </dev/null",
             "admin API": f"curl -s {settings.admin_base_url}/ima/v1/configuration/Endpoint",
         },
     }
+
+
+def print_rotation(rotation: Any) -> None:
+    """`invoke certs --rotate`: the old and new server certificate, and the proofs on the live broker."""
+    served = ", ".join(f"{port} presents {serial}" for port, serial in rotation.served.items())
+    print_rows("Server certificate rotated", ("", "serial", "expires"), (
+        ("before", rotation.old_serial, rotation.old_expiry),
+        ("after", rotation.new_serial, rotation.new_expiry),
+    ))
+    for line in (f"endpoints: {served}", f"subscription opened before: {rotation.kept_subscription}",
+                 f"new connection: {rotation.new_connection}", f"took {rotation.seconds:.1f} s"):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def print_summary(summary: Mapping[str, Any]) -> None:

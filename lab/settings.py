@@ -33,6 +33,10 @@ MIN_MEMORY = 1 << 30
 # fs/24 per store file (up to 64 GiB on a large disk).
 STORE_FILE_MB_RANGE = (256, 65536)
 _HINT = "fix it in .env or the environment (see .env.example)"
+# The user's own files: read wherever the lab runs from, so kept as absolute paths.
+_USER_FILES = ("server_cert", "server_key", "trust_ca")
+# LAB_PKI: the guide's one-tier toy CA, or a root with an intermediate CA that signs every certificate.
+PKI_MODES = ("root", "intermediate")
 
 # RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens, each <= 63, total <= 253.
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -174,6 +178,14 @@ def _memory(value: str) -> str:
     return value.strip()
 
 
+def _pki(value: str) -> str:
+    mode = value.strip().lower()
+    if mode not in PKI_MODES:
+        raise ValueError(f"{value!r} is not a PKI mode: 'root' (the guide's CA signs the server directly) or "
+                         "'intermediate' (a root, an intermediate CA under it, and every certificate from that)")
+    return mode
+
+
 def _store_file_mb(value: int) -> int:
     low, high = STORE_FILE_MB_RANGE
     if not low <= value <= high:
@@ -206,6 +218,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "client_names": _client_names,
     "workshop_port": _port,
     "workshop_hostname": _optional_hostname,
+    "pki": _pki,
 }
 
 
@@ -251,6 +264,14 @@ class Settings:
     workshop_port: int = 8891
     workshop_hostname: str = ""
 
+    # The real-CA path: a two-tier toy PKI, the root served too, or your own server certificate.
+    pki: str = "root"
+    serve_root: bool = False
+    server_cert: Path | None = None
+    server_key: Path | None = None
+    server_key_password: Secret | None = field(default=None, repr=False)
+    trust_ca: Path | None = None
+
     # Which keys were given explicitly (not defaults): lets callers tell "the default" from "asked for".
     given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
@@ -285,6 +306,15 @@ class Settings:
             raise SettingsError("LAB_SECURITY_PROFILE and LAB_MUTUAL_SECURITY_PROFILE must differ", _HINT)
         if self.tls_endpoint == self.mtls_endpoint:
             raise SettingsError("LAB_TLS_ENDPOINT and LAB_MTLS_ENDPOINT must differ", _HINT)
+        if (self.server_cert is None) != (self.server_key is None):
+            given, missing = ("LAB_SERVER_CERT", "LAB_SERVER_KEY") if self.server_key is None else \
+                ("LAB_SERVER_KEY", "LAB_SERVER_CERT")
+            raise SettingsError(f"{given} is set but {missing} is not: your own server certificate needs both",
+                                _HINT)
+        if self.server_cert is None and (self.server_key_password is not None or self.trust_ca is not None):
+            extra = "LAB_SERVER_KEY_PASSWORD" if self.server_key_password is not None else "LAB_TRUST_CA"
+            raise SettingsError(f"{extra} goes with LAB_SERVER_CERT and LAB_SERVER_KEY (your own server "
+                                "certificate); the lab's own clients trust myCA.pem", _HINT)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -311,6 +341,11 @@ class Settings:
     def verify_dir(self) -> Path:
         """Where verification keeps its throwaway client from another CA between runs."""
         return self.lab_dir / "verify"
+
+    @property
+    def own_server(self) -> bool:
+        """True when the server certificate is the user's (LAB_SERVER_CERT), not one the lab makes."""
+        return self.server_cert is not None
 
     @property
     def state_file(self) -> Path:
@@ -341,8 +376,19 @@ def _convert(name: str, kind: Any, raw: Any) -> Any:
         return None
     if kind.startswith("Secret"):
         return raw if isinstance(raw, Secret) else Secret(str(raw))
-    if kind == "Path":
-        return raw if isinstance(raw, Path) else Path(str(raw))
+    if kind.startswith("Path"):
+        path = raw if isinstance(raw, Path) else Path(str(raw))
+        # Your own files are read wherever the lab runs from: an absolute path, ~ expanded.
+        return path.expanduser().absolute() if name in _USER_FILES else path
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"{raw!r} is not true or false")
     if kind == "int":
         if isinstance(raw, bool) or not isinstance(raw, int | str):
             raise ValueError(f"{raw!r} is not a valid integer")

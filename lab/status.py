@@ -90,11 +90,14 @@ def _hosts(settings: Settings) -> dict[str, Any]:
 
 
 def _certificates(settings: Settings) -> dict[str, Any]:
-    from lab.certinfo import describe_certificate, pki_paths
+    from lab.pki.info import describe_certificate
+    from lab.pki.paths import pki_paths
 
     pki = pki_paths(settings)
     certs = {}
-    for label, path in (("CA", pki.ca_cert), ("server", pki.server_cert)):
+    # The server certificate is the leaf Amlen serves (the first of the served file: your own, with LAB_SERVER_CERT).
+    files = [("CA", pki.ca_cert)] + ([("intermediate CA", pki.intermediate_cert)] if pki.two_tier else [])
+    for label, path in (*files, ("server", pki.served_cert)):
         if path.exists():
             info = describe_certificate(path)
             certs[label] = {"path": str(path), "expires": info.not_after.isoformat(), "days_left": info.days_left}

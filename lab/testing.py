@@ -1,7 +1,7 @@
 """A TLS-ready Amlen for other projects' tests: a testcontainers module built on the lab's own code.
 
 `AmlenLabContainer` starts an Amlen image on random free host ports and, before `start()` returns, runs the
-same sequence as `invoke up` minus the hosts file: the lab's certificates (`lab.certs`), readiness through the
+same sequence as `invoke up` minus the hosts file: the lab's certificates (`lab.pki`), readiness through the
 status API (`lab.waits`), the guide's objects (`lab.configure.converge`) and a TLS handshake on both endpoints
 (`lab.configure.confirm_live`). Certificates are made in a thread while Docker starts the container.
 
@@ -48,9 +48,10 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.exceptions import ContainerStartException
 
 from lab.amlen import AmlenClient
-from lab.certs import ensure_certificates, issue_client_certs, pki_paths
 from lab.configure import confirm_live, converge, desired_objects, endpoint_probes
 from lab.errors import CheckError, ContainerError, LabError
+from lab.pki.leaves import ensure_certificates, issue_client_certs
+from lab.pki.paths import pki_paths
 from lab.runtime import (
     AMLEN_ADMIN_PORT,
     connection_log_findings,
@@ -87,10 +88,12 @@ class _Published:
 class AmlenLabContainer(DockerContainer):
     """An Amlen container with the guide's TLS (`tls_port`) and mutual-TLS (`mtls_port`) endpoints ready.
 
-    `image` defaults to the settings' image (LAB_IMAGE). `settings` defaults to `load_settings()` with
-    `dir=lab_dir`; without `lab_dir` a fresh temporary directory holds the certificates and is removed by
-    `stop()`. A given lab directory is kept, and a CA already in it is reused. `ready_timeout` (seconds)
-    defaults to LAB_READY_TIMEOUT. Raises ContainerError when Docker cannot be reached.
+    `image` defaults to the settings' image (LAB_IMAGE); `pki="intermediate"` makes the two-tier PKI
+    (LAB_PKI): the server serves leaf + intermediate and clients present theirs. `settings` defaults to
+    `load_settings()` with `dir=lab_dir`; without `lab_dir` a fresh temporary directory holds the
+    certificates and is removed by `stop()`. A given lab directory is kept, and a CA already in it is
+    reused. `ready_timeout` (seconds) defaults to LAB_READY_TIMEOUT. Raises ContainerError when Docker
+    cannot be reached.
     """
 
     def __init__(
@@ -100,6 +103,7 @@ class AmlenLabContainer(DockerContainer):
         settings: Settings | None = None,
         lab_dir: Path | str | None = None,
         ready_timeout: float | None = None,
+        pki: str | None = None,
         **kwargs: Any,
     ) -> None:
         self._owned_dir: Path | None = None
@@ -108,9 +112,9 @@ class AmlenLabContainer(DockerContainer):
             lab_dir = Path(tempfile.gettempdir()) / f"amlen-lab-{secrets.token_hex(6)}"
             self._owned_dir = lab_dir
         if settings is None:
-            settings = load_settings(dir=lab_dir, image=image)
+            settings = load_settings(dir=lab_dir, image=image, pki=pki)
         else:
-            updates = {"dir": Path(lab_dir) if lab_dir is not None else None, "image": image}
+            updates = {"dir": Path(lab_dir) if lab_dir is not None else None, "image": image, "pki": pki}
             settings = settings.replace(**updates)
         self.settings = settings
         self.ready_timeout = ready_timeout or settings.ready_timeout
@@ -278,13 +282,14 @@ class AmlenLabContainer(DockerContainer):
 
     @property
     def client_cert(self) -> Path:
-        """The default client's certificate, signed by the lab CA."""
-        return self.pki.client(self.client_name)[1]
+        """What the default client presents: its certificate from the lab CA (with the intermediate after it,
+        as `<name>.chain.pem`, in the two-tier PKI)."""
+        return self.pki.client_presented(self.client_name)[1]
 
     def issue_client_cert(self, name: str) -> tuple[Path, Path]:
-        """Issue (or reuse) a client certificate with CN `name` from the lab CA; returns (key, cert) paths."""
+        """Issue (or reuse) a client certificate with CN `name` from the lab CA; returns (key, what it presents)."""
         issue_client_certs(self.settings, [name])
-        return self.pki.client(name)
+        return self.pki.client_presented(name)
 
     # -- clients -----------------------------------------------------------------------------------------
 
@@ -298,7 +303,7 @@ class AmlenLabContainer(DockerContainer):
         """
         cert = key = None
         if client is not None:
-            key, cert = self.pki.client(client)
+            key, cert = self.pki.client_presented(client)
             if not cert.exists():
                 raise CheckError(f"no client certificate {cert}", f"call issue_client_cert({client!r}) first")
         name = server_hostname or self.server_hostname
@@ -322,7 +327,7 @@ class AmlenLabContainer(DockerContainer):
             "keyfile": None,
         }
         if mutual or client_name:
-            key, cert = self.pki.client(client_name or self.client_name)
+            key, cert = self.pki.client_presented(client_name or self.client_name)
             params.update(certfile=str(cert), keyfile=str(key))
         return params
 

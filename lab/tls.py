@@ -15,6 +15,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lab.errors import CheckError
 
@@ -36,6 +37,7 @@ DEFAULT_TIMEOUT = 5.0
 # sends its verdict on the client certificate only then (RFC 8446 4.4.2), and on loopback it takes < 10 ms.
 _ALERT_WAIT = 0.5
 NO_ANSWER = "no answer in time"
+_ENCODING_DER = 2  # _ssl.ENCODING_DER, for the private chain call of Python < 3.13
 
 # OpenSSL reason codes -> what they mean for a lab user. The first match wins.
 _TLS_REASONS: tuple[tuple[str, str], ...] = (
@@ -120,17 +122,27 @@ def tls_context(
     cert: Path | None = None,
     key: Path | None = None,
     server_name: str | None = None,
+    system_trust: bool = False,
 ) -> ssl.SSLContext:
-    """A client TLS context trusting only `ca_file` (None: do not verify the server at all).
+    """A client TLS context trusting only `ca_file` (None: do not verify the server at all, unless
+    `system_trust`: then the system's trust store, for a server certificate from a public CA).
 
     With `server_name`, the context sends and verifies that name even when connecting by IP address.
     Not verifying is for probes of the server's own policy (does it refuse a client without a certificate?),
-    where our opinion of the server must not stop the handshake first.
+    where our opinion of the server must not stop the handshake first. `cert` may be a chain file (leaf, then
+    intermediates): all of it is sent.
+
+    A chain verifies only when it ends at a trusted self-signed root, as Amlen verifies clients: the
+    partial-chain flag is cleared (Python >= 3.13 sets it in `ssl.create_default_context`; this context is
+    not made that way, and says so), so trusting an intermediate alone proves nothing here either.
     """
     context = LabTLSContext(ssl.PROTOCOL_TLS_CLIENT)
     context.server_name = server_name
+    context.verify_flags &= ~ssl.VERIFY_X509_PARTIAL_CHAIN
     try:
-        if ca_file is None:
+        if ca_file is None and system_trust:
+            context.load_default_certs()
+        elif ca_file is None:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         else:
@@ -205,12 +217,17 @@ def handshake(
 
 
 def _chain(tls: ssl.SSLSocket) -> tuple[bytes, ...]:
-    # Python 3.13 gives the whole presented chain; 3.11/3.12 only the leaf.
+    """Every certificate the server presented, DER, in its order (what `openssl s_client -showcerts` lists)."""
     unverified = getattr(tls, "get_unverified_chain", None)
-    if unverified is not None:
-        # Documented (and typed) as a list of DER-encoded certificates, i.e. bytes.
+    if unverified is not None:  # Python >= 3.13: documented (and typed) as a list of DER bytes
         der: list[bytes] = unverified() or []
         return tuple(bytes(c) for c in der)
+    # Python 3.10-3.12 have the same call on the socket's _ssl object only (returning _ssl.Certificate); the
+    # chain is what doctor diagnoses, so it is read there rather than left at the leaf.
+    inner: Any = getattr(tls, "_sslobj", None)
+    private = getattr(inner, "get_unverified_chain", None)
+    if private is not None:
+        return tuple(bytes(c.public_bytes(_ENCODING_DER)) for c in private() or [])
     leaf = tls.getpeercert(binary_form=True)
     return (leaf,) if leaf else ()
 

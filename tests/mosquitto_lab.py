@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.certinfo import pki_paths
-from lab.certs import ensure_certificates
+from lab.pki.leaves import ensure_certificates
+from lab.pki.paths import pki_paths
 from lab.settings import Settings, load_settings
 from tests.helpers import free_port
 
@@ -72,7 +72,7 @@ class Broker:
 
 @pytest.fixture(scope="module")
 def lab_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """A lab with its own host name and free ports, and certificates made by lab.certs."""
+    """A lab with its own host name and free ports, and certificates made by lab.pki."""
     lab_dir = tmp_path_factory.mktemp("lab")
     settings = load_settings(
         dir=lab_dir,

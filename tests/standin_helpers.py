@@ -1,7 +1,7 @@
 """Helpers to run the Amlen stand-in (tests/standin) and talk to it: container, admin API, PKI, TLS and MQTT.
 
 Test infrastructure only. Kept free of the lab package on purpose: the stand-in's contract tests must not
-depend on the code they are meant to check (``lab/certs.py`` and friends).
+depend on the code they are meant to check (``lab/pki/``).
 """
 
 from __future__ import annotations

@@ -26,11 +26,11 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from lab.browser import DEFAULT_TOPIC, STATIC_DIR, has_desktop, page_config, serve_page
-from lab.certs import pki_paths
 from lab.errors import LabError
+from lab.pki.paths import pki_paths
+from lab.pki.trust import ca_nickname, find_nss_dbs, install_ca
 from lab.settings import Settings, load_settings
 from lab.tls import tls_context
-from lab.trust import ca_nickname, find_nss_dbs, install_ca
 from tests.conftest import LabEnv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -132,20 +132,24 @@ def test_page_config_follows_the_settings(tmp_path: Path) -> None:
 # -- the page in a real browser ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def wss_lab(tmp_path_factory: pytest.TempPathFactory, standin_image: str) -> Iterator[Settings]:
-    """Settings of a lab `up --no-hosts` on the Amlen stand-in: MQTT over wss on its TLS endpoint port.
+@pytest.fixture(scope="module", params=["root", "intermediate"])
+def wss_lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+            standin_image: str) -> Iterator[Settings]:
+    """Settings of a lab `up --no-hosts` on the Amlen stand-in: MQTT over wss on its TLS endpoint port, with
+    the guide's one-tier CA and with LAB_PKI=intermediate (the browser trusts the root, the server sends the
+    intermediate).
 
     The host name is the guide's (testserver.getting.started): Chromium resolves it through
     --host-resolver-rules (tests/browser/drive.mjs), so the machine's hosts file is never touched. The TLS
     port is a free one rather than the guide's 8889, so a developer's own lab on 8889 does not collide.
     """
     lab_dir = tmp_path_factory.mktemp("wss-lab") / "lab"
-    lab = LabEnv.new(lab_dir, standin_image, prefix="amlen-lab-browser", LAB_HOSTNAME="testserver.getting.started")
+    lab = LabEnv.new(lab_dir, standin_image, prefix="amlen-lab-browser", LAB_HOSTNAME="testserver.getting.started",
+                     LAB_PKI=request.param)
     try:
         up = lab.invoke("up", "--no-hosts")
         assert up.returncode == 0, f"invoke up --no-hosts failed:\n{up.stdout}\n{up.stderr}"
-        yield lab.settings()
+        yield lab.settings().replace(pki=request.param)
         down = lab.invoke("down")
         assert down.returncode == 0, f"invoke down failed:\n{down.stdout}\n{down.stderr}"
     finally:
@@ -227,10 +231,12 @@ def test_chromium_connects_over_wss_and_sees_its_message_only_when_the_lab_ca_is
 ) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     broker = f"wss://{wss_lab.hostname}:{wss_lab.tls_port}"
+    shots = ARTIFACTS / wss_lab.pki
+    shots.mkdir(exist_ok=True)
 
     # Without the lab CA: the page says clearly that it could not connect, and why that may be.
     untrusted = _drive(driver, page_url, _browser_home(tmp_path, wss_lab, trust_lab_ca=False), wss_lab,
-                       ARTIFACTS / "untrusted.png", "never sent")
+                       shots / "untrusted.png", "never sent")
     assert untrusted["state"] == "error", untrusted
     assert untrusted["status"].startswith(f"Could not connect to {broker}/mqtt — is the lab CA trusted")
     assert "invoke trust --install" in untrusted["status"]
@@ -243,7 +249,7 @@ def test_chromium_connects_over_wss_and_sees_its_message_only_when_the_lab_ca_is
     assert [line.split("  ")[0] for line in listing.splitlines()[3:] if line.strip()] == [ca_nickname(wss_lab)]
     message = f"hello from chromium {time.time_ns()}"
     with _mqtt_listener(wss_lab, f"{DEFAULT_TOPIC}/#") as (heard, arrived):
-        trusted = _drive(driver, page_url, home, wss_lab, ARTIFACTS / "trusted.png", message)
+        trusted = _drive(driver, page_url, home, wss_lab, shots / "trusted.png", message)
         assert arrived.wait(5) and message in heard, "an MQTT client on the same port hears the browser"
     assert trusted["state"] == "connected", trusted
     assert trusted["status"] == f"Connected to {broker}/mqtt over TLS."
@@ -251,4 +257,4 @@ def test_chromium_connects_over_wss_and_sees_its_message_only_when_the_lab_ca_is
     assert any(message in entry and "received" in entry for entry in trusted["log"])
     assert trusted["pageErrors"] == []
     assert not [line for line in trusted["console"] if line.startswith("error")], trusted["console"]
-    assert (ARTIFACTS / "trusted.png").stat().st_size > 10_000
+    assert (shots / "trusted.png").stat().st_size > 10_000

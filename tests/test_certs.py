@@ -18,18 +18,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from lab.certs import (
-    Action,
-    FileResult,
-    check_certificates,
-    describe_certificate,
-    ensure_certificates,
-    issue_client_certs,
-    lint_certificates,
-    make_foreign_client,
-    pki_paths,
-)
 from lab.errors import CertError
+from lab.pki.disk import Action, FileResult
+from lab.pki.info import describe_certificate
+from lab.pki.leaves import ensure_certificates, issue_client_certs, make_foreign_client
+from lab.pki.lint import check_certificates, lint_certificates
+from lab.pki.paths import pki_paths
 from lab.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]

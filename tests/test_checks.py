@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from lab.certinfo import pki_paths
-from lab.certs import make_foreign_client
 from lab.checks import CheckResult, verify
 from lab.errors import CheckError
 from lab.mqtt import Protocol, publish, subscribe
+from lab.pki.leaves import make_foreign_client
+from lab.pki.paths import pki_paths
 from lab.settings import Settings, load_settings
 from lab.tls import tls_context
 from tests.helpers import free_port
@@ -40,13 +40,14 @@ def test_healthy_lab_passes_every_row_with_reasons_in_words(lab_settings: Settin
 
     assert report.passed, [r for r in report.rows if not r.passed]
     rows = by_row(report.rows)
-    assert sorted(rows) == [1, 2, 3, 4, 5, 6]
+    assert sorted(rows) == [1, 2, 3, 4, 5, 6, 7]
     assert {r.protocol for r in rows[1]} == {"3.1.1", "5"} == {r.protocol for r in rows[2]}
     assert all(r.actual == "5/5 received" for r in rows[1] + rows[2])
     assert "TLS alert: certificate required" in rows[3][0].detail
     assert "TLS alert: unknown CA" in rows[4][0].detail
     assert "hostname mismatch" in rows[5][0].detail
     assert rows[6][0].actual == "rejected"
+    assert rows[7][0].actual == "verified" and rows[7][0].detail.startswith("verified; presented: leaf")
     assert report.seconds < 1.5
     assert json.loads(json.dumps(report.as_dict()))["passed"] is True
 
@@ -69,7 +70,7 @@ def test_stopped_broker_turns_every_row_red(lab_settings: Settings, broker: Brok
     report = verify(lab_settings, timeout=2)
 
     assert not report.passed
-    assert failed_rows(report.rows) == {1, 2, 3, 4, 5, 6}
+    assert failed_rows(report.rows) == {1, 2, 3, 4, 5, 6, 7}
     assert all("refused" in r.detail for r in report.rows)
     assert all(r.actual == "not reached" for r in report.rows)
 

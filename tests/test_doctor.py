@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from lab.certs import ensure_certificates, make_foreign_client
 from lab.doctor import DoctorReport, Status, doctor
+from lab.pki.leaves import ensure_certificates, make_foreign_client
 from lab.settings import Settings, load_settings
 from tests.mosquitto_lab import Broker, other_name_certificate
 

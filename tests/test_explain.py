@@ -19,12 +19,15 @@ import docker
 import pytest
 
 from lab.amlen import payload
-from lab.certinfo import describe_certificate, lint_certificates, pki_paths
-from lab.certs import Action, ensure_certificates
 from lab.checks import Target, run_matrix
 from lab.configure import desired_objects
 from lab.explain import guide_steps, teardown_steps
 from lab.guide import explanation, guide_markdown, guide_script
+from lab.pki.disk import Action
+from lab.pki.info import describe_certificate
+from lab.pki.leaves import ensure_certificates
+from lab.pki.lint import lint_certificates
+from lab.pki.paths import pki_paths
 from lab.plan import configure_steps, up_steps
 from lab.settings import Settings, load_settings
 from tests.conftest import INVOKE, ROOT, LabEnv
@@ -49,7 +52,9 @@ def _run_commands(settings: Settings, step: str, cwd: Path) -> None:
     subprocess.run(["bash", "-euo", "pipefail", "-c", text], cwd=cwd, env=env, check=True, capture_output=True)
 
 
-def test_openssl_commands_make_the_certificates_the_lab_makes(settings: Settings, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pki", ["root", "intermediate"])
+def test_openssl_commands_make_the_certificates_the_lab_makes(settings: Settings, tmp_path: Path, pki: str) -> None:
+    settings = settings.replace(pki=pki)
     by_hand = settings.replace(dir=tmp_path / "by-hand")
     by_hand.pki_dir.mkdir(parents=True)
     _run_commands(by_hand, "certificates", by_hand.pki_dir)
@@ -61,6 +66,14 @@ def test_openssl_commands_make_the_certificates_the_lab_makes(settings: Settings
     mine, theirs = pki_paths(settings), pki_paths(by_hand)
     pairs = [(mine.ca_cert, theirs.ca_cert), (mine.server_cert, theirs.server_cert),
              *((mine.client(n)[1], theirs.client(n)[1]) for n in settings.client_names)]
+    if pki == "intermediate":
+        pairs += [(mine.intermediate_cert, theirs.intermediate_cert)]
+        # The chain files are the same bytes in the same order: leaf, then the intermediate.
+        assert theirs.served_cert.read_bytes() == theirs.server_cert.read_bytes() + \
+            theirs.intermediate_cert.read_bytes()
+        client = settings.client_names[0]
+        assert theirs.client_presented(client)[1].read_bytes() == theirs.client(client)[1].read_bytes() + \
+            theirs.intermediate_cert.read_bytes()
     for lab_file, openssl_file in pairs:
         lab, manual = describe_certificate(lab_file), describe_certificate(openssl_file)
         for field in ("subject", "issuer", "san", "key_usage", "extended_key_usage", "is_ca", "key_type", "key_bits"):
@@ -154,8 +167,10 @@ def fresh_standin(lab_env: LabEnv, standin_image: str) -> Iterator[None]:
         client.close()  # the lab_env fixture removes the container
 
 
+@pytest.mark.parametrize("pki", ["root", "intermediate"])
 def test_guide_script_alone_makes_a_lab_that_passes_verify(lab_env: LabEnv, fresh_standin: None,
-                                                          tmp_path: Path) -> None:
+                                                          tmp_path: Path, pki: str) -> None:
+    lab_env.env["LAB_PKI"] = pki
     script = tmp_path / "guide.sh"
     written = lab_env.invoke("guide", "--script", str(script))
     assert written.returncode == 0, written.stderr
@@ -179,8 +194,12 @@ def test_guide_script_alone_makes_a_lab_that_passes_verify(lab_env: LabEnv, fres
     client = lab_env.settings().client_names[0]
     target = Target(hostname=lab_env.hostname, address="127.0.0.1", tls_port=lab_env.tls_port,
                     mtls_port=lab_env.mtls_port, ca_file=workdir / "myCA.pem",
-                    client_key=workdir / f"{client}.key", client_cert=workdir / f"{client}.crt")
+                    client_key=workdir / f"{client}.key",
+                    client_cert=workdir / (f"{client}.chain.pem" if pki == "intermediate" else f"{client}.crt"))
     report = run_matrix(target, no_hosts=True)
+    chain_row = next(r for r in report.rows if r.row == 7)
+    issuers = "'amlen-lab toy intermediate CA'" if pki == "intermediate" else "'amlen-lab toy CA'"
+    assert f"presented: leaf '{lab_env.hostname}' (issuer {issuers})" in chain_row.detail
     assert report.passed, [(r.row, r.protocol, r.detail) for r in report.rows if not r.passed]
 
 

@@ -21,9 +21,9 @@ import docker.errors
 import paho.mqtt.client as paho
 import pytest
 
-from lab.certs import make_foreign_client
 from lab.errors import AmlenError, CheckError, ContainerError
 from lab.mqtt import try_connect
+from lab.pki.leaves import make_foreign_client
 from lab.testing import AmlenLabContainer
 from lab.tls import tls_context
 
@@ -257,3 +257,24 @@ def test_plugin_import_starts_nothing_and_imports_no_docker() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "['lab']"  # no docker, testcontainers or paho
+
+
+def test_two_tier_pki_serves_the_chain_and_its_clients_present_theirs(standin_image: str) -> None:
+    with AmlenLabContainer(standin_image, pki="intermediate") as amlen:
+        assert amlen.settings.pki == "intermediate"
+        assert amlen.client_cert.name == f"{amlen.client_name}.chain.pem"
+        with amlen.connected_client(mutual=True) as client:
+            _round_trip(client, _topic())
+        params = amlen.connection_params(mutual=True)
+        assert params["certfile"].endswith(".chain.pem")
+        shake = subprocess.run(
+            ["openssl", "s_client", "-connect", f"{amlen.host}:{amlen.tls_port}", "-servername",
+             amlen.server_hostname, "-CAfile", str(amlen.ca_file), "-verify_return_error", "-showcerts"],
+            input="", capture_output=True, text=True, timeout=30)
+        assert shake.returncode == 0 and shake.stdout.count("BEGIN CERTIFICATE") == 2, shake.stdout[-2000:]
+        # A leaf alone is refused: the broker trusts only the root, and a chain must reach it.
+        key, leaf = amlen.pki.client(amlen.client_name)
+        leaf_only = try_connect(amlen.host, amlen.mtls_port,
+                                context=tls_context(ca_file=amlen.ca_file, cert=leaf, key=key,
+                                                    server_name=amlen.server_hostname))
+        assert leaf_only.reached and not leaf_only.accepted, leaf_only.reason

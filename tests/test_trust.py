@@ -1,4 +1,4 @@
-"""lab.trust against real NSS databases made with certutil in temp homes, and `invoke trust` end to end."""
+"""lab.pki.trust against real NSS databases made with certutil in temp homes, and `invoke trust` end to end."""
 
 from __future__ import annotations
 
@@ -9,18 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from lab.certs import ensure_certificates, make_foreign_client, pki_paths
 from lab.errors import CertError
+from lab.pki.leaves import ensure_certificates, make_foreign_client
+from lab.pki.paths import pki_paths
+from lab.pki.trust import TrustState, ca_nickname, find_nss_dbs, install_ca, trust_guide, trust_status, uninstall_ca
 from lab.settings import Settings, load_settings
-from lab.trust import (
-    TrustState,
-    ca_nickname,
-    find_nss_dbs,
-    install_ca,
-    trust_guide,
-    trust_status,
-    uninstall_ca,
-)
 
 REPO = Path(__file__).resolve().parents[1]
 

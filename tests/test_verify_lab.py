@@ -20,14 +20,15 @@ from typing import Any
 import pytest
 import requests
 
-from lab.certs import ensure_certificates, pki_paths
+from lab.pki.leaves import ensure_certificates
+from lab.pki.paths import pki_paths
 from lab.settings import load_settings
 from tests.conftest import INVOKE, ROOT, LabEnv, free_port
 
 HOSTS = Path("/etc/hosts")
 # The issue's figure: the whole matrix for a running lab in under 1.5 s (about 0.1 s on the stand-in).
 ROUND_TRIPS = {(1, "3.1.1"), (1, "5"), (2, "3.1.1"), (2, "5")}
-ALL_ROWS = ROUND_TRIPS | {(3, "3.1.1"), (4, "3.1.1"), (5, "3.1.1"), (6, "3.1.1")}
+ALL_ROWS = ROUND_TRIPS | {(3, "3.1.1"), (4, "3.1.1"), (5, "3.1.1"), (6, "3.1.1"), (7, "3.1.1")}
 
 
 class Lab(LabEnv):
@@ -231,7 +232,7 @@ def test_deleted_hosts_line_reddens_round_trips_doctor_names_resolution_and_up_a
 
 
 def _impostor_certificate(lab: Lab, root: Path, hostname: str) -> tuple[Path, Path]:
-    """A server certificate and key for `hostname`, signed by the lab's own CA (lab.certs on a copy of it)."""
+    """A server certificate and key for `hostname`, signed by the lab's own CA (lab.pki on a copy of it)."""
     settings = lab.settings()
     ours = pki_paths(settings)
     # One day shorter, so its ExpirationDate differs from the lab's certificate's: that date (to the second) is

@@ -17,10 +17,13 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from lab.certs import Action, ensure_certificates, lab_ca, pki_paths
+from lab.pki.ca import signing_ca
+from lab.pki.crl import ensure_crl, read_crl, revoked_serials
+from lab.pki.disk import Action
+from lab.pki.leaves import ensure_certificates
+from lab.pki.paths import pki_paths
 from lab.settings import Settings, load_settings
 from lab.workshop.bundle import access, readme_text, write_bundle
-from lab.workshop.crl import ensure_crl, read_crl, revoked_serials
 from lab.workshop.monitor import instant
 from lab.workshop.seats import existing_seats, issue_seat_certs, seat_files
 from lab.workshop.status import join_connections
@@ -43,7 +46,7 @@ def openssl(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_seat_certificates_chain_to_the_lab_ca_with_cn_seat_name(settings: Settings) -> None:
-    results = issue_seat_certs(settings, lab_ca(settings), ["01", "alice"])
+    results = issue_seat_certs(settings, signing_ca(settings), ["01", "alice"])
     assert {r.action for r in results} == {Action.CREATED}
     assert existing_seats(settings) == ["01", "alice"]
     for name in ("01", "alice"):
@@ -57,7 +60,7 @@ def test_seat_certificates_chain_to_the_lab_ca_with_cn_seat_name(settings: Setti
 
 
 def test_reissue_makes_a_new_key_and_serial_and_rerun_keeps_everything(settings: Settings) -> None:
-    ca = lab_ca(settings)
+    ca = signing_ca(settings)
     issue_seat_certs(settings, ca, ["01", "02"])
     seat = seat_files(settings, "01")
     before = seat.cert.read_bytes(), seat.key.read_bytes()
@@ -69,7 +72,7 @@ def test_reissue_makes_a_new_key_and_serial_and_rerun_keeps_everything(settings:
 
 
 def test_bundle_holds_the_seats_files_and_its_exact_commands(settings: Settings) -> None:
-    issue_seat_certs(settings, lab_ca(settings), ["07"])
+    issue_seat_certs(settings, signing_ca(settings), ["07"])
     seat = seat_files(settings, "07")
     where = access(settings, None)
     ca_pem = pki_paths(settings).ca_cert.read_bytes()
@@ -101,7 +104,7 @@ def test_exposed_readme_names_the_address_and_workshop_hostname(settings: Settin
 
 
 def test_crl_is_signed_by_the_ca_and_revokes_only_the_listed_seat(settings: Settings, tmp_path: Path) -> None:
-    ca = lab_ca(settings)
+    ca = signing_ca(settings)
     issue_seat_certs(settings, ca, ["01", "02"])
     path = tmp_path / "crl.pem"
     empty, written = ensure_crl(path, ca)
@@ -122,9 +125,9 @@ def test_crl_is_signed_by_the_ca_and_revokes_only_the_listed_seat(settings: Sett
 
 def test_crl_of_a_replaced_ca_starts_empty(settings: Settings, tmp_path: Path) -> None:
     path = tmp_path / "crl.pem"
-    ensure_crl(path, lab_ca(settings), revoke=[12345])
+    ensure_crl(path, signing_ca(settings), revoke=[12345])
     ensure_certificates(settings, new_ca=True)
-    _, written = ensure_crl(path, lab_ca(settings))
+    _, written = ensure_crl(path, signing_ca(settings))
     assert written and revoked_serials(read_crl(path)) == set()
 
 

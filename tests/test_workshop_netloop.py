@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lab.certinfo import pki_paths
+from lab.pki.paths import pki_paths
 from lab.settings import Settings
 from lab.workshop.handout import Handout
 from lab.workshop.netloop import NetworkLoop

@@ -15,7 +15,9 @@ import pytest
 from cryptography import x509
 from rich.console import Console
 
-from lab.certs import ensure_certificates, lab_ca, pki_paths
+from lab.pki.ca import signing_ca
+from lab.pki.leaves import ensure_certificates
+from lab.pki.paths import pki_paths
 from lab.settings import Settings, load_settings
 from lab.workshop.bundle import access, write_bundle
 from lab.workshop.handout import HandoutProblem, read_handout
@@ -106,7 +108,7 @@ def test_a_seat_with_a_whole_page_of_subscriptions_is_still_here() -> None:
 def certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict[str, x509.Certificate]]:
     settings = load_settings(dir=tmp_path_factory.mktemp("status") / "lab", env_file=None)
     ensure_certificates(settings)
-    issue_seat_certs(settings, lab_ca(settings), ["01", "02", "03", "04"])
+    issue_seat_certs(settings, signing_ca(settings), ["01", "02", "03", "04"])
     return settings, {name: read_seat_cert(seat_files(settings, name)) for name in ("01", "02", "03", "04")}
 
 
@@ -167,7 +169,7 @@ def test_the_watch_shows_200_seats_on_one_screen_sorted_once_each(
 
 
 def bundle(settings: Settings, name: str) -> Path:
-    issue_seat_certs(settings, lab_ca(settings), [name])
+    issue_seat_certs(settings, signing_ca(settings), [name])
     seat = seat_files(settings, name)
     write_bundle(seat, pki_paths(settings).ca_cert.read_bytes(), access(settings, None))
     return seat.dir

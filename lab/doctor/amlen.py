@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from lab.amlen import AmlenClient, is_ready
-from lab.certinfo import pki_paths
 from lab.doctor import Run, Status
 from lab.errors import LabError
+from lab.pki.paths import pki_paths
 
 # --- Amlen ------------------------------------------------------------------------------------------------
 

@@ -7,9 +7,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from lab.certinfo import CertInfo, describe_certificate, lint_certificates, pki_paths
 from lab.doctor import EXPIRY_WARN_DAYS, Run, Status
 from lab.errors import LabError
+from lab.pki.info import CertInfo, describe_certificate
+from lab.pki.lint import lint_certificates
+from lab.pki.paths import pki_paths
 
 # --- local files ------------------------------------------------------------------------------------------
 
@@ -17,7 +19,10 @@ from lab.errors import LabError
 def local_files(run: Run) -> None:
     settings = run.settings
     paths = pki_paths(settings)
-    files = [paths.ca_cert, paths.server_cert] + [paths.client(name)[1] for name in settings.client_names]
+    files = [paths.ca_cert] + ([paths.intermediate_cert] if paths.two_tier else [])
+    files += [paths.server_cert] if not settings.own_server else []
+    files += [paths.served_cert] if paths.served_cert != paths.server_cert else []
+    files += [paths.client(name)[1] for name in settings.client_names]
     try:
         problems = lint_certificates(settings)
     except LabError as exc:
@@ -59,3 +64,33 @@ def cert_line(info: CertInfo, *, usages: bool = False) -> str:
 def cert_data(info: CertInfo) -> dict[str, Any]:
     data = asdict(info)
     return {key: (str(value) if isinstance(value, Path | dt.datetime) else value) for key, value in data.items()}
+
+
+def other_clients(run: Run) -> None:
+    """Client certificates made with `invoke client-cert` beyond LAB_CLIENT_NAMES: a warning for each that has
+    expired, is not valid yet or expires within 30 days (Amlen refuses it, or soon will), one line for the rest."""
+    settings = run.settings
+    paths = pki_paths(settings)
+    known = {paths.server_cert.name, *(paths.client(name)[1].name for name in settings.client_names)}
+    others = sorted(p for p in paths.dir.glob("*.crt") if p.name not in known) if paths.dir.is_dir() else []
+    good = 0
+    now = dt.datetime.now(dt.UTC)
+    for path in others:
+        try:
+            info = describe_certificate(path)
+        except LabError:
+            continue
+        if info.not_after <= now:
+            words = f"expired on {info.not_after:%Y-%m-%d %H:%M} UTC: Amlen refuses it (TLS alert: certificate expired)"
+        elif info.not_before > now:
+            words = f"not valid before {info.not_before:%Y-%m-%d %H:%M} UTC: Amlen refuses it until then"
+        elif info.days_left < EXPIRY_WARN_DAYS:
+            words = f"expires in {info.days_left} days"
+        else:
+            good += 1
+            continue
+        run.add(f"file {path.name}", Status.WARN, f"{cert_line(info)}; {words}",
+                f"`invoke client-cert --name {path.stem} --force` issues a good one", **cert_data(info))
+    if good:
+        run.add("other client certificates", Status.OK, f"{good} more in {paths.dir}, each valid for "
+                f"{EXPIRY_WARN_DAYS}+ days")

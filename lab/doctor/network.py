@@ -7,11 +7,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from lab.certinfo import describe_certificate, pki_paths
+from cryptography import x509
+
 from lab.doctor import EXPIRY_WARN_DAYS, Run, Status
 from lab.doctor.files import cert_data, cert_line
 from lab.errors import LabError
 from lab.hosts import hosts_status
+from lab.pki.chain import Severity, presented_findings
+from lab.pki.info import describe_certificate
+from lab.pki.paths import pki_paths
 from lab.tls import handshake, tls_context
 
 _TCP_TIMEOUT = 2.0
@@ -63,11 +67,13 @@ def ports(run: Run) -> None:
 def handshakes(run: Run) -> None:
     settings = run.settings
     paths = pki_paths(settings)
-    if not paths.ca_cert.is_file():
+    trust = paths.server_trust  # None: your own certificate from a public CA, the system's trust store
+    if trust is not None and not trust.is_file():
         for port in (settings.tls_port, settings.mtls_port):
-            run.skip(f"TLS on {port}", f"the lab CA ({paths.ca_cert})")
+            run.skip(f"TLS on {port}", f"the CA clients trust ({trust})")
         return
-    client_key, client_cert = paths.client(settings.client_names[0]) if settings.client_names else (None, None)
+    client_key, client_cert = paths.client_presented(settings.client_names[0]) if settings.client_names \
+        else (None, None)
     has_client = bool(client_cert and client_cert.is_file() and client_key and client_key.is_file())
     for port, mutual in ((settings.tls_port, False), (settings.mtls_port, True)):
         label = f"TLS on {port}"
@@ -76,10 +82,10 @@ def handshakes(run: Run) -> None:
             continue
         cert = client_cert if mutual and has_client else None
         key = client_key if mutual and has_client else None
-        _handshake_check(run, label, port, paths.ca_cert, paths.server_cert, cert, key)
+        _handshake_check(run, label, port, trust, paths.served_cert, cert, key)
 
 
-def _handshake_check(run: Run, label: str, port: int, ca: Path, local_server: Path,
+def _handshake_check(run: Run, label: str, port: int, ca: Path | None, local_server: Path,
                      cert: Path | None, key: Path | None) -> None:
     settings = run.settings
     seen = handshake(settings.host_ip, port, context=tls_context(ca_file=None, cert=cert, key=key),
@@ -91,10 +97,17 @@ def _handshake_check(run: Run, label: str, port: int, ca: Path, local_server: Pa
     shown = "; ".join(cert_line(info) for info in chain)
     version = seen.version or "TLS"  # unknown when the server ended the connection right after the handshake
     data: dict[str, Any] = {"version": seen.version, "chain": [cert_data(info) for info in chain]}
+    trust_name = ca.name if ca is not None else "the system's trust store"
     verdict = handshake(settings.host_ip, port, context=tls_context(ca_file=ca, cert=cert, key=key,
-                        server_name=settings.hostname), server_name=settings.hostname)
+                        server_name=settings.hostname, system_trust=ca is None), server_name=settings.hostname)
+    # The chain in words (leaf alone, wrong order, root included, a leaf its chain does not sign): lab.pki.chain.
+    certs = [x509.load_der_x509_certificate(der) for der in seen.chain]
+    findings = presented_findings(certs, _anchors(ca), trust_name=trust_name)
+    broken = [f for f in findings if f.severity is Severity.FAIL]
+    warned = [f for f in findings if f.severity is Severity.WARN]
+    notes = "".join(f"; {f.words}" for f in findings if f.severity is Severity.OK)
     leaf = chain[0] if chain else None
-    causes: list[str] = []
+    causes: list[str] = [f.words for f in broken]
     if leaf is not None and not _covers(leaf.san, settings.hostname):
         causes.append(f"the presented certificate is for {', '.join(leaf.san) or leaf.subject}, "
                       f"its SAN does not cover {settings.hostname}")
@@ -102,21 +115,37 @@ def _handshake_check(run: Run, label: str, port: int, ca: Path, local_server: Pa
         local = describe_certificate(local_server)
         if local.sha256_fingerprint != leaf.sha256_fingerprint:
             causes.append(f"it is not the lab's {local_server.name}")
-    if verdict.error:
-        causes.append(f"verification against {ca.name}: {verdict.error}")
+    if verdict.error and not broken:
+        causes.append(f"verification against {trust_name}: {verdict.error}")
     if seen.alert:
         causes.append(f"with the lab's client certificate: {seen.alert}")
     if causes:
-        hint = ("Amlen serves another certificate: `invoke up` re-uploads the lab's and re-applies the profile"
+        hint = (broken[0].hint if broken
+                else "Amlen serves another certificate: `invoke up` re-uploads the lab's and re-applies the profile"
                 if leaf is not None and not _covers(leaf.san, settings.hostname)
                 else "the mutual profile must trust the lab CA: `invoke up` re-attaches myCA.pem"
                 if seen.alert else "`invoke certs` and `invoke up` bring the certificates back in line")
         return run.add(label, Status.FAIL, f"{version}, presents {shown}; " + "; ".join(causes), hint, **data)
+    if warned:
+        return run.add(label, Status.WARN, f"{version}, presents {shown}; " + "; ".join(f.words for f in warned),
+                       warned[0].hint, **data)
     if leaf is not None and leaf.days_left < EXPIRY_WARN_DAYS:
         return run.add(label, Status.WARN, f"{version}, presents {shown}; expires in {leaf.days_left} days",
                        "`invoke certs` renews it, `invoke up` uploads it", **data)
-    run.add(label, Status.OK, f"{version}, presents {shown}; verifies against {ca.name}, "
-            f"SAN covers {settings.hostname}" + (", client certificate accepted" if cert else ""), **data)
+    run.add(label, Status.OK, f"{version}, presents {shown}; verifies against {trust_name}, "
+            f"SAN covers {settings.hostname}" + notes + (", client certificate accepted" if cert else ""), **data)
+
+
+def _anchors(ca: Path | None) -> list[x509.Certificate]:
+    """The certificates a client trusts: the CA file's, or the system's roots (your own public certificate)."""
+    try:
+        if ca is None:
+            from lab.pki.own import system_roots
+
+            return system_roots()
+        return x509.load_pem_x509_certificates(ca.read_bytes())
+    except (OSError, ValueError):
+        return []
 
 
 def _covers(san: tuple[str, ...], hostname: str) -> bool:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
 
 from lab import runtime
 from lab.amlen import AmlenClient, AmlenObject
-from lab.certs import pki_paths
 from lab.configure import ObjectAction, ObjectResult, confirm_live, converge, desired_objects, endpoint_probes, teardown
+from lab.pki.paths import pki_paths
 from lab.steps.context import LabContext
 from lab.tls import handshake, tls_context
 
@@ -32,10 +31,10 @@ class AmlenConfigStep:
             # Amlen shows a certificate profile's file names and expiry, not the certificate: ask the endpoint.
             seen = handshake(settings.host_ip, settings.tls_port, context=tls_context(ca_file=None),
                              server_name=settings.hostname, timeout=2)
-            if seen.chain and seen.chain[0] != _der(pki.server_cert):
-                # The endpoint presents another certificate than the lab's: whatever the ledger remembers
-                # uploading is no longer what Amlen holds, so upload it again.
-                ctx.ledger.fingerprints.pop(pki.server_cert.name, None)
+            if seen.chain and seen.chain != _der_chain(pki.served_cert):
+                # The endpoint presents another chain than the lab's (another leaf, or the leaf without its
+                # intermediate): whatever the ledger remembers uploading is no longer what Amlen holds.
+                ctx.ledger.fingerprints.pop(pki.served_cert.name, None)
         amlen_entry = ctx.ledger.entries.setdefault(
             "amlen", {"url": ctx.settings.admin_base_url, "objects": []}
         )
@@ -104,6 +103,9 @@ def _log_findings(ctx: LabContext, endpoint: str) -> list[str]:
     return runtime.connection_log_findings(container, endpoint)
 
 
-def _der(path: Path) -> bytes:
-    """A PEM certificate file's DER bytes, to compare with what an endpoint presents."""
-    return ssl.PEM_cert_to_DER_cert(path.read_text())
+def _der_chain(path: Path) -> tuple[bytes, ...]:
+    """A PEM file's certificates as DER, in order, to compare with what an endpoint presents."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return tuple(c.public_bytes(Encoding.DER) for c in x509.load_pem_x509_certificates(path.read_bytes()))

@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from lab.certs import Action, FileResult, check_certificates, ensure_certificates, foreign_client, pki_paths
 from lab.configure import fingerprint
 from lab.elevate import hosts_as_root, needs_root
 from lab.errors import CheckError
 from lab.hosts import HostsState, add_hosts_entry, hosts_status, remove_hosts_entry
+from lab.pki.disk import Action, FileResult
+from lab.pki.leaves import ensure_certificates, foreign_client
+from lab.pki.lint import check_certificates
+from lab.pki.paths import pki_paths
 from lab.steps.context import LabContext
 from lab.steps.machine import exposed_address
 
@@ -56,7 +59,7 @@ class CertificatesStep:
                 ctx.ledger.save()
         trusted = []
         if ctx.undo_all:  # --purge: the CA leaves the browsers' trust stores too, and the PKI directory goes.
-            from lab.trust import uninstall_ca
+            from lab.pki.trust import uninstall_ca
 
             trusted = uninstall_ca(ctx.settings)
             pki = pki_paths(ctx.settings)
@@ -81,8 +84,10 @@ def _will_upload(ctx: LabContext, results: list[FileResult]) -> bool:
     if ctx.fresh_server or any(result.action is not Action.REUSED for result in results):
         return True
     pki = pki_paths(ctx.settings)
-    uploads = (pki.server_cert, pki.server_key, pki.ca_cert)
-    return any(ctx.ledger.fingerprints.get(path.name) != fingerprint(path.read_bytes()) for path in uploads)
+    # Upload name -> the file whose bytes go up under it (your own key goes up as test.server.key).
+    uploads = ((pki.served_cert.name, pki.served_cert), (pki.server_key.name, pki.served_key),
+               (pki.ca_cert.name, pki.ca_cert))
+    return any(ctx.ledger.fingerprints.get(name) != fingerprint(path.read_bytes()) for name, path in uploads)
 
 
 class HostsStep:

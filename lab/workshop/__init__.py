@@ -5,12 +5,13 @@ endpoint (`WorkshopSeats`, LAB_WORKSHOP_PORT) admits only seats, each to its own
 instructor revokes (a CRL), re-issues, watches who is connected, and exposes the port to the room.
 
     roster   seat names, validated as a whole      seats    bundle directories and their certificates
-    bundle   README and zip per seat               crl      the revocation list
-    objects  the Amlen objects                     room     build / revoke / reissue
+    bundle   README and zip per seat               objects  the Amlen objects
+    room     build / revoke / reissue (the CRL is lab.pki.crl)
     monitor  Amlen's monitors, read for the room   status   seats joined with the monitors
     watch    the live table (`--status --watch`)   exposure publish the port on a network address
     handout  a bundle as its participant reads it  rehearsal every seat proven from its bundle
     seatclient one seat's MQTT client              netloop  one network thread for all of them
+    step     `down`'s part                         report   printing
     step     `down`'s part                         report   printing
 
 Names are imported on first use: `lab.plan` imports `lab.workshop.step`, and `exposure` imports `lab.plan`.

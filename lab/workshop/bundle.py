@@ -54,7 +54,8 @@ def write_bundle(seat: SeatFiles, ca_pem: bytes, where: Access) -> bool:
 def _zip_bytes(seat: SeatFiles) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path, mode in ((seat.ca, 0o644), (seat.cert, 0o644), (seat.key, 0o600), (seat.readme, 0o644)):
+        chain = ((seat.chain, 0o644),) if seat.chain.is_file() else ()
+        for path, mode in ((seat.ca, 0o644), (seat.cert, 0o644), *chain, (seat.key, 0o600), (seat.readme, 0o644)):
             info = zipfile.ZipInfo(f"{seat.name}/{path.name}", date_time=_ZIP_TIME)
             info.external_attr = (0o100000 | mode) << 16  # a regular file with its Unix mode: the key stays 0600
             info.compress_type = zipfile.ZIP_DEFLATED
@@ -89,13 +90,16 @@ def _read(path: Path) -> bytes:
 def readme_text(seat: SeatFiles, where: Access) -> str:
     """The seat's README: who it is, its topics, the hosts line, and copy-paste commands for three clients."""
     me, host, port = seat.cn, where.host, where.port
-    files = f"--cafile myCA.pem --cert {me}.crt --key {me}.key"
+    # In the two-tier PKI the seat presents its chain (certificate, then the intermediate): the broker trusts
+    # only the root, and a chain must reach it.
+    shown = seat.presented.name
+    files = f"--cafile myCA.pem --cert {shown} --key {me}.key"
     own, room = f"workshop/{me}", "workshop/all"
     sub = f"mosquitto_sub -h {host} -p {port} {files} -i {me}-sub -t {shlex.quote(own + '/#')} " \
           f"-t {shlex.quote(room + '/#')} -v"
     pub = f"mosquitto_pub -h {host} -p {port} {files} -i {me}-pub"
     here = seat.name  # the zip unpacks into <name>/, so these paths work from where it was unzipped
-    lab_files = f"-F {here}/myCA.pem -C {here}/{me}.crt -K {here}/{me}.key"  # the guide's -F, -C and -K
+    lab_files = f"-F {here}/myCA.pem -C {here}/{shown} -K {here}/{me}.key"  # the guide's -F, -C and -K
     reach = (
         f"The broker is on the instructor's machine at {where.address}, port {port}."
         if where.exposed
@@ -110,7 +114,9 @@ the TLS guide says a client certificate's CN "is roughly equivalent to a usernam
 - broker: `{host}` port **{port}**, MQTT over TLS, your client certificate required
 - your topics: `{own}/...` (yours alone) and `{room}/...` (the whole room)
 - MQTT client IDs: must start with `{me}`, e.g. `{me}-sub` and `{me}-pub` at the same time
-- files: `myCA.pem` (the lab CA: trust only it), `{me}.crt` and `{me}.key` (yours; keep the key to yourself)
+- files: `myCA.pem` (the lab CA: trust only it), `{me}.crt` and `{me}.key` (yours; keep the key to yourself){
+    f", and `{shown}` (your certificate, then the intermediate CA that signed it: what your client presents)"
+    if shown != f"{me}.crt" else ""}
 
 ## 1. Name the broker
 
@@ -144,7 +150,7 @@ this is the same client with it):
 import paho.mqtt.client as mqtt
 
 client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="{me}-py")
-client.tls_set(ca_certs="myCA.pem", certfile="{me}.crt", keyfile="{me}.key")
+client.tls_set(ca_certs="myCA.pem", certfile="{shown}", keyfile="{me}.key")
 client.on_message = lambda c, u, msg: print(msg.topic, msg.payload.decode())
 client.connect("{host}", {port})
 client.subscribe("{own}/#")

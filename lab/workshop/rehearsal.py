@@ -25,8 +25,8 @@ from pathlib import Path
 from lab.amlen import AmlenClient
 from lab.errors import LabError, WorkshopError
 from lab.ledger import Ledger
+from lab.pki.crl import read_crl, revoked_serials
 from lab.settings import Settings
-from lab.workshop.crl import read_crl, revoked_serials
 from lab.workshop.handout import Handout, HandoutProblem, bundle_dirs, read_handout
 from lab.workshop.netloop import NetworkLoop
 from lab.workshop.objects import ENDPOINT

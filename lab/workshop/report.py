@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from lab.certs import Action
+from lab.pki.disk import Action
 from lab.report import console
 from lab.workshop.bundle import Access
 from lab.workshop.exposure import ExposeResult

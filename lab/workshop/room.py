@@ -15,15 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.amlen import AmlenClient, is_ready
-from lab.certs import Action, FileResult, LabCa, lab_ca, pki_paths
 from lab.configure import EndpointProbe, ObjectAction, ObjectResult, confirm_live
 from lab.errors import WorkshopError
 from lab.files import lab_lock
 from lab.ledger import Ledger
+from lab.pki.build import LabCa
+from lab.pki.ca import signing_ca
+from lab.pki.crl import ensure_crl, read_crl, revoked_serials
+from lab.pki.disk import Action, FileResult
+from lab.pki.paths import pki_paths
 from lab.settings import Settings
 from lab.tls import tls_context
 from lab.workshop.bundle import Access, access, write_bundle
-from lab.workshop.crl import ensure_crl, read_crl, revoked_serials
 from lab.workshop.objects import ENDPOINT, apply_workshop, workshop_objects
 from lab.workshop.roster import SeatName, validate
 from lab.workshop.seats import SeatFiles, existing_seats, issue_seat_certs, read_seat_cert, seat_files, workshop_dir
@@ -94,7 +97,7 @@ def build_room(settings: Settings, wanted: Sequence[SeatName], *, progress: Prog
         with AmlenClient(settings.admin_base_url) as amlen:
             _require_lab(amlen, settings)
             progress("seat certificates")
-            ca = lab_ca(settings)
+            ca = signing_ca(settings)
             everyone = sorted({*existing, *names}, key=str.lower)
             seats = _changes(issue_seat_certs(settings, ca, everyone))
             result = _converge(settings, ca, ledger, amlen, seats, progress=progress)
@@ -115,7 +118,7 @@ def revoke_seat(settings: Settings, name: str, *, progress: Progress = lambda _:
         ledger = Ledger.load(settings.state_file)
         with AmlenClient(settings.admin_base_url) as amlen:
             _require_lab(amlen, settings)
-            ca = lab_ca(settings)
+            ca = signing_ca(settings)
             already = serial in revoked_serials(read_crl(crl_path(settings)))
             ensure_crl(crl_path(settings), ca, revoke=[serial])
             result = _converge(settings, ca, ledger, amlen, [], progress=progress)
@@ -133,7 +136,7 @@ def reissue_seat(settings: Settings, name: str) -> RoomResult:
     started = time.monotonic()
     with lab_lock(settings.lab_dir):
         seat = _known_seat(settings, name)
-        ca = lab_ca(settings)
+        ca = signing_ca(settings)
         seats = _changes(issue_seat_certs(settings, ca, [name], force=True))
         where = access(settings, exposed_address(Ledger.load(settings.state_file)))
         changed = [name] if write_bundle(seat, _ca_pem(settings), where) else []
@@ -149,7 +152,7 @@ def refresh_room(settings: Settings, *, progress: Progress = lambda _: None) -> 
         ledger = Ledger.load(settings.state_file)
         with AmlenClient(settings.admin_base_url) as amlen:
             _require_lab(amlen, settings)
-            return _converge(settings, lab_ca(settings), ledger, amlen, [], progress=progress)
+            return _converge(settings, signing_ca(settings), ledger, amlen, [], progress=progress)
 
 
 # --- helpers -------------------------------------------------------------------------------------------
@@ -178,7 +181,7 @@ def _probe(settings: Settings, where: Access, revoked: set[int]) -> EndpointProb
     for name in existing_seats(settings):
         seat = seat_files(settings, name)
         if read_seat_cert(seat).serial_number not in revoked:
-            context = tls_context(ca_file=pki_paths(settings).ca_cert, cert=seat.cert, key=seat.key,
+            context = tls_context(ca_file=pki_paths(settings).ca_cert, cert=seat.presented, key=seat.key,
                                   server_name=settings.hostname)
             return EndpointProbe(ENDPOINT, where.address, where.port, context,
                                  client_id=f"{seat.cn}-lab-probe-{secrets.token_hex(3)}")

@@ -2,7 +2,7 @@
 
 The bundle directories are the record of which seats exist (no other list is kept), so a seat's files can be
 handed out, zipped or deleted without the lab losing track. Certificates follow the lab's rules for client
-certificates (`lab.certs.ensure_leaves`): kept while good, re-issued when they would not work.
+certificates (`lab.pki.leaves.ensure_leaves`): kept while good, re-issued when they would not work.
 """
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ from pathlib import Path
 
 from cryptography import x509
 
-from lab.certs import FileResult, LabCa, ensure_leaves
 from lab.errors import WorkshopError
 from lab.files import private_dir
+from lab.pki.build import LabCa
+from lab.pki.disk import FileResult
+from lab.pki.leaves import ensure_leaves
+from lab.pki.paths import chain_of
 from lab.settings import Settings
 from lab.workshop.roster import cn
 
@@ -43,6 +46,16 @@ class SeatFiles:
     def cert(self) -> Path:
         """The seat's certificate."""
         return self.dir / f"{self.cn}.crt"
+
+    @property
+    def chain(self) -> Path:
+        """The seat's chain file (its certificate, then the intermediate) in the two-tier PKI."""
+        return chain_of(self.cert)
+
+    @property
+    def presented(self) -> Path:
+        """What the seat's clients present: the chain file when there is one (LAB_PKI=intermediate)."""
+        return self.chain if self.chain.is_file() else self.cert
 
     @property
     def key(self) -> Path:

@@ -20,12 +20,12 @@ from typing import Any
 from cryptography import x509
 
 from lab.amlen import AmlenClient
-from lab.certinfo import days_left
 from lab.errors import LabError
 from lab.ledger import Ledger
+from lab.pki.crl import read_crl, revoked_serials
+from lab.pki.info import days_left
 from lab.settings import Settings
 from lab.workshop.bundle import Access, access
-from lab.workshop.crl import read_crl, revoked_serials
 from lab.workshop.monitor import CONNECTION_REFRESH, RoomReading, instant, read_room
 from lab.workshop.objects import ENDPOINT
 from lab.workshop.room import crl_path, exposed_address

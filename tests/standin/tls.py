@@ -39,12 +39,18 @@ def build_context(tls: TlsSettings) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     # MinimumProtocolMethod only raises the floor; TLS 1.3 stays available, as on Amlen.
     context.minimum_version = _MIN_VERSIONS[tls.minimum_protocol]
-    # Amlen loads the certificate file as a chain (leaf first, then intermediates). Expiry is not checked.
+    # Amlen loads the certificate file as a chain (SSL_CTX_use_certificate_chain_file: leaf first, then
+    # intermediates, all served). Expiry is not checked. Neither sets SSL_MODE_NO_AUTO_CHAIN, so a leaf-only
+    # file on a mutual endpoint is completed from the trust store by OpenSSL, as on Amlen.
     context.load_cert_chain(str(tls.certificate), str(tls.key))
     if not tls.use_client_cipher:
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     if tls.require_client_certificate:
         context.verify_mode = ssl.CERT_REQUIRED
+        # Amlen sets no X509_V_FLAG_PARTIAL_CHAIN: a client chain must end at a trusted self-signed root, so a
+        # trusted intermediate alone admits nobody. Python's SSLContext() leaves the flag off (3.13 sets it only
+        # in create_default_context); cleared here so that no Python version can change the contract.
+        context.verify_flags &= ~ssl.VERIFY_X509_PARTIAL_CHAIN
         # The cafile is read now; the hashed directory is searched on each handshake, even if it is empty or
         # missing at this point. So a trusted CA added later is found without restarting the endpoint, as on
         # Amlen (reference 3.8).

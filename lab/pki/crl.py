@@ -20,9 +20,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from lab.certs import LabCa
-from lab.errors import WorkshopError
+from lab.errors import CertError
 from lab.files import atomic_write
+from lab.pki.build import LabCa
 
 __all__ = ["ensure_crl", "read_crl", "revoked_serials"]
 
@@ -31,13 +31,13 @@ _CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
 def read_crl(path: Path) -> x509.CertificateRevocationList | None:
-    """The CRL at `path`, or None when there is none; WorkshopError when it is not a PEM CRL."""
+    """The CRL at `path`, or None when there is none; CertError when it is not a PEM CRL."""
     try:
         return x509.load_pem_x509_crl(path.read_bytes())
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise WorkshopError(f"{path} is not a readable CRL", "delete it; the next `invoke workshop` makes it "
+        raise CertError(f"{path} is not a readable CRL", "delete it; the next `invoke workshop` makes it "
                             "again (re-revoke seats with --revoke)") from exc
 
 

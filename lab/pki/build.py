@@ -1,7 +1,7 @@
 """What the lab's certificates look like, and the builders that make them with `cryptography`.
 
 The profile (key size, names, usages, lifetimes' clock skew) is public so `invoke guide` writes the same
-certificates as openssl commands; `lab.certs` decides when to make which file and keeps them on disk.
+certificates as openssl commands; `lab.pki.ca` and `lab.pki.leaves` decide when to make which file.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -24,15 +25,19 @@ __all__ = [
     "CLIENT_EKU",
     "CLIENT_KEY_USAGE",
     "CLOCK_SKEW",
+    "INTERMEDIATE_COMMON_NAME",
     "KEY_BITS",
     "ORGANIZATION",
     "RENEW_WITHIN_DAYS",
+    "ROOT_PATH_LENGTH_TWO_TIER",
     "SERVER_EKU",
     "SERVER_KEY_USAGE",
     "SIGNATURE_HASH",
+    "KeyPool",
     "LabCa",
     "ServerNames",
     "build_ca_cert",
+    "build_intermediate",
     "build_leaf",
     "cert_pem",
     "key_pem",
@@ -56,6 +61,9 @@ CA_COMMON_NAME = "amlen-lab toy CA"
 SIGNATURE_HASH = hashes.SHA256()
 # pathlen 0: the toy CA signs leaves only, never another CA.
 CA_PATH_LENGTH = 0
+# LAB_PKI=intermediate: the root may sign one CA (pathlen 1), the intermediate leaves only (pathlen 0).
+ROOT_PATH_LENGTH_TWO_TIER = 1
+INTERMEDIATE_COMMON_NAME = "amlen-lab toy intermediate CA"
 # KeyUsage flags by cryptography's field names. The server set is the guide's; a client certificate gets
 # clientAuth only, so it cannot pose as a server (mkcert adds both; we do not).
 CA_KEY_USAGE = ("key_cert_sign", "crl_sign")
@@ -66,10 +74,15 @@ CLIENT_EKU = ExtendedKeyUsageOID.CLIENT_AUTH
 
 @dataclass(frozen=True)
 class LabCa:
-    """The lab CA, key decrypted, for signing leaves and CRLs in this process (never written out like this)."""
+    """A lab CA, key decrypted, for signing leaves and CRLs in this process (never written out like this).
+
+    `chain` is what goes after a leaf it signed, so that a client trusting only the root can follow: the
+    intermediate itself when this is one, nothing when this is the root.
+    """
 
     key: rsa.RSAPrivateKey
     cert: x509.Certificate
+    chain: tuple[x509.Certificate, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,37 @@ def new_keys(count: int) -> list[rsa.RSAPrivateKey]:
         return list(pool.map(lambda _: new_key(), range(count)))
 
 
+class KeyPool:
+    """RSA keys made ahead, on every core, for a set about to be made from nothing (a cold `up`).
+
+    A fresh set needs its keys one after another (root, intermediate, server, clients), and each waits for the
+    one before; made ahead in parallel, two cores halve that. `take()` hands out a made key, or makes one
+    when the pool is empty; keys not taken are never used. The pool's threads end with the `with` block.
+    """
+
+    def __init__(self, count: int) -> None:
+        workers = max(1, min(count, os.cpu_count() or 1))
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rsa-keygen")
+        self._ahead = deque(self._pool.submit(new_key) for _ in range(count))
+
+    def take(self) -> rsa.RSAPrivateKey:
+        """A fresh key (made ahead if the pool still has one)."""
+        return self._ahead.popleft().result() if self._ahead else new_key()
+
+    def take_many(self, count: int) -> list[rsa.RSAPrivateKey]:
+        """`count` fresh keys: the pool's first, the rest made in parallel."""
+        ready = [self.take() for _ in range(min(count, len(self._ahead)))]
+        return ready + new_keys(count - len(ready))
+
+    def __enter__(self) -> KeyPool:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for future in self._ahead:
+            future.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 def subject_name(cn: str) -> x509.Name:
     """The subject of every certificate the lab makes: CN=`cn`, O=amlen-lab (in that order)."""
     return x509.Name([
@@ -107,7 +151,9 @@ def subject_name(cn: str) -> x509.Name:
     ])
 
 
-def build_ca_cert(key: rsa.RSAPrivateKey, *, days: int, cn: str = CA_COMMON_NAME) -> x509.Certificate:
+def build_ca_cert(key: rsa.RSAPrivateKey, *, days: int, cn: str = CA_COMMON_NAME,
+                  path_length: int = CA_PATH_LENGTH) -> x509.Certificate:
+    """A self-signed root: CA:TRUE with `path_length`, keyCertSign/cRLSign, its own SKI as AKI."""
     start = now()
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     return (
@@ -118,7 +164,7 @@ def build_ca_cert(key: rsa.RSAPrivateKey, *, days: int, cn: str = CA_COMMON_NAME
         .serial_number(x509.random_serial_number())
         .not_valid_before(start - CLOCK_SKEW)
         .not_valid_after(start + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=CA_PATH_LENGTH), critical=True)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(key_usage(CA_KEY_USAGE), critical=True)
         .add_extension(ski, critical=False)
         # Self-referencing AKI: strict verifiers (Python >= 3.13's VERIFY_X509_STRICT) like it present.
@@ -127,26 +173,54 @@ def build_ca_cert(key: rsa.RSAPrivateKey, *, days: int, cn: str = CA_COMMON_NAME
     )
 
 
-def build_leaf(
-    ca: LabCa, key: rsa.RSAPrivateKey, name: str, *, days: int, server: ServerNames | None = None
-) -> x509.Certificate:
-    """A server certificate (SAN DNS:name and `server`'s names, serverAuth) or a client one (CN=name, clientAuth)."""
+def build_intermediate(root: LabCa, key: rsa.RSAPrivateKey, *, days: int) -> x509.Certificate:
+    """The intermediate CA under `root`: CA:TRUE pathlen 0 (it signs leaves only), keyCertSign/cRLSign."""
     start = now()
-    # Never outlive the CA: a chain is only as valid as its shortest link.
-    not_after = min(start + dt.timedelta(days=days), ca.cert.not_valid_after_utc)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject_name(INTERMEDIATE_COMMON_NAME))
+        .issuer_name(root.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start - CLOCK_SKEW)
+        .not_valid_after(min(start + dt.timedelta(days=days), root.cert.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(key_usage(CA_KEY_USAGE), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(_authority_key_id(root), critical=False)
+        .sign(root.key, SIGNATURE_HASH)
+    )
+
+
+def _authority_key_id(ca: LabCa) -> x509.AuthorityKeyIdentifier:
     try:
         ca_ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski)
+        return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski)
     except x509.ExtensionNotFound:
-        # ca.cert's key, typed as RSA: _ensure_ca made the certificate from this key or checked that they match.
-        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key())
+        # ca.cert's key, typed as RSA: the CA was made from this key or checked to match it.
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key())
+
+
+def build_leaf(
+    ca: LabCa, key: rsa.RSAPrivateKey, name: str, *, days: int, server: ServerNames | None = None,
+    not_before: dt.datetime | None = None,
+) -> x509.Certificate:
+    """A server certificate (SAN DNS:name and `server`'s names, serverAuth) or a client one (CN=name, clientAuth).
+
+    Valid from `not_before` (default: now, less the clock skew) for `days` (a negative span: the expiry drill's
+    certificate that expired already), never past the CA's end.
+    """
+    start = not_before or now() - CLOCK_SKEW
+    # Never outlive the CA: a chain is only as valid as its shortest link.
+    not_after = min(start + CLOCK_SKEW + dt.timedelta(days=days), ca.cert.not_valid_after_utc)
+    aki = _authority_key_id(ca)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject_name(name))
         .issuer_name(ca.cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(start - CLOCK_SKEW)
+        .not_valid_before(start)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(aki, critical=False)

@@ -19,8 +19,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from lab.certs import pki_paths
 from lab.errors import CertError
+from lab.pki.paths import pki_paths
 from lab.settings import Settings
 
 __all__ = [
