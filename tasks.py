@@ -438,23 +438,30 @@ def pub(c: Context, host: str = "", port: str = "", topic: str = "topic1/subtopi
     "reissue": "a new key and certificate (new serial) for seat NAME; the way back after --revoke",
     "status": "one line per seat: expiry, revoked, connected now, since when, messages (the default)",
     "json": "with --status: print JSON for scripts",
+    "watch": "with --status: a live table of the room, redrawn every 2 s until Ctrl-C",
+    "rehearse": "connect as every seat from its bundle and prove the room; non-zero exit on any failure",
     "expose": "publish the workshop port on this machine's ADDRESS for the room (127.0.0.1: back to loopback)",
 })
 def workshop(c: Context, seats: int = 0, roster: str = "", revoke: str = "", reissue: str = "",
-             status: bool = False, json: bool = False, expose: str = "") -> None:
+             status: bool = False, json: bool = False, watch: bool = False, rehearse: bool = False,
+             expose: str = "") -> None:
     """Workshop labs: a seat per participant with its own certificate, endpoint, topics; revoke, status, expose."""
     from pathlib import Path
 
     from lab.plan import PlanFailed
-    from lab.report import StepPrinter, error_line, print_json
+    from lab.report import StepPrinter, console, error_line, print_json
     from lab.workshop import report
 
     chosen = [flag for flag, value in (("--seats", seats), ("--roster", roster), ("--revoke", revoke),
-                                       ("--reissue", reissue), ("--status", status), ("--expose", expose)) if value]
+                                       ("--reissue", reissue), ("--status", status), ("--rehearse", rehearse),
+                                       ("--expose", expose)) if value]
     if len(chosen) > 1:
         raise Exit(f"error: choose one of {', '.join(chosen)}", code=1)
-    if json and chosen not in ([], ["--status"]):
-        raise Exit("error: --json goes with --status", code=1)
+    for flag, given in (("--json", json), ("--watch", watch)):
+        if given and chosen not in ([], ["--status"]):
+            raise Exit(f"error: {flag} goes with --status", code=1)
+    if json and watch:
+        raise Exit("error: choose one of --json, --watch", code=1)
     with _lab_errors():
         import lab.workshop as room
 
@@ -474,6 +481,14 @@ def workshop(c: Context, seats: int = 0, roster: str = "", revoke: str = "", rei
                 printer.finish(exc.report)
                 raise Exit(error_line(exc), code=1) from None
             report.print_expose(exposed)
+        elif rehearse:
+            with console.status("rehearsal") as spinner:
+                rehearsal = room.rehearse(settings, progress=lambda text: spinner.update(f"rehearsal: {text}"))
+            report.print_rehearsal(rehearsal)
+            if not rehearsal.ok:
+                raise Exit(code=1)
+        elif watch:
+            room.watch(settings, console=console)
         elif json:
             print_json(room.workshop_status(settings).as_dict())
         else:

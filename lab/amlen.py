@@ -193,40 +193,46 @@ class AmlenClient:
             return None if name else {}
         return found.get(name) if name and object_type != "TrustedCertificate" else found
 
-    def connections(self, endpoint: str) -> list[dict[str, Any]]:
-        """The connections open on `endpoint` (`GET /ima/v1/monitor/Connection`); [] when there are none.
+    def connections(self, endpoint: str, *, stat_type: str | None = None) -> list[dict[str, Any]]:
+        """The connections on `endpoint` as of Amlen's last look (`GET /ima/v1/monitor/Connection`).
 
-        `Name` is the MQTT client ID (the certificate's CN is not shown). Amlen refreshes this data
-        periodically, so a client that connected a moment ago may be missing for a second or so: poll.
-        An endpoint that does not exist is 500 CWLNA0100 there; here it is simply no connections.
+        Amlen answers from a cache it rebuilds every 60 s (reference, 2026-12-02): a new connection can be
+        missing for up to a minute and a closed one stays listed until the next rebuild; every entry is as of
+        that rebuild (`ConnectTime` + `Duration`, nanoseconds). At most 50 entries per `stat_type` (Amlen's
+        default: OldestConnection). `Name` is the MQTT client ID (the certificate's CN is not shown). An
+        endpoint that does not exist is 500 CWLNA0100 there; here it is simply no connections.
         """
-        try:
-            body = self._request("GET", "/ima/v1/monitor/Connection", params={"Endpoint": endpoint},
-                                 what=f"monitor the connections of Endpoint {endpoint}")
-        except AmlenError as exc:
-            if exc.code in _NOT_FOUND | {"CWLNA0100"}:
-                return []
-            raise
-        return [dict(entry) for entry in body.get("Connection") or [] if isinstance(entry, dict)]
+        params = {"Endpoint": endpoint, **({"StatType": stat_type} if stat_type else {})}
+        return self._monitor("Connection", params, f"the connections of Endpoint {endpoint}")
+
+    def subscriptions(self, **filters: str) -> list[dict[str, Any]]:
+        """The engine's subscriptions (`GET /ima/v1/monitor/Subscription`), live.
+
+        `filters` are the monitor's parameters: `ClientID`, `TopicString`, `MessagingPolicy`, `SubName` (`*`
+        matches any characters), `SubType`, `StatType`, `ResultCount` (1..100, Amlen's default 25).
+        """
+        return self._monitor("Subscription", filters, "the subscriptions")
 
     def endpoint_monitor(self, name: str) -> dict[str, Any] | None:
-        """The monitor entry of an endpoint, or None when it is not listening.
+        """The monitor entry of an endpoint, or None when it is not listening (live).
 
         Amlen answers 500 CWLNA0100 for an endpoint that no longer exists, and leaves out an endpoint whose
         port could not be bound: both mean "not live".
         """
+        for entry in self._monitor("Endpoint", {"Name": name}, f"Endpoint {name}"):
+            if entry.get("Name") == name:
+                return entry
+        return None
+
+    def _monitor(self, kind: str, params: Mapping[str, str], what: str) -> list[dict[str, Any]]:
+        """`GET /ima/v1/monitor/<kind>`'s list; [] when Amlen says the object does not exist."""
         try:
-            body = self._request(
-                "GET", "/ima/v1/monitor/Endpoint", params={"Name": name}, what=f"monitor Endpoint {name}"
-            )
+            body = self._request("GET", f"/ima/v1/monitor/{kind}", params=params, what=f"monitor {what}")
         except AmlenError as exc:
             if exc.code in _NOT_FOUND | {"CWLNA0100"}:
-                return None
+                return []
             raise
-        for entry in body.get("Endpoint") or []:
-            if entry.get("Name") == name:
-                return dict(entry)
-        return None
+        return [dict(entry) for entry in body.get(kind) or [] if isinstance(entry, dict)]
 
     # -- writes ------------------------------------------------------------------------------------------
 

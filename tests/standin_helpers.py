@@ -693,11 +693,14 @@ class MqttClient:
     """
 
     def __init__(
-        self, port: int, context: ssl.SSLContext, client_id: str, *, version: int = 5, host: str = "127.0.0.1"
+        self, port: int, context: ssl.SSLContext, client_id: str, *, version: int = 5, host: str = "127.0.0.1",
+        clean_session: bool = True,
     ) -> None:
         protocol = mqtt.MQTTv5 if version >= 5 else mqtt.MQTTv311
+        session = {} if version >= 5 else {"clean_session": clean_session}  # MQTT 3.1.1's persistent sessions
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, reconnect_on_failure=False
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, reconnect_on_failure=False,
+            **session,  # type: ignore[arg-type]
         )
         self.client.tls_set_context(context)
         self.port, self.host = port, host

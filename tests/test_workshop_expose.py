@@ -83,6 +83,9 @@ def test_expose_publishes_only_the_workshop_port_and_seats_connect_by_name_and_a
             seat.close()
     readme = (room.dir / "workshop" / "02" / "README.md").read_text()
     assert f"    {address} {room.hostname}\n" in readme
+    rehearsed = room.invoke("workshop", "--rehearse")  # every seat from its bundle, on the exposed address
+    assert rehearsed.returncode == 0, rehearsed.stdout + rehearsed.stderr
+    assert f"{address}:{room.workshop_port} (the exposed address)" in rehearsed.stdout
     doctor = json.loads(room.invoke("doctor", "--json").stdout)
     ports_check = next(c for c in doctor["checks"] if c["name"] == "published ports")
     assert ports_check["status"] == "OK" and address in ports_check["detail"]

@@ -24,8 +24,9 @@ from lab.pki.leaves import ensure_certificates
 from lab.pki.paths import pki_paths
 from lab.settings import Settings, load_settings
 from lab.workshop.bundle import access, readme_text, write_bundle
+from lab.workshop.monitor import instant
 from lab.workshop.seats import existing_seats, issue_seat_certs, seat_files
-from lab.workshop.status import _when, join_connections
+from lab.workshop.status import join_connections
 from tests.conftest import INVOKE, ROOT
 from tests.helpers import free_port
 
@@ -159,8 +160,9 @@ def test_connections_join_the_seat_whose_cn_begins_their_client_id() -> None:
     assert [c["Name"] for c in joined["seat.01"]] == ["seat.01-sub", "seat.01-pub"]
     assert [c["Name"] for c in joined["seat.10"]] == ["seat.10"]  # the longest CN wins
     assert joined["seat.1"] == [] and others == ["mosq-12345"]
-    assert _when(1_700_000_000_000_000_000) == "2023-11-14T22:13:20+00:00"
-    assert _when("2026-11-29T10:00:00Z") == "2026-11-29T10:00:00Z" and _when(None) is None
+    assert str(instant(1_700_000_000_000_000_000)) == "2023-11-14 22:13:20+00:00"
+    assert str(instant("2026-12-02T08:47:41.941Z")) == "2026-12-02 08:47:41.941000+00:00"
+    assert instant(None) is None and instant("soon") is None
 
 
 def workshop(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -180,6 +182,9 @@ def test_workshop_without_a_lab_is_one_line_and_creates_nothing(tmp_path: Path) 
     assert status.returncode == 0, status.stderr
     data = json.loads(status.stdout)
     assert data["seats"] == [] and data["live"] is None and "did not answer" in data["monitor_error"]
+    rehearsal = workshop(tmp_path, "--rehearse")
+    assert rehearsal.returncode == 1 and rehearsal.stderr.startswith("error: there are no seats to rehearse")
+    assert len(rehearsal.stderr.strip().splitlines()) == 1
 
 
 def test_workshop_flags_are_one_action_at_a_time(tmp_path: Path) -> None:
@@ -187,6 +192,11 @@ def test_workshop_flags_are_one_action_at_a_time(tmp_path: Path) -> None:
     assert both.returncode == 1 and "choose one of --seats, --revoke" in both.stderr
     stray = workshop(tmp_path, "--seats", "2", "--json")
     assert stray.returncode == 1 and "--json goes with --status" in stray.stderr
+    for args, words in ((("--rehearse", "--watch"), "--watch goes with --status"),
+                        (("--status", "--json", "--watch"), "choose one of --json, --watch"),
+                        (("--rehearse", "--revoke", "01"), "choose one of --revoke, --rehearse")):
+        refused = workshop(tmp_path, *args)
+        assert refused.returncode == 1 and words in refused.stderr, (args, refused.stderr)
 
 
 def test_workshop_surface_resolves_and_stays_lazy() -> None:

@@ -7,18 +7,40 @@ so the tests can assert the shape, not merely "it failed".
 
 from __future__ import annotations
 
+import contextlib
 import ssl
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from lab.tls import tls_context
 
+if TYPE_CHECKING:
+    from tests.conftest import LabEnv
+
 WAIT = 10.0
+
+
+@contextlib.contextmanager
+def running_room(lab: LabEnv, seats: int) -> Iterator[LabEnv]:
+    """`lab` up (no hosts entry, no verification) with seats 01..`seats`; taken apart afterwards, whatever happened."""
+    try:
+        up = lab.invoke("up", "--no-hosts", "--no-verify")
+        assert up.returncode == 0, up.stdout + up.stderr
+        made = lab.invoke("workshop", "--seats", str(seats))
+        assert made.returncode == 0, made.stdout + made.stderr
+        assert f"{seats} seats: {seats} created" in made.stdout
+        yield lab
+    finally:
+        lab.invoke("down", "--purge")
+        subprocess.run(["docker", "rm", "-f", lab.container_name], capture_output=True)
+        subprocess.run(["docker", "volume", "rm", "-f", f"{lab.container_name}-data"], capture_output=True)
 
 
 class Probe:

@@ -7,7 +7,11 @@ instructor revokes (a CRL), re-issues, watches who is connected, and exposes the
     roster   seat names, validated as a whole      seats    bundle directories and their certificates
     bundle   README and zip per seat               objects  the Amlen objects
     room     build / revoke / reissue (the CRL is lab.pki.crl)
-    status   seats joined with the monitor         exposure publish the port on a network address
+    monitor  Amlen's monitors, read for the room   status   seats joined with the monitors
+    watch    the live table (`--status --watch`)   exposure publish the port on a network address
+    handout  a bundle as its participant reads it  rehearsal every seat proven from its bundle
+    seatclient one seat's MQTT client              netloop  one network thread for all of them
+    step     `down`'s part                         report   printing
     step     `down`'s part                         report   printing
 
 Names are imported on first use: `lab.plan` imports `lab.workshop.step`, and `exposure` imports `lab.plan`.
@@ -27,8 +31,10 @@ __all__ = [
     "expose",
     "numbered",
     "read_roster",
+    "rehearse",
     "reissue_seat",
     "revoke_seat",
+    "watch",
     "workshop_status",
 ]
 
@@ -41,8 +47,10 @@ _SURFACE = {
     "expose": "lab.workshop.exposure",
     "numbered": "lab.workshop.roster",
     "read_roster": "lab.workshop.roster",
+    "rehearse": "lab.workshop.rehearsal",
     "reissue_seat": "lab.workshop.room",
     "revoke_seat": "lab.workshop.room",
+    "watch": "lab.workshop.watch",
     "workshop_status": "lab.workshop.status",
 }
 

@@ -29,6 +29,8 @@ __all__ = [
     "CRL_FILE",
     "CRL_PROFILE",
     "ENDPOINT",
+    "OWN_TOPICS",
+    "ROOM_TOPICS",
     "SECURITY_PROFILE",
     "apply_workshop",
     "workshop_objects",

@@ -19,8 +19,9 @@ from connections import ConnectionRegistry
 from diag import ServerLog
 from jsonbody import parse_request_json
 from messages import AmlenError, success_body
-from monitor import connection_monitor
+from monitor import connection_monitor, subscription_monitor
 from store import Configuration
+from subscriptions import SubscriptionRegistry
 
 
 class AdminSettings(Protocol):
@@ -40,6 +41,7 @@ class AdminApp(Protocol):
     log: ServerLog
     config: Configuration | None
     registry: ConnectionRegistry
+    subscriptions: SubscriptionRegistry
 
     def running(self) -> bool: ...
 
@@ -179,6 +181,8 @@ class AdminHandler(BaseHTTPRequestHandler):
             return 200, config.monitor_endpoints(names[0] if names else None)
         if family == "monitor" and method == "GET" and args == ["Connection"]:
             return 200, connection_monitor(app.registry, config.endpoint_names(), parse_qs(url.query))
+        if family == "monitor" and method == "GET" and args == ["Subscription"]:
+            return 200, subscription_monitor(app.subscriptions, parse_qs(url.query))
         if family == "monitor" and method == "GET":
             raise AmlenError(501, 102)
         raise AmlenError(400, 137, url.path)

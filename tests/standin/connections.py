@@ -1,10 +1,17 @@
-"""Who is connected: per-connection counters for ``GET /ima/v1/monitor/Connection`` and the endpoint monitor.
+"""Who is connected: per-connection counters, and the cache ``GET /ima/v1/monitor/Connection`` is answered from.
 
-Amlen's connection monitor reads a cache that a timer refreshes (``server_monitoring/src/connectionMonData.c``;
-the docs say up to 60 s old; a real server listed a new client about a second later). The stand-in imitates the
-lag without a cache: a connection becomes visible ``lag`` seconds after its MQTT CONNECT succeeded, and stays
-visible ``lag`` seconds after it closed, so callers have to poll either way. Only connections that completed an
-MQTT CONNECT are listed; the list holds at most 50 entries, ordered by ``StatType`` as in Amlen.
+Amlen does not read its connections when asked. Its second monitoring thread (``server_monitoring/src/
+monitoring.c``, ``ism_monitoring_threadEndpoint``) wakes every 2 s and, once ``DEFAULT_CONN_DATA_UPDATE_INTERVAL``
+(60 s, ``connectionMonData.h``) has passed since the last time, rebuilds a cache (``connectionMonData.c``,
+``ism_monitoring_connectionCacheUpdate``): for all endpoints together and for each running endpoint, six lists of
+at most 50 connections, one per ``StatType``, serialised then and there. Its clock starts at 0, so the first
+rebuild happens at the first tick once the server runs. A real server was seen to list a new connection 11 s late
+and a closed one until the next rebuild (reference, "Observed later (2026-12-02)").
+
+The stand-in does the same: :meth:`ConnectionRegistry.run_cache` ticks every 2 s (or every interval, when the
+interval set by ``STANDIN_CONN_MONITOR_INTERVAL`` is shorter) and rebuilds when the interval has passed. Entries
+are frozen at the rebuild: ``Duration`` (nanoseconds) and the counters are those of that moment, so
+``ConnectTime + Duration`` is the time of the rebuild, as on Amlen.
 """
 
 from __future__ import annotations
@@ -12,11 +19,15 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 _IDS = itertools.count(1)
 MAX_LISTED = 50  # processConnMonitoringDataResult keeps at most 50 per ordering
+TICK = 2.0  # ism_monitoring_threadEndpoint's wait
+ALL = ""  # the cache key for all endpoints (DEFAULT_ALL_ENDPOINT_NAME)
 STAT_TYPES = (
     "NewestConnection",
     "OldestConnection",
@@ -25,6 +36,9 @@ STAT_TYPES = (
     "HighestThroughputKB",
     "LowestThroughputKB",
 )
+
+Cache = dict[str, dict[str, list[dict[str, Any]]]]
+"""endpoint name (ALL for every endpoint) -> StatType -> the serialised entries."""
 
 
 @dataclass
@@ -47,18 +61,15 @@ class ConnectionRecord:
     write_msg: int = 0
     lost_msg: int = 0
 
-    def uptime(self, now: float) -> float:
-        if self.connected_at is None:
-            return 0.0
-        return (self.closed_at or now) - self.connected_at
-
 
 class ConnectionRegistry:
-    """All connections of all endpoints, for the monitors."""
+    """All connections of all endpoints, and the connection monitor's cache of them."""
 
-    def __init__(self, lag: float) -> None:
-        self.lag = lag
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
         self._records: list[ConnectionRecord] = []
+        self._cache: Cache = {}
+        self._last_rebuild: float | None = None
         self._lock = threading.Lock()
 
     def add(self, record: ConnectionRecord) -> None:
@@ -72,45 +83,68 @@ class ConnectionRegistry:
     def closed(self, record: ConnectionRecord) -> None:
         with self._lock:
             record.closed_at = time.monotonic()
-            now = time.monotonic()
-            # Forget what nobody can see any more.
-            self._records = [
-                r for r in self._records if r.closed_at is None or now - r.closed_at < max(self.lag, 0.0) + 1
-            ]
+            self._records = [r for r in self._records if r.closed_at is None]
 
-    def visible(self, endpoint: str | None, stat_type: str) -> list[dict[str, Any]]:
-        """The monitor entries: lagging behind connects and closes, ordered by ``stat_type``, at most 50."""
-        now = time.monotonic()
+    def rebuild(self, endpoints: Iterable[str], *, now: float | None = None) -> None:
+        """``ism_monitoring_connectionCacheUpdate``: all endpoints, then each running one; endpoints gone drop out."""
+        now = time.monotonic() if now is None else now
+        wall = time.time() - (time.monotonic() - now)
         with self._lock:
-            records = [
-                r
-                for r in self._records
-                if r.client_id is not None
-                and r.connected_at is not None
-                and now - r.connected_at >= self.lag
-                and (r.closed_at is None or now - r.closed_at < self.lag)
-                and (endpoint is None or r.endpoint == endpoint)
-            ]
-        records.sort(key=lambda r: _order_key(r, stat_type, now))
-        return [_entry(r, now) for r in records[:MAX_LISTED]]
+            records = [r for r in self._records if r.client_id is not None and r.connected_at is not None]
+        cache: Cache = {ALL: _orderings(records, now, wall)}
+        for name in endpoints:
+            cache[name] = _orderings([r for r in records if r.endpoint == name], now, wall)
+        with self._lock:
+            self._cache = cache
+
+    def listed(self, endpoint: str | None, stat_type: str) -> list[dict[str, Any]]:
+        """What the cache holds for ``endpoint`` (None: all); an endpoint not in it yet has no entries."""
+        with self._lock:
+            return list(self._cache.get(ALL if endpoint is None else endpoint, {}).get(stat_type, []))
+
+    def tick(self, endpoints: Callable[[], Iterable[str]], *, now: float | None = None) -> bool:
+        """One wake-up of the monitoring thread: rebuild if this is the first or the interval has passed."""
+        now = time.monotonic() if now is None else now
+        if self._last_rebuild is not None and now - self._last_rebuild < self.interval:
+            return False
+        self.rebuild(endpoints(), now=now)
+        self._last_rebuild = now
+        return True
+
+    def run_cache(self, endpoints: Callable[[], Iterable[str]], stop: threading.Event) -> None:
+        """Tick every 2 s (every interval, if shorter) until ``stop`` is set (in the caller's thread)."""
+        period = min(TICK, self.interval) if self.interval > 0 else TICK
+        while not stop.wait(period):
+            self.tick(endpoints)
 
 
-def _order_key(record: ConnectionRecord, stat_type: str, now: float) -> float:
-    uptime = max(record.uptime(now), 1e-9)
-    msgs = (record.read_msg + record.write_msg) / uptime
-    kbytes = (record.read_bytes + record.write_bytes) / 1024 / uptime
-    return {
-        "NewestConnection": -(record.connected_at or 0.0),
-        "OldestConnection": record.connected_at or 0.0,
-        "HighestThroughputMsgs": -msgs,
-        "LowestThroughputMsgs": msgs,
-        "HighestThroughputKB": -kbytes,
-        "LowestThroughputKB": kbytes,
-    }[stat_type]
+def _orderings(records: list[ConnectionRecord], now: float, wall: float) -> dict[str, list[dict[str, Any]]]:
+    """The six lists of at most 50, ordered by Amlen's comparators (``monitoringutil.c``), ties by arrival."""
+    durations = {r.ident: max(now - (r.connected_at or now), 1e-9) for r in records}
+
+    def msgs(r: ConnectionRecord) -> float:
+        return (r.read_msg + r.write_msg) / durations[r.ident]
+
+    def kbytes(r: ConnectionRecord) -> float:
+        return (r.read_bytes + r.write_bytes) / durations[r.ident]
+
+    keys: dict[str, tuple[Callable[[ConnectionRecord], float], bool]] = {
+        "OldestConnection": (lambda r: durations[r.ident], True),
+        "NewestConnection": (lambda r: durations[r.ident], False),
+        "HighestThroughputMsgs": (msgs, True),
+        "LowestThroughputMsgs": (msgs, False),
+        "HighestThroughputKB": (kbytes, True),
+        "LowestThroughputKB": (kbytes, False),
+    }
+    lists = {}
+    for stat_type, (key, highest_first) in keys.items():
+        ordered = sorted(records, key=key, reverse=highest_first)  # stable: ties keep their arrival order
+        lists[stat_type] = [_entry(r, durations[r.ident]) for r in ordered[:MAX_LISTED]]
+    return lists
 
 
-def _entry(record: ConnectionRecord, now: float) -> dict[str, Any]:
-    """The JSON object Amlen's monitor shows for a connection (the certificate's CN is not part of it)."""
+def _entry(record: ConnectionRecord, duration: float) -> dict[str, Any]:
+    """The JSON object Amlen's monitor shows for a connection (as recorded; the certificate's CN is not in it)."""
     return {
         "Name": record.client_id,
         "Protocol": "mqtt",
@@ -118,11 +152,15 @@ def _entry(record: ConnectionRecord, now: float) -> dict[str, Any]:
         "UserId": record.user_id,
         "Endpoint": record.endpoint,
         "Port": record.port,
-        # ism_time_t values: nanoseconds since the epoch, and nanoseconds connected.
-        "ConnectTime": int(record.connected_wall * 1e9),
-        "Duration": int(record.uptime(now) * 1e9),
+        "ConnectTime": iso_millis(record.connected_wall),
+        "Duration": int(duration * 1e9),  # nanoseconds connected, as of the rebuild
         "ReadBytes": record.read_bytes,
         "ReadMsg": record.read_msg,
         "WriteBytes": record.write_bytes,
         "WriteMsg": record.write_msg,
     }
+
+
+def iso_millis(seconds: float) -> str:
+    """``2026-12-02T08:47:41.941Z``: Amlen's monitor timestamps (UTC, milliseconds)."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

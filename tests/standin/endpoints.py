@@ -29,6 +29,7 @@ from broker import BrokerPorts, Log
 from connections import ConnectionRecord, ConnectionRegistry
 from mqtt_front import MqttSession, SessionContext
 from policies import PolicyLookup
+from subscriptions import SubscriptionRegistry
 from tls import TlsSettings, build_context
 
 _HANDSHAKE_TIMEOUT = 10.0
@@ -91,12 +92,13 @@ class ConnectionBudget:
 
 @dataclass(frozen=True)
 class FrontServices:
-    """What every listener shares: broker ports, log, the connection budget and the connection registry."""
+    """What every listener shares: broker ports, log, the connection budget, connections and subscriptions."""
 
     ports: BrokerPorts
     log: Log
     budget: ConnectionBudget
     registry: ConnectionRegistry
+    subscriptions: SubscriptionRegistry
 
 
 def _shutdown(sock: socket.socket) -> None:
@@ -255,6 +257,7 @@ class _Listener:
             topic_policies=spec.topic_policies,
             lookup=spec.lookup,
             registry=self.services.registry,
+            subscriptions=self.services.subscriptions,
             log=self.log,
             count_bytes=self._count,
             count_message=self._count_message,

@@ -17,7 +17,8 @@ MQTT_V31, MQTT_V311, MQTT_V5 = 3, 4, 5
 NOT_AUTHORIZED_V3 = 5  # CONNACK return code "not authorized" (3.1, 3.1.1)
 NOT_AUTHORIZED_V5 = 0x87  # reason code "Not authorized" (5)
 SUBACK_FAILURE_V3 = 0x80
-TOPIC_ALIAS = 0x23  # MQTT 5 property id
+TOPIC_ALIAS = 0x23  # MQTT 5 property ids
+SESSION_EXPIRY = 0x11
 
 _MAX_PACKET = 256 * 1024 * 1024  # the largest remaining length MQTT can encode
 
@@ -130,17 +131,25 @@ class Connect:
     version: int
     client_id: str
     username: str | None
+    clean: bool = True  # 3.1.1 clean session, MQTT 5 clean start: begin without the stored session
+    session_expiry: int = 0  # MQTT 5: seconds the session outlives the connection (3.1.1: 0 or "forever")
+
+    @property
+    def persistent(self) -> bool:
+        """Whether the session (its subscriptions) outlives the connection."""
+        return self.session_expiry > 0 if self.version >= MQTT_V5 else not self.clean
 
 
 def parse_connect(raw: bytes) -> Connect:
-    """Protocol level, client id and user name of a CONNECT."""
+    """Protocol level, client id, user name and session flags of a CONNECT."""
     _, body = split(raw)
     reader = _Reader(body)
     reader.text()  # "MQTT" or "MQIsdp"
     version, flags = reader.u8(), reader.u8()
     reader.u16()  # keep alive
+    expiry = 0
     if version >= MQTT_V5:
-        reader.properties()
+        expiry = _integer_property(reader.properties(), SESSION_EXPIRY, 4) or 0
     client_id = reader.text()
     if flags & 0x04:  # will
         if version >= MQTT_V5:
@@ -148,7 +157,18 @@ def parse_connect(raw: bytes) -> Connect:
         reader.text()
         reader.binary()
     username = reader.text() if flags & 0x80 else None
-    return Connect(version, client_id, username)
+    return Connect(version, client_id, username, bool(flags & 0x02), expiry)
+
+
+def _integer_property(properties: bytes, wanted: int, size: int) -> int | None:
+    """The value of the two- or four-byte integer property ``wanted`` (None when absent)."""
+    pos = 0
+    while pos < len(properties):
+        ident, pos = _read_varint(properties, pos)
+        if ident == wanted:
+            return int.from_bytes(properties[pos : pos + size], "big")
+        pos = _skip_property(ident, properties, pos)
+    return None
 
 
 @dataclass
@@ -174,17 +194,6 @@ class Publish:
         return packet(self.first_byte, body + self.payload)
 
 
-def _topic_alias(properties: bytes) -> int | None:
-    """The Topic Alias property, if present (the only property the front needs to read)."""
-    pos = 0
-    while pos < len(properties):
-        ident, pos = _read_varint(properties, pos)
-        if ident == TOPIC_ALIAS:
-            return int.from_bytes(properties[pos : pos + 2], "big")
-        pos = _skip_property(ident, properties, pos)
-    return None
-
-
 def _skip_property(ident: int, properties: bytes, pos: int) -> int:
     if ident in (0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A):  # byte
         return pos + 1
@@ -205,7 +214,7 @@ def parse_publish(raw: bytes, version: int) -> Publish:
     topic = reader.text()
     packet_id = reader.u16() if (first >> 1) & 0x03 else None
     properties = reader.properties() if version >= MQTT_V5 else b""
-    alias = _topic_alias(properties) if properties else None
+    alias = _integer_property(properties, TOPIC_ALIAS, 2) if properties else None
     return Publish(first, topic, packet_id, properties, reader.rest(), alias)
 
 
@@ -234,6 +243,19 @@ def parse_subscribe(raw: bytes, version: int) -> Subscribe:
         reader.u8()  # options
         subscribe.entries.append((topic_filter, body[start : reader.pos]))
     return subscribe
+
+
+def parse_unsubscribe(raw: bytes, version: int) -> list[str]:
+    """The topic filters of an UNSUBSCRIBE."""
+    _, body = split(raw)
+    reader = _Reader(body)
+    reader.u16()  # packet id
+    if version >= MQTT_V5:
+        reader.properties()
+    filters = []
+    while reader.pos < len(body):
+        filters.append(reader.text())
+    return filters
 
 
 def parse_suback(raw: bytes, version: int) -> tuple[int, bytes, list[int]]:

@@ -13,6 +13,9 @@ mosquitto stays the pub/sub engine; this session only decides and rewrites, the 
   DISCONNECT 0x87 first); 3.1 drops the message silently (acknowledging QoS 1/2 as Amlen does). CWLNA2106 is
   logged once per connection. A forbidden message never reaches mosquitto, so no subscriber sees it.
 
+The session also tells ``subscriptions.py`` what the engine holds: each granted filter (with the topic policy that
+granted it) as mosquitto's SUBACK passes, UNSUBSCRIBEs, deliveries and the session's end.
+
 The session runs in the connection's own thread (blocking sockets, see ``endpoints.py``).
 """
 
@@ -30,7 +33,17 @@ from typing import Any
 import mqtt_codec as mc
 from broker import Log
 from connections import ConnectionRecord, ConnectionRegistry
-from policies import PUBLISH, SUBSCRIBE, Identity, PolicyLookup, admits_connection, may, subscription_topic
+from policies import (
+    PUBLISH,
+    SUBSCRIBE,
+    Identity,
+    PolicyLookup,
+    admits_connection,
+    granting_policy,
+    may,
+    subscription_topic,
+)
+from subscriptions import SubscriptionRegistry
 
 _CHUNK = 65536
 NOT_AUTHORIZED = "Not authorized"
@@ -46,6 +59,7 @@ class SessionContext:
     topic_policies: tuple[str, ...]
     lookup: PolicyLookup
     registry: ConnectionRegistry
+    subscriptions: SubscriptionRegistry
     log: Log
     count_bytes: Callable[[int], None]
     count_message: Callable[[], None]
@@ -94,6 +108,8 @@ class MqttSession:
         self._aliases: dict[int, str] = {}  # client -> server topic aliases (MQTT 5)
         self._broker_aliases: set[int] = set()  # aliases mosquitto has been told about
         self._pending_subacks: dict[int, list[int | None]] = {}  # packet id -> denial code or None per filter
+        self._pending_grants: dict[int, list[tuple[str, str]]] = {}  # packet id -> (filter, policy) sent on
+        self._session_start: mc.Connect | None = None
         self._local_qos2: set[int] = set()  # 3.1 QoS 2 publishes the session acknowledged itself
 
     # ---- the loop ------------------------------------------------------------------------------------------
@@ -127,6 +143,7 @@ class MqttSession:
             reason = "The connection was closed."
         finally:
             self.ctx.registry.closed(self.record)
+            self.ctx.subscriptions.closed(self.record.ident)
             if self._connect_sent:
                 self._log_close(reason, rc)
 
@@ -148,6 +165,10 @@ class MqttSession:
                 self._publish(raw)
             elif kind == mc.SUBSCRIBE:
                 self._subscribe(raw)
+            elif kind == mc.UNSUBSCRIBE:
+                for topic_filter in mc.parse_unsubscribe(raw, self.version):
+                    self.ctx.subscriptions.unsubscribed(self.identity.client_id, subscription_topic(topic_filter))
+                self.backend.sendall(raw)
             elif kind == mc.PUBREL and mc.packet_id_of(raw) in self._local_qos2:
                 self._local_qos2.discard(mc.packet_id_of(raw))
                 self._to_client(mc.ack(mc.PUBCOMP, mc.packet_id_of(raw), self.version))
@@ -159,11 +180,19 @@ class MqttSession:
             kind = mc.packet_type(raw)
             if kind == mc.CONNACK and self.identity is not None and mc.connack_code(raw) == 0:
                 self.ctx.registry.mqtt_connected(self.record, self.identity.client_id, self.identity.user_id)
+                connect = self._session_start
+                assert connect is not None
+                self.ctx.subscriptions.connected(self.record.ident, connect.client_id, clean=connect.clean,
+                                                 durable=connect.persistent)
             elif kind == mc.SUBACK:
+                self._record_grants(raw)
                 raw = self._merge_suback(raw)
             elif kind == mc.PUBLISH:
                 self.record.write_msg += 1
                 self.ctx.count_message()
+                topic = mc.parse_publish(raw, self.version).topic
+                if topic:  # empty: an MQTT 5 topic alias mosquitto set up earlier; not counted
+                    self.ctx.subscriptions.delivered(self.record.ident, topic)
             self._to_client(raw)
 
     # ---- CONNECT -------------------------------------------------------------------------------------------
@@ -172,6 +201,7 @@ class MqttSession:
         if self.identity is not None:
             raise _Finished("A second CONNECT was received.", 1)
         connect = mc.parse_connect(raw)
+        self._session_start = connect
         self.version = connect.version
         self._connect_sent = True
         address = self.record.client_addr
@@ -236,13 +266,18 @@ class MqttSession:
         denial = mc.NOT_AUTHORIZED_V5 if self.version >= mc.MQTT_V5 else mc.SUBACK_FAILURE_V3
         codes: list[int | None] = []
         allowed = []
+        grants = []
         for topic_filter, entry in request.entries:
             topic = subscription_topic(topic_filter)
-            if may(self.ctx.lookup, self.ctx.topic_policies, SUBSCRIBE, topic, self.identity):
+            policy = granting_policy(self.ctx.lookup, self.ctx.topic_policies, SUBSCRIBE, topic, self.identity)
+            if policy is not None:
                 codes.append(None)
                 allowed.append((topic_filter, entry))
+                grants.append((topic_filter, policy))
             else:
                 codes.append(denial)
+        if grants:
+            self._pending_grants[request.packet_id] = grants
         if len(allowed) == len(codes):
             self.backend.sendall(raw)
             return
@@ -252,6 +287,21 @@ class MqttSession:
             return
         self._pending_subacks[request.packet_id] = codes
         self.backend.sendall(request.encode(self.version, allowed))
+
+    def _record_grants(self, raw: bytes) -> None:
+        """mosquitto's SUBACK for the filters sent on: each one it granted is now a subscription of the engine."""
+        packet_id, _, granted = mc.parse_suback(raw, self.version)
+        assert self.identity is not None and self._session_start is not None
+        for (topic_filter, policy), code in zip(self._pending_grants.pop(packet_id, []), granted, strict=False):
+            if code >= 0x80:
+                continue
+            share = topic_filter.split("/")[1] if topic_filter != subscription_topic(topic_filter) else None
+            properties = self.ctx.lookup("TopicPolicy", policy) or {}
+            self.ctx.subscriptions.subscribed(
+                self.record.ident, self.identity.client_id, subscription_topic(topic_filter), policy=policy,
+                max_messages=int(properties.get("MaxMessages", 5000)), durable=self._session_start.persistent,
+                share=share,
+            )
 
     def _merge_suback(self, raw: bytes) -> bytes:
         packet_id, properties, granted = mc.parse_suback(raw, self.version)

@@ -150,6 +150,13 @@ def may(
     lookup: PolicyLookup, policy_names: Iterable[str], action: str, topic: str, identity: Identity
 ) -> bool:
     """Whether a topic policy of the endpoint grants ``action`` on ``topic`` (a filter counts as a topic)."""
+    return granting_policy(lookup, policy_names, action, topic, identity) is not None
+
+
+def granting_policy(
+    lookup: PolicyLookup, policy_names: Iterable[str], action: str, topic: str, identity: Identity
+) -> str | None:
+    """The first topic policy of the endpoint's list that grants ``action`` on ``topic``, or None."""
     for name in policy_names:
         policy = lookup("TopicPolicy", name)
         if policy is None or action not in names(policy.get("ActionList")):
@@ -157,5 +164,5 @@ def may(
         if not match_with_vars(topic, policy.get("Topic", ""), identity):
             continue
         if _common_filters_match(policy, identity, client_id_vars=False):
-            return True
-    return False
+            return name
+    return None

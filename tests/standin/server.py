@@ -10,7 +10,7 @@ then ``GET /ima/v1/service/status`` answers HTTP 200 with the starting states 11
 
     STANDIN_LISTEN_DELAY=0.5   STANDIN_START_DELAY=0.4   STANDIN_STOP_DELAY=1.0   STANDIN_BROKER_PORT=18830
     STANDIN_ADMIN_PASSWORD_SET=1 (0: behave as a server without AdminUserID/AdminUserPassword, see CWLNA0375)
-    STANDIN_MONITOR_LAG=1.0 (seconds before a connection shows in GET /ima/v1/monitor/Connection)
+    STANDIN_CONN_MONITOR_INTERVAL=60 (seconds between rebuilds of GET /ima/v1/monitor/Connection's cache)
     MESSAGESIGHT_ADMIN_PORT=9089   MESSAGESIGHT_ADMIN_HOST=All   STANDIN_DATA_PATH=/var/lib/amlen-server
     IMATotalMemSizeMB (Amlen's own override of the memory it sizes itself from, see resources.py)
 
@@ -57,6 +57,7 @@ from resources import (
     total_memory_mb,
 )
 from store import Configuration
+from subscriptions import SubscriptionRegistry
 
 VERSION = "1.1dev 20261126-0000 (Amlen stand-in)"
 
@@ -90,7 +91,7 @@ class Settings:
     stop_delay: float
     broker_port: int
     admin_password_set: bool
-    monitor_lag: float
+    conn_monitor_interval: float
     install_config: Path
     memory_override: str  # IMATotalMemSizeMB from the environment, as Amlen reads it
 
@@ -109,7 +110,7 @@ class Settings:
             stop_delay=_env_float(env, "STANDIN_STOP_DELAY", 1.0),
             broker_port=int(env.get("STANDIN_BROKER_PORT", "18830")),
             admin_password_set=env.get("STANDIN_ADMIN_PASSWORD_SET", "1") != "0",
-            monitor_lag=_env_float(env, "STANDIN_MONITOR_LAG", 1.0),
+            conn_monitor_interval=_env_float(env, "STANDIN_CONN_MONITOR_INTERVAL", 60.0),
             install_config=Path(env.get("STANDIN_INSTALL_CONFIG", "/usr/share/amlen-server/config/server.cfg")),
             memory_override=env.get("IMATotalMemSizeMB", ""),
         )
@@ -144,9 +145,12 @@ class StandIn:
         self.broker = Broker(
             self.paths.broker, self.paths.logs / "standin-mosquitto.log", ports, self.log.log
         )
-        self.registry = ConnectionRegistry(settings.monitor_lag)
+        self.registry = ConnectionRegistry(settings.conn_monitor_interval)
+        self.subscriptions = SubscriptionRegistry()
         # The connection limit is known once server.cfg has been read (run()); nothing listens before.
-        self.endpoints = EndpointManager(FrontServices(ports, self.log.log, ConnectionBudget(0), self.registry))
+        self.endpoints = EndpointManager(
+            FrontServices(ports, self.log.log, ConnectionBudget(0), self.registry, self.subscriptions)
+        )
         self.config: Configuration | None = None
         self.http: AdminServer | None = None
         self._finished = threading.Event()
@@ -287,6 +291,11 @@ class StandIn:
         self.broker.start()
         self.config.start_endpoints()
         self.set_state(RUNNING)
+        # Amlen's monitoring thread builds the connection cache once the server runs (connections.py).
+        threading.Thread(
+            target=self.registry.run_cache, args=(lambda: self.endpoints.running().keys(), self._finished),
+            name="connection-cache", daemon=True,
+        ).start()
         self.log.log(
             "CWLNA0909", "INFO", "Server", "The server is running: State=Running (production).", console=True
         )
