@@ -116,14 +116,21 @@ def lab_env(tmp_path: Path, standin_image: str) -> Iterator[LabEnv]:
     subprocess.run(["docker", "volume", "rm", "-f", f"{lab.container_name}-data"], capture_output=True)
 
 
+def standin_variant(standin_image: str, label: str, **env: str) -> str:
+    """The stand-in image with `env` baked in (a setting a test needs from the container's first second),
+    tagged `<repo>:<label>-<tag>`; built once per tag, reused while the stand-in is unchanged."""
+    repo, tag = standin_image.rsplit(":", 1)
+    variant = f"{repo}:{label}-{tag}"
+    dockerfile = f"FROM {standin_image}\n" + "".join(f"ENV {key}={value}\n" for key, value in env.items())
+    subprocess.run(["docker", "build", "-q", "-t", variant, "-"], input=dockerfile, text=True, check=True,
+                   capture_output=True, timeout=300)
+    return variant
+
+
 @pytest.fixture(scope="session")
 def slow_standin_image(standin_image: str) -> str:
     """The stand-in told to stay in its starting states for 10 minutes (for readiness timeouts)."""
-    tag = f"{standin_image.rsplit(':', 1)[0]}:slow-{standin_image.rsplit(':', 1)[1]}"
-    dockerfile = f"FROM {standin_image}\nENV STANDIN_START_DELAY=600\n"
-    subprocess.run(["docker", "build", "-q", "-t", tag, "-"], input=dockerfile, text=True, check=True,
-                   capture_output=True, timeout=300)
-    return tag
+    return standin_variant(standin_image, "slow", STANDIN_START_DELAY="600")
 
 
 # The mosquitto-backed lab (verification and doctor tests without a container); imported here so that every

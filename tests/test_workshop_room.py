@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from lab.amlen import AmlenClient
-from tests.conftest import INVOKE, ROOT, LabEnv
+from tests.conftest import INVOKE, ROOT, LabEnv, standin_variant
 from tests.workshop_helpers import Probe, running_room
 
 SEATS = 60  # more than the connection monitor's 50 per call; two subscriptions each pass a page of 100
@@ -33,11 +33,7 @@ INTERVAL = 4
 @pytest.fixture(scope="module")
 def fast_cache_image(standin_image: str) -> str:
     """The stand-in with its connection monitor cache rebuilt every INTERVAL seconds instead of 60."""
-    tag = f"{standin_image.rsplit(':', 1)[0]}:cache{INTERVAL}-{standin_image.rsplit(':', 1)[1]}"
-    dockerfile = f"FROM {standin_image}\nENV STANDIN_CONN_MONITOR_INTERVAL={INTERVAL}\n"
-    subprocess.run(["docker", "build", "-q", "-t", tag, "-"], input=dockerfile, text=True, check=True,
-                   capture_output=True, timeout=300)
-    return tag
+    return standin_variant(standin_image, f"cache{INTERVAL}", STANDIN_CONN_MONITOR_INTERVAL=str(INTERVAL))
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,7 @@ from lab.pki.build import (
     build_leaf,
     cert_pem,
     key_pem,
+    key_stream,
     lifetime_days,
     new_keys,
     now,
@@ -259,7 +260,8 @@ def _ensure_leaves(
     """
     problems = ["--force" if force else _leaf_problem(ca, k, c, n, server=server) for n, k, c in leaves]
     needed = sum(problem is not None for problem in problems)
-    fresh = iter(keys.take_many(needed) if keys is not None else new_keys(needed))
+    # Keys arrive as they are made: each certificate is signed and written while the next keys are being made.
+    fresh = keys.take_many(needed) if keys is not None else key_stream(needed)
     results: list[FileResult] = []
     for (name, key_path, cert_path), problem in zip(leaves, problems, strict=True):
         if problem is None:

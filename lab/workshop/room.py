@@ -11,6 +11,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,7 @@ __all__ = [
 ]
 
 Progress = Callable[[str], None]
+_BUNDLE_WRITERS = 8
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,11 @@ def _converge(settings: Settings, ca: LabCa, ledger: Ledger, amlen: AmlenClient,
     if probe is not None:
         confirm_live(amlen, [probe])
     progress("bundles")
-    changed = [name for name in existing_seats(settings) if write_bundle(seat_files(settings, name), ca_pem, where)]
+    names = existing_seats(settings)
+    # Each changed file is fsynced (lab.files.atomic_write): I/O waits, which several threads overlap.
+    with ThreadPoolExecutor(max_workers=_BUNDLE_WRITERS, thread_name_prefix="bundle") as pool:
+        wrote = list(pool.map(lambda name: write_bundle(seat_files(settings, name), ca_pem, where), names))
+    changed = [name for name, did in zip(names, wrote, strict=True) if did]
     return RoomResult(seats, where, workshop_dir(settings), results, changed)
 
 
