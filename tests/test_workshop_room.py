@@ -201,12 +201,16 @@ def test_watch_redraws_the_room_until_ctrl_c(room: LabEnv) -> None:
 def test_rehearsal_names_a_revoked_seat_and_a_bundle_without_its_key(room: LabEnv) -> None:
     assert room.invoke("workshop", "--revoke", "05").returncode == 0
     (room.dir / "workshop" / "04" / "seat.04.key").unlink()
+    # Another seat's broken bundle does not stop a revocation (it changes no bundle).
+    revoked = room.invoke("workshop", "--revoke", "06")
+    assert revoked.returncode == 0 and "revoked seat.06" in revoked.stdout, revoked.stdout + revoked.stderr
     result = room.invoke("workshop", "--rehearse", timeout=300)
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert "FAILED seat.04: seat.04.key is missing" in lines
-    assert any(line.startswith("revoked seat.05: refused at the TLS handshake") for line in lines)
+    for seat in ("05", "06"):
+        assert any(line.startswith(f"revoked seat.{seat}: refused at the TLS handshake") for line in lines), lines
     said = " ".join(result.stdout.split())
-    assert f"seats ok │ {SEATS - 2} of {SEATS - 1}" in said and "revoked seats refused │ 1 of 1" in said
+    assert f"seats ok │ {SEATS - 3} of {SEATS - 2}" in said and "revoked seats refused │ 2 of 2" in said
     assert "rehearsal FAILED (1 seats)" in said
     assert [line for line in lines if line.startswith("FAILED")] == ["FAILED seat.04: seat.04.key is missing"]

@@ -123,7 +123,8 @@ def revoke_seat(settings: Settings, name: str, *, progress: Progress = lambda _:
             ca = signing_ca(settings)
             already = serial in revoked_serials(read_crl(crl_path(settings)))
             ensure_crl(crl_path(settings), ca, revoke=[serial])
-            result = _converge(settings, ca, ledger, amlen, [], progress=progress)
+            # A revocation changes no bundle: another seat's broken bundle (a deleted key) must not stop it.
+            result = _converge(settings, ca, ledger, amlen, [], progress=progress, bundles=False)
     result.revoked, result.already_revoked = name, already
     result.seconds = time.monotonic() - started
     return result
@@ -161,8 +162,8 @@ def refresh_room(settings: Settings, *, progress: Progress = lambda _: None) -> 
 
 
 def _converge(settings: Settings, ca: LabCa, ledger: Ledger, amlen: AmlenClient, seats: list[SeatChange], *,
-              progress: Progress) -> RoomResult:
-    """CRL, Amlen objects, the endpoint live, and every bundle up to date."""
+              progress: Progress, bundles: bool = True) -> RoomResult:
+    """CRL, Amlen objects, the endpoint live, and (with `bundles`) every bundle up to date."""
     crl_pem, _ = ensure_crl(crl_path(settings), ca)
     ca_pem = _ca_pem(settings)
     objects = workshop_objects(settings, ca_pem=ca_pem, crl_pem=crl_pem)
@@ -172,6 +173,8 @@ def _converge(settings: Settings, ca: LabCa, ledger: Ledger, amlen: AmlenClient,
     probe = _probe(settings, where, revoked_serials(read_crl(crl_path(settings))))
     if probe is not None:
         confirm_live(amlen, [probe])
+    if not bundles:
+        return RoomResult(seats, where, workshop_dir(settings), results)
     progress("bundles")
     names = existing_seats(settings)
     # Each changed file is fsynced (lab.files.atomic_write): I/O waits, which several threads overlap.
