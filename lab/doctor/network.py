@@ -14,7 +14,7 @@ from lab.doctor.files import cert_data, cert_line
 from lab.errors import LabError
 from lab.hosts import hosts_status
 from lab.pki.chain import Severity, presented_findings
-from lab.pki.info import describe_certificate
+from lab.pki.info import covers_hostname, describe_certificate
 from lab.pki.paths import pki_paths
 from lab.tls import handshake, tls_context
 
@@ -108,7 +108,7 @@ def _handshake_check(run: Run, label: str, port: int, ca: Path | None, local_ser
     notes = "".join(f"; {f.words}" for f in findings if f.severity is Severity.OK)
     leaf = chain[0] if chain else None
     causes: list[str] = [f.words for f in broken]
-    if leaf is not None and not _covers(leaf.san, settings.hostname):
+    if leaf is not None and not covers_hostname(leaf.san, settings.hostname):
         causes.append(f"the presented certificate is for {', '.join(leaf.san) or leaf.subject}, "
                       f"its SAN does not cover {settings.hostname}")
     if leaf is not None and local_server.is_file():
@@ -122,7 +122,7 @@ def _handshake_check(run: Run, label: str, port: int, ca: Path | None, local_ser
     if causes:
         hint = (broken[0].hint if broken
                 else "Amlen serves another certificate: `invoke up` re-uploads the lab's and re-applies the profile"
-                if leaf is not None and not _covers(leaf.san, settings.hostname)
+                if leaf is not None and not covers_hostname(leaf.san, settings.hostname)
                 else "the mutual profile must trust the lab CA: `invoke up` re-attaches myCA.pem"
                 if seen.alert else "`invoke certs` and `invoke up` bring the certificates back in line")
         return run.add(label, Status.FAIL, f"{version}, presents {shown}; " + "; ".join(causes), hint, **data)
@@ -146,12 +146,3 @@ def _anchors(ca: Path | None) -> list[x509.Certificate]:
         return x509.load_pem_x509_certificates(ca.read_bytes())
     except (OSError, ValueError):
         return []
-
-
-def _covers(san: tuple[str, ...], hostname: str) -> bool:
-    # RFC 6125: a wildcard stands for exactly one left-most label.
-    for name in san:
-        name = name.lower()
-        if name == hostname or (name.startswith("*.") and hostname.partition(".")[2] == name[2:]):
-            return True
-    return False

@@ -34,7 +34,7 @@ from lab.pki.build import (
     now,
 )
 from lab.pki.disk import Action, FileResult, prepare_dir, read, read_cert, write
-from lab.pki.info import days_left, is_ca, is_issued_by, key_matches
+from lab.pki.info import days_left, is_ca, is_issued_by, key_matches, path_length
 from lab.pki.paths import PkiPaths, pki_paths
 from lab.settings import Settings
 
@@ -57,7 +57,7 @@ def ensure_signing_ca(settings: Settings, paths: PkiPaths, *, new_ca: bool, resu
     root = ensure_ca(settings, paths, new_ca=new_ca, results=results, keys=keys)
     if not paths.two_tier:
         return root
-    limit = _path_length(root.cert)
+    limit = path_length(root.cert)
     if limit is not None and limit < 1:
         raise CertError(
             f"LAB_PKI=intermediate needs a root that may sign a CA, and {paths.ca_cert} may sign leaves only "
@@ -212,7 +212,7 @@ def _intermediate_problem(paths: PkiPaths, root: LabCa, passphrase: bytes) -> st
         return "its certificate cannot be read"
     if not is_issued_by(cert, root.cert):
         return f"not signed by the current {paths.ca_cert.name}"
-    if not is_ca(cert) or _path_length(cert) != 0:
+    if not is_ca(cert) or path_length(cert) != 0:
         return "not a CA with pathlen 0"
     if days_left(cert) < RENEW_WITHIN_DAYS:
         return f"expires in {days_left(cert)} days"
@@ -223,13 +223,6 @@ def _intermediate_problem(paths: PkiPaths, root: LabCa, passphrase: bytes) -> st
 
 def _root_path_length(paths: PkiPaths) -> int:
     return ROOT_PATH_LENGTH_TWO_TIER if paths.two_tier else CA_PATH_LENGTH
-
-
-def _path_length(cert: x509.Certificate) -> int | None:
-    try:
-        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
-    except x509.ExtensionNotFound:
-        return None
 
 
 def _encrypted(key: rsa.RSAPrivateKey, passphrase: bytes) -> bytes:

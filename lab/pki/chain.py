@@ -24,7 +24,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from lab.pki.info import common_name, is_ca, is_issued_by
+from lab.pki.info import common_name, is_ca, is_issued_by, path_length
 from lab.pki.info import display_name as _name
 from lab.pki.paths import PkiPaths
 
@@ -175,7 +175,7 @@ def verify_path(chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certif
                 return f"{_name(cert.subject)!r} is not signed by {_name(issuer.subject)!r}, the next in the chain"
             if not is_ca(issuer):
                 return f"{_name(issuer.subject)!r} signed {_name(cert.subject)!r} but is not a CA (CA:FALSE)"
-            limit = _path_length(issuer)
+            limit = path_length(issuer)
             below = position  # CA certificates below this issuer, not counting the leaf
             if limit is not None and below > limit:
                 return (f"{_name(issuer.subject)!r} allows {limit} CA below it (pathlen {limit}), "
@@ -245,9 +245,3 @@ def _find_leaf(certs: Sequence[x509.Certificate]) -> x509.Certificate:
     non_ca = [c for c in candidates if not is_ca(c)]
     return (non_ca or candidates or list(certs))[0]
 
-
-def _path_length(cert: x509.Certificate) -> int | None:
-    try:
-        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
-    except x509.ExtensionNotFound:
-        return None

@@ -15,7 +15,7 @@ from cryptography import x509
 from lab.errors import CertError
 from lab.files import atomic_write, private_dir
 
-__all__ = ["Action", "FileResult", "prepare_dir", "read", "read_cert", "write"]
+__all__ = ["Action", "FileResult", "prepare_dir", "read", "read_cert", "write", "write_if_changed"]
 
 
 class Action(StrEnum):
@@ -67,3 +67,12 @@ def write(path: Path, data: bytes, *, mode: int) -> None:
         raise CertError(
             f"cannot write {path}: {exc.strerror or exc}", "check free space and permissions of LAB_DIR"
         ) from exc
+
+
+def write_if_changed(path: Path, data: bytes, *, mode: int) -> Action | None:
+    """Write `data` unless `path` holds exactly that already: None when untouched, else CREATED or REISSUED."""
+    existed = path.exists()
+    if existed and read(path) == data:
+        return None
+    write(path, data, mode=mode)
+    return Action.REISSUED if existed else Action.CREATED

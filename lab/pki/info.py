@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ __all__ = [
     "KEY_USAGE_NAMES",
     "CertInfo",
     "common_name",
+    "covers_hostname",
     "days_left",
     "describe_certificate",
     "display_name",
@@ -33,6 +35,7 @@ __all__ = [
     "key_kind",
     "key_matches",
     "key_usages",
+    "path_length",
 ]
 
 
@@ -162,6 +165,21 @@ def is_ca(cert: x509.Certificate) -> bool:
         return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
         return False
+
+
+def path_length(cert: x509.Certificate) -> int | None:
+    """basicConstraints' pathlen: how many CA certificates may hang below this one (None: no limit, or no CA)."""
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
+    except x509.ExtensionNotFound:
+        return None
+
+
+def covers_hostname(names: Iterable[str], hostname: str) -> bool:
+    """Does one of the certificate's DNS `names` cover `hostname`, as TLS clients judge it?"""
+    host = hostname.lower()
+    # Case-insensitive, one-label wildcards only: the rule TLS clients apply (RFC 6125 6.4.1, 6.4.3).
+    return any(n == host or (n.startswith("*.") and host.partition(".")[2] == n[2:]) for n in map(str.lower, names))
 
 
 def key_usages(cert: x509.Certificate) -> tuple[str, ...]:

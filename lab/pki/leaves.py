@@ -40,7 +40,7 @@ from lab.pki.build import (
 )
 from lab.pki.ca import ensure_signing_ca
 from lab.pki.chain import after_leaf
-from lab.pki.disk import Action, FileResult, prepare_dir, read, read_cert, write
+from lab.pki.disk import Action, FileResult, prepare_dir, read, read_cert, write, write_if_changed
 from lab.pki.info import common_name, days_left, describe_certificate, dns_names, is_issued_by, key_matches
 from lab.pki.paths import PkiPaths, chain_of, pki_paths
 from lab.settings import Settings
@@ -295,11 +295,9 @@ def _write_chain(cert_path: Path, after: Sequence[x509.Certificate]) -> list[Fil
             chain.unlink()
             return [FileResult(chain, Action.REISSUED, "removed: nothing goes after the leaf in this PKI")]
         return []
-    data = read(cert_path) + b"".join(cert_pem(c) for c in after)
-    if chain.exists() and read(chain) == data:
+    action = write_if_changed(chain, read(cert_path) + b"".join(cert_pem(c) for c in after), mode=0o644)
+    if action is None:
         return []
-    action = Action.REISSUED if chain.exists() else Action.CREATED
-    write(chain, data, mode=0o644)
     names = ", then ".join(common_name(c) or "a CA" for c in after)
     return [FileResult(chain, action, f"the leaf, then {names}: what a client trusting only the root needs")]
 

@@ -17,7 +17,16 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from lab.errors import CertError
 from lab.pki.chain import Severity, presented_findings, verify_path
-from lab.pki.info import EKU_NAMES, dns_names, extended_key_usage, is_ca, is_issued_by, key_kind, key_matches
+from lab.pki.info import (
+    EKU_NAMES,
+    covers_hostname,
+    dns_names,
+    extended_key_usage,
+    is_ca,
+    is_issued_by,
+    key_kind,
+    key_matches,
+)
 from lab.pki.paths import pki_paths
 from lab.settings import Settings
 
@@ -62,7 +71,7 @@ def lint_certificates(settings: Settings) -> list[str]:
         ekus = extended_key_usage(cert)
         if ekus and EKU_NAMES[purpose] not in ekus:
             problems.append(f"{label}: extendedKeyUsage is {', '.join(ekus)}, without {EKU_NAMES[purpose]}")
-        if server and not _name_matches(settings.hostname, dns_names(cert)):
+        if server and not covers_hostname(dns_names(cert), settings.hostname):
             problems.append(
                 f"{label}: its SAN ({', '.join(dns_names(cert)) or 'none'}) does not contain the host name "
                 f"{settings.hostname}, so clients refuse the server"
@@ -180,12 +189,6 @@ def _chain_problems(label: str, cert: x509.Certificate, ca: x509.Certificate) ->
     if not is_issued_by(cert, ca):
         problems.append(f"{label}: its signature does not verify with the lab CA's key")
     return problems
-
-
-def _name_matches(hostname: str, names: list[str]) -> bool:
-    host = hostname.lower()
-    # One-label wildcards only, the rule TLS clients apply (RFC 6125 6.4.3).
-    return any(n == host or (n.startswith("*.") and host.partition(".")[2] == n[2:]) for n in names)
 
 
 def _authority_key_id(cert: x509.Certificate) -> bytes | None:

@@ -29,9 +29,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from lab.errors import CertError
 from lab.pki.build import cert_pem
 from lab.pki.chain import is_self_signed, order_bundle, verify_path
-from lab.pki.disk import Action, FileResult, read, write
+from lab.pki.disk import Action, FileResult, write_if_changed
+from lab.pki.info import covers_hostname, dns_names, is_issued_by, key_kind, key_matches
 from lab.pki.info import display_name as _cn
-from lab.pki.info import dns_names, is_issued_by, key_kind, key_matches
 from lab.pki.paths import pki_paths
 from lab.settings import Settings
 
@@ -66,7 +66,7 @@ def load_own_server(settings: Settings) -> OwnServer:
                         "(Amlen would answer CWLNA6189)", "give the key the certificate was issued for")
     _check_dates(leaf, cert_file)
     names = dns_names(leaf)
-    if not _covers(names, settings.hostname):
+    if not covers_hostname(names, settings.hostname):
         raise CertError(
             f"{cert_file} is for {', '.join(names) or 'no DNS name'}, not LAB_HOSTNAME={settings.hostname}: "
             "clients would refuse the server",
@@ -231,17 +231,5 @@ def _climb(top: x509.Certificate, pool: list[x509.Certificate]) -> list[x509.Cer
         current = issuer
 
 
-def _covers(names: list[str], hostname: str) -> bool:
-    host = hostname.lower()
-    return any(n == host or (n.startswith("*.") and host.partition(".")[2] == n[2:]) for n in names)
-
-
 def _write_if_changed(path: Path, data: bytes, reason: str) -> FileResult:
-    try:
-        if read(path) == data:
-            return FileResult(path, Action.REUSED, reason)
-    except CertError:
-        pass
-    existed = path.exists()
-    write(path, data, mode=0o644)
-    return FileResult(path, Action.REISSUED if existed else Action.CREATED, reason)
+    return FileResult(path, write_if_changed(path, data, mode=0o644) or Action.REUSED, reason)
