@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import socket
+
+# What a test may send a child to stop it; SIGKILL and SIGSTOP need nothing (they cannot be ignored).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -10,3 +14,15 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def default_signals() -> None:
+    """`preexec_fn` for a child a test will signal: SIGINT, SIGQUIT and SIGTERM back to their default disposition.
+
+    An ignored signal stays ignored across exec, and a run started as a background job of a non-interactive
+    shell (a CI launcher's `cmd &`) starts with SIGINT and SIGQUIT ignored; Python then installs no
+    KeyboardInterrupt handler, so a child would never see the Ctrl-C the test sends. It only calls sigaction:
+    preexec_fn runs between fork and exec, where little is safe.
+    """
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_DFL)

@@ -19,7 +19,7 @@ import pytest
 from lab.pki.leaves import ensure_certificates
 from lab.pki.paths import pki_paths
 from lab.settings import Settings, load_settings
-from tests.helpers import free_port
+from tests.helpers import default_signals, free_port
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 HOSTS = Path("/etc/hosts")
@@ -46,7 +46,8 @@ class Broker:
             f"listener {self.settings.mtls_port} 127.0.0.1\ncertfile {cert}\nkeyfile {key}\n"
             f"cafile {trusted_ca or paths.ca_cert}\nrequire_certificate true\nallow_anonymous true\n"
         )
-        self.process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stderr=subprocess.PIPE)
+        self.process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stderr=subprocess.PIPE,
+                                        preexec_fn=default_signals)  # stop() sends SIGTERM
         deadline = time.monotonic() + 5
         for port in (self.settings.tls_port, self.settings.mtls_port):
             while True:

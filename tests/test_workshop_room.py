@@ -24,6 +24,7 @@ import pytest
 
 from lab.amlen import AmlenClient
 from tests.conftest import INVOKE, ROOT, LabEnv, standin_variant
+from tests.helpers import default_signals
 from tests.workshop_helpers import Probe, running_room
 
 SEATS = 60  # more than the connection monitor's 50 per call; two subscriptions each pass a page of 100
@@ -178,7 +179,8 @@ def test_a_seat_connected_without_subscribing_is_counted_then_named(room: LabEnv
 def test_watch_redraws_the_room_until_ctrl_c(room: LabEnv) -> None:
     env = {**room.env, "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1", "COLUMNS": "100", "LINES": "40"}
     watcher = subprocess.Popen([INVOKE, "-r", str(ROOT), "workshop", "--status", "--watch"], env=env,
-                               cwd=room.dir.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               cwd=room.dir.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=default_signals)  # Ctrl-C reaches it even if ours is ignored
     assert watcher.stdout is not None
     seen = b""
     deadline = time.monotonic() + 120
@@ -190,7 +192,10 @@ def test_watch_redraws_the_room_until_ctrl_c(room: LabEnv) -> None:
             seen += chunk
     finally:
         watcher.send_signal(signal.SIGINT)
-        rest, err = watcher.communicate(timeout=60)
+        try:
+            rest, err = watcher.communicate(timeout=60)
+        finally:
+            watcher.kill()  # a no-op once it ended; never a watch left running after a failure
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", (seen + rest).decode(errors="replace"))  # colours, cursor
     assert watcher.returncode == 0, err.decode(errors="replace")
     assert text.count("seats here") >= 2, text[-2000:]
