@@ -218,3 +218,29 @@ def test_mkcert_certificate_with_an_encrypted_key_passes_the_matrix(tmp_path: Pa
                     LAB_TRUST_CA=str(made / "rootCA.pem"))
     _up_verify_purge(lab)
     assert (made / "locked.key").is_file() and (made / "rootCA.pem").is_file()
+
+
+@pytest.mark.docker
+def test_an_ec_key_is_refused_in_preflight_before_any_container_or_volume(tmp_path: Path,
+                                                                          standin_image: str) -> None:
+    made = mkcert(tmp_path / "ecdsa", "-ecdsa")
+    lab = _lab_with(tmp_path, standin_image, LAB_SERVER_CERT=str(made / "leaf.crt"),
+                    LAB_SERVER_KEY=str(made / "leaf.key"), LAB_TRUST_CA=str(made / "rootCA.pem"))
+    try:
+        up = lab.invoke("up", "--no-hosts")
+        names = [lab.container_name, f"{lab.container_name}-data"]
+        containers = subprocess.run(["docker", "ps", "-aq", "--filter", f"name=^{names[0]}$"], capture_output=True,
+                                    text=True, check=True).stdout
+        volumes = subprocess.run(["docker", "volume", "ls", "-q", "--filter", f"name=^{names[1]}$"],
+                                 capture_output=True, text=True, check=True).stdout
+    finally:
+        subprocess.run(["docker", "rm", "-f", lab.container_name], capture_output=True)
+        subprocess.run(["docker", "volume", "rm", "-f", f"{lab.container_name}-data"], capture_output=True)
+    assert up.returncode == 1, up.stdout + up.stderr
+    error = [line for line in up.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and error[0].startswith("error: preflight failed: LAB_SERVER_KEY "), up.stderr
+    assert "is an EC 256 key: Amlen takes RSA keys only" in error[0] and "left nothing behind" in up.stderr
+    assert "step certificate create --kty RSA" in error[0] and "Traceback" not in up.stdout + up.stderr
+    assert containers == "" and volumes == "", "refused before anything was made"
+    assert "✘ [1/8] preflight: LAB_SERVER_KEY" in up.stdout and "[2/8]" not in up.stdout, up.stdout
+    assert not (lab.dir / "pki" / "test.server.chain.pem").exists() and (made / "leaf.key").is_file()

@@ -19,8 +19,9 @@ __all__ = ["ContainerStep", "PreflightStep", "ReadyStep", "container_spec", "exp
 
 
 class PreflightStep:
-    """A local engine reachable (named: which, what version, which socket; one on another machine stops here,
-    before anything is made: `lab.engine.local_only`) and the host ports free (or held by this lab's container)."""
+    """Your own certificate usable (LAB_SERVER_CERT/KEY), a local engine reachable (named: which, what version,
+    which socket; one on another machine stops here, before anything is made: `lab.engine.local_only`) and the
+    host ports free (or held by this lab's container)."""
 
     name = "preflight"
 
@@ -29,6 +30,12 @@ class PreflightStep:
 
     def apply(self, ctx: LabContext) -> str:
         s = ctx.settings
+        if s.own_server:
+            from lab.pki.own import load_own_server
+
+            # The user's files are judged before any container or volume exists (the certificates step reads
+            # them again when it writes the chain): an EC key or a wrong name costs nothing to refuse here.
+            load_own_server(s)
         ours = runtime.find_lab_container(ctx.docker, s)
         held_by_us = set()
         if ours is not None and ours.status == "running":
