@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.status import Status
 from rich.table import Table
 
+from lab.durations import format_duration
 from lab.errors import LabError
 from lab.events import Outcome, RunReport, StepEvent, StepStatus
 from lab.settings import Settings
@@ -81,7 +82,8 @@ class StepPrinter:
             return
         self._stop()
         counter = f"[{event.index}/{event.total}] " if event.total else ""
-        console.print(f"{_MARKS[event.status]} {counter}{event.step}: {event.detail} [dim]({event.seconds:.1f} s)[/]")
+        console.print(f"{_MARKS[event.status]} {counter}{event.step}: {event.detail} "
+                      f"[dim]({format_duration(event.seconds)})[/]")
 
     def on_progress(self, step: str, text: str) -> None:
         """Update the spinner line with what the running step is doing now."""
@@ -92,7 +94,7 @@ class StepPrinter:
         """Close the spinner and print how the run ended."""
         self._stop()
         if report.outcome is Outcome.OK:
-            console.print(f"[bold green]{self.title} done[/] in {report.seconds:.1f} s")
+            console.print(f"[bold green]{self.title} done[/] in {format_duration(report.seconds)}")
         elif report.outcome is Outcome.ROLLBACK_FAILED:
             what = "could not remove" if self.title == "down" else "rollback left things behind"
             err_console.print(f"[red]{what}:[/] " + "; ".join(report.leftovers))
@@ -207,7 +209,7 @@ def print_rotation(rotation: Any) -> None:
         ("after", rotation.new_serial, rotation.new_expiry),
     ))
     for line in (f"endpoints: {served}", f"subscription opened before: {rotation.kept_subscription}",
-                 f"new connection: {rotation.new_connection}", f"took {rotation.seconds:.1f} s"):
+                 f"new connection: {rotation.new_connection}", f"took {format_duration(rotation.seconds)}"):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
@@ -256,12 +258,12 @@ def print_status(data: Mapping[str, Any]) -> None:
 
 def print_verify(report: VerifyReport) -> None:
     """The TLS matrix, one line per row (expectation, outcome, time) and the reason in words beneath."""
-    console.print(f"[bold]TLS verification[/] ({report.seconds:.2f} s)")
+    console.print(f"[bold]TLS verification[/] ({format_duration(report.seconds)})")
     for r in report.rows:
         mark = "[green]✔[/]" if r.passed else "[red]✘ NOT as expected:[/]"
         protocol = f" (MQTT {r.protocol})" if r.protocol else ""
         console.print(f"{mark} [{r.row}] {escape(r.name)}{protocol}: expected {escape(r.expected)}, "
-                      f"got {escape(r.actual)} [dim]({r.seconds * 1000:.0f} ms)[/]", soft_wrap=True)
+                      f"got {escape(r.actual)} [dim]({format_duration(r.seconds)})[/]", soft_wrap=True)
         if r.detail:
             console.print(f"      [dim]{escape(r.detail)}[/]", soft_wrap=True)
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
+from lab.durations import format_duration
 from lab.pki.disk import Action
 from lab.report import console
 from lab.workshop.bundle import Access
@@ -55,7 +56,7 @@ def print_room(result: RoomResult) -> None:
         _say(f"bundles updated: {', '.join(result.bundles_changed)}")
     _say(f"bundles in {result.bundle_dir}/<name>/ (hand out <name>.zip; README.md has the seat's commands)")
     _say_endpoint(result.access)
-    _say(f"done in {result.seconds:.1f} s")
+    _say(f"done in {format_duration(result.seconds)}")
 
 
 def print_workshop_status(status: WorkshopStatus) -> None:
@@ -146,7 +147,7 @@ def print_rehearsal(result: Rehearsal) -> None:
     cleanup = ("no rehearsal client left (clean sessions, nothing retained)" if not result.leftovers
                else f"left on the server: {', '.join(result.leftovers)}")
     table.add_row("left behind", result.cleanup_error or cleanup)
-    table.add_row("took", f"{result.seconds:.1f} s")
+    table.add_row("took", format_duration(result.seconds))
     console.print(table)
     verdict = "the room is ready" if result.ok else f"rehearsal FAILED ({len(result.failures)} seats)"
     _say(verdict)
@@ -164,7 +165,7 @@ def _p50_p95(values: list[float]) -> str:
     p50, p95 = percentile(values, 0.5), percentile(values, 0.95)
     if p50 is None or p95 is None:
         return "-"
-    return f"p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms"
+    return f"p50 {format_duration(p50)}, p95 {format_duration(p95)}"
 
 
 def print_expose(result: ExposeResult) -> None:
