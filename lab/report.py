@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.status import Status
 from rich.table import Table
 
 from lab.durations import format_duration
@@ -20,6 +19,8 @@ from lab.events import Outcome, RunReport, StepEvent, StepStatus
 from lab.settings import Settings
 
 if TYPE_CHECKING:
+    from rich.status import Status  # the spinner's class: only `up`/`down` draw one (console.status)
+
     from lab.checks import VerifyReport
     from lab.doctor import DoctorReport
     from lab.guide import Explanation, GuideResult

@@ -35,6 +35,7 @@ __all__ = [
 AMLEN_SERVER_CFG = f"{AMLEN_DATA_PATH}/data/config/server.cfg"
 AMLEN_UID = AMLEN_GID = 463
 STORE_KEY = "Store.PersistFileSizeMB"
+_CFG_MARK = "--- server.cfg ---"  # between du's figures and the file in volume_usage's one exec
 
 
 def bound_store(container: Container, file_mb: int) -> None:
@@ -100,7 +101,11 @@ def read_store_setting(container: Container) -> int | None:
         text, _ = _read_file(container, AMLEN_SERVER_CFG)
     except docker.errors.DockerException:
         return None
-    for line in text.decode("utf-8", "replace").splitlines():
+    return _store_setting(text.decode("utf-8", "replace"))
+
+
+def _store_setting(cfg: str) -> int | None:
+    for line in cfg.splitlines():
         name, _, value = line.partition("=")
         if name.strip() == STORE_KEY and value.strip().isdigit():
             return int(value.strip())
@@ -117,19 +122,25 @@ class VolumeUsage:
 
 
 def volume_usage(container: Container) -> VolumeUsage | None:
-    """The data volume's size, measured inside the running container with `du`; None when it cannot be."""
+    """The data volume's size, measured inside the running container with `du`, and its store bound from
+    server.cfg; None when it cannot be.
+
+    One exec does both (a `get_archive` of server.cfg after it cost as much again: `invoke status` waits on this).
+    """
     if container.status != "running":
         return None
-    script = f"du -s -B1 --apparent-size {AMLEN_DATA_PATH}; du -s -B1 {AMLEN_DATA_PATH}"
+    script = (f"du -s -B1 --apparent-size {AMLEN_DATA_PATH}; du -s -B1 {AMLEN_DATA_PATH}; "
+              f"echo '{_CFG_MARK}'; cat {AMLEN_SERVER_CFG} 2>/dev/null")
     try:
         result = container.exec_run(["sh", "-c", script])
     except docker.errors.DockerException:
         return None
     output = result.output if isinstance(result.output, bytes) else b""
-    sizes = [line.split()[0] for line in output.decode("utf-8", "replace").splitlines() if line.strip()]
+    sizes_text, _, cfg = output.decode("utf-8", "replace").partition(_CFG_MARK)
+    sizes = [line.split()[0] for line in sizes_text.splitlines() if line.strip()]
     if len(sizes) < 2 or not all(size.isdigit() for size in sizes[:2]):
         return None
-    return VolumeUsage(int(sizes[1]), int(sizes[0]), read_store_setting(container))
+    return VolumeUsage(int(sizes[1]), int(sizes[0]), _store_setting(cfg))
 
 
 def _read_file(container: Container, path: str) -> tuple[bytes, tarfile.TarInfo]:

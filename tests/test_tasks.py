@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,26 @@ def test_malformed_client_flags_are_a_usage_line_not_a_traceback(tmp_path: Path,
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
     assert words in result.stdout + result.stderr
+
+
+# What `invoke status` must not load: the plan and its steps, the MQTT clients, the spinner (the status task is
+# read-only and reports; these cost about a tenth of a second of imports it does not need).
+NOT_FOR_STATUS = ("lab.plan", "lab.steps", "lab.checks", "lab.mqtt", "lab.configure", "lab.workshop", "lab.doctor",
+                  "paho", "rich.status")
+
+
+def test_tasks_imports_only_the_error_family_and_status_neither_the_plan_nor_paho(tmp_path: Path) -> None:
+    from tests.helpers import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAB_")}
+    env.update(PYTHONPATH=str(ROOT), LAB_DIR=str(tmp_path / "lab"), LAB_ADMIN_PORT=str(free_port()),
+               LAB_CONTAINER_NAME=f"amlen-lab-test-status-{tmp_path.name[-8:]}")
+    code = ("import sys; import tasks; top = sorted(m for m in sys.modules if m.startswith('lab')); "
+            "from invoke import Context; tasks.status(Context(), json=True); "
+            f"print('TOP', top); print('LOADED', sorted(m for m in {NOT_FOR_STATUS!r} if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines() if line.startswith(("TOP", "LOADED")))
+    assert lines["TOP"] == "['lab', 'lab.errors']", "tasks.py imports what a task needs inside the task"
+    assert lines["LOADED"] == "[]", f"`invoke status` loaded {lines['LOADED']}"
