@@ -6,16 +6,22 @@ Amlen share (both refuse a missing client certificate with a TLS 1.3 alert after
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import os
+import re
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from lab.checks import CheckResult, verify
 from lab.errors import CheckError
 from lab.mqtt import Protocol, publish, subscribe
-from lab.pki.leaves import make_foreign_client
+from lab.pki.leaves import ensure_certificates, make_foreign_client
 from lab.pki.paths import pki_paths
 from lab.settings import Settings, load_settings
 from lab.tls import tls_context
@@ -150,3 +156,49 @@ def test_publish_to_a_closed_port_is_one_clear_error(lab_settings: Settings) -> 
         publish(lab_settings.host_ip, free_port(), "topic1/x", ["a"], context=context)
 
     assert "connection refused" in caught.value.message
+
+
+def _open_sockets() -> int:
+    """The sockets this process holds now."""
+    count = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):  # an fd closed since the listing
+            count += os.readlink(fd).startswith("socket:")
+    return count
+
+
+def test_two_labs_in_one_process_share_no_client_id_and_leave_no_socket_or_thread(
+    lab_settings: Settings, broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several labs in one process (the pytest plugin, testcontainers, the benchmark's in-process runs): every
+    connection of every matrix has a client ID of its own (a broker takes over a session whose ID comes again),
+    and a finished matrix leaves no socket, paho client or thread for the next lab to meet."""
+    import paho.mqtt.client as paho
+
+    other = dataclasses.replace(lab_settings, dir=tmp_path / "other-lab", tls_port=free_port(),
+                                mtls_port=free_port(), admin_port=free_port(), workshop_port=free_port())
+    ensure_certificates(other)
+    second = Broker(other, tmp_path / "other-broker")
+    (tmp_path / "other-broker").mkdir()
+    second.start()
+    ids: list[str] = []
+    made = paho.Client.__init__
+
+    def recording(self: paho.Client, *args: Any, **kwargs: Any) -> None:
+        ids.append(kwargs.get("client_id", ""))
+        made(self, *args, **kwargs)
+
+    monkeypatch.setattr(paho.Client, "__init__", recording)
+    try:
+        verify(lab_settings, no_hosts=True)  # warms what stays by design (imports, the foreign client's files)
+        sockets, threads = _open_sockets(), {t.ident for t in threading.enumerate()}
+        for settings in (other, lab_settings, other, lab_settings):
+            report = verify(settings, no_hosts=True)
+            assert report.passed, [r for r in report.rows if not r.passed]
+            assert _open_sockets() <= sockets, "a matrix left a socket open"
+            assert {t.ident for t in threading.enumerate()} <= threads, "a matrix left a thread running"
+    finally:
+        second.stop()
+    # Rows 1-6 are paho clients (two round trips per protocol, four probes); row 7 is a bare handshake.
+    assert len(ids) == 5 * 8 and all(re.fullmatch(r"lab-(probe|rt)-[0-9a-f]{8}", i) for i in ids), ids
+    assert len(set(ids)) == len(ids), "a client ID came again"
