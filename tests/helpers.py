@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+from pathlib import Path
 
 # What a test may send a child to stop it; SIGKILL and SIGSTOP need nothing (they cannot be ignored).
 STOP_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM)
@@ -26,3 +27,12 @@ def default_signals() -> None:
     """
     for number in STOP_SIGNALS:
         signal.signal(number, signal.SIG_DFL)
+
+
+def ignored_signals(pid: int) -> set[int]:
+    """The signals process `pid` ignores now (the SigIgn mask of /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            mask = int(line.split()[1], 16)
+            return {number for number in range(1, 65) if mask & (1 << (number - 1))}
+    return set()

@@ -24,7 +24,7 @@ import pytest
 
 from lab.amlen import AmlenClient
 from tests.conftest import INVOKE, ROOT, LabEnv, standin_variant
-from tests.helpers import default_signals
+from tests.helpers import default_signals, ignored_signals
 from tests.workshop_helpers import Probe, running_room
 
 SEATS = 60  # more than the connection monitor's 50 per call; two subscriptions each pass a page of 100
@@ -182,6 +182,7 @@ def test_watch_redraws_the_room_until_ctrl_c(room: LabEnv) -> None:
                                cwd=room.dir.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                preexec_fn=default_signals)  # Ctrl-C reaches it even if ours is ignored
     assert watcher.stdout is not None
+    assert signal.SIGINT not in ignored_signals(watcher.pid), "the watch must get the Ctrl-C this test sends"
     seen = b""
     deadline = time.monotonic() + 120
     try:
