@@ -271,7 +271,7 @@ def errors_page() -> str:
     sites: dict[str, list[tuple[str, str, str]]] = {cls.__name__: [] for cls in classes}
     for name, message, hint, where in raise_sites(set(sites)):
         sites[name].append((message, hint, where))
-    out = ["", "```mermaid", "graph LR"]
+    out = ["", "```mermaid", "graph TD"]
     out += [f"  {base.__name__} --> {cls.__name__}" for cls in classes for base in cls.__bases__
             if base.__name__ in sites]
     out += ["```", ""]
