@@ -24,8 +24,10 @@ from tests.standin_helpers import (
     RunningStandin,
     assert_answer,
     assert_success,
+    endpoint,
     poll,
     standin_with_api,
+    tls_profile,
 )
 
 pytestmark = pytest.mark.docker
@@ -158,6 +160,12 @@ def _showcerts(port: int, pki: AdminPki, *options: str) -> subprocess.CompletedP
     return subprocess.run(
         ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", pki.path("myCA.pem"), "-showcerts",
          *options], input="", capture_output=True, text=True, timeout=30)
+
+
+def _presented(port: int, pki: AdminPki) -> subprocess.CompletedProcess[str] | None:
+    """What an endpoint presents to a client naming testserver.getting.started (None until it listens)."""
+    shown = _showcerts(port, pki, "-servername", "testserver.getting.started")
+    return shown if "BEGIN CERTIFICATE" in shown.stdout else None
 
 
 def _subjects(shown: subprocess.CompletedProcess[str]) -> list[str]:
@@ -336,4 +344,94 @@ def test_common_names_before_the_certificate_locks_a_password_client_out(
     _secure_with_password(api, pki)
     _ok(admin.post({"ConfigurationPolicy": {"AdminDefaultConfigPolicy": {"CommonNames": "lab.admin"}}}))
     locked = admin.tls("service/status", password=PASSWORD)
+    assert (locked.status, locked.body) == (401, "Bad request")
+
+
+# ---- the guide's one-tier chains (same appendix section) ------------------------------------------------------
+
+
+def test_one_tier_endpoints_present_leaf_alone_and_leaf_then_trusted_ca(
+        standin: tuple[RunningStandin, AdminApi], pki: AdminPki) -> None:
+    """8889 (no trusted certificate) presents the leaf alone; 8890 (myCA.pem trusted) the leaf and then myCA.pem:
+    OpenSSL builds the chain from the profile's trusted certificates, as on the real server."""
+    running, api = standin
+    api.put_file("server.pem", Path(pki.path("server.pem")).read_bytes())
+    api.put_file("server.key", Path(pki.path("server.key")).read_bytes())
+    assert_success(api.post({"CertificateProfile": {"OneTier": {"Certificate": "server.pem", "Key": "server.key"}}}))
+    assert_success(api.post({"SecurityProfile": {
+        "OneTierTls": tls_profile(client_certificates=False, certificate_profile="OneTier"),
+        "OneTierMtls": tls_profile(client_certificates=True, certificate_profile="OneTier")}}))
+    api.put_file("myCA.pem", Path(pki.path("myCA.pem")).read_bytes())
+    assert_success(api.post({"TrustedCertificate": [{"SecurityProfileName": "OneTierMtls",
+                                                      "TrustedCertificate": "myCA.pem", "Overwrite": True}]}))
+    assert_success(api.post({"Endpoint": {"OneTier8889": endpoint(8889, "OneTierTls"),
+                                          "OneTier8890": endpoint(8890, "OneTierMtls")}}))
+    server, ca = "CN = testserver.getting.started", "CN = Admin Test CA"
+    for port, expected in ((8889, [server]), (8890, [server, ca])):
+        shown = poll(lambda port=port: _presented(running.host_port(port), pki))
+        assert _subjects(shown) == expected, (port, shown.stdout)
+        assert "Verify return code: 0 (ok)" in shown.stdout, shown.stdout
+
+
+# ---- ConfigurationPolicy: the object, its validation, and the actions it allows ---------------------------------
+
+
+def test_configuration_policy_validation_and_deletion_rules(standin: tuple[RunningStandin, AdminApi]) -> None:
+    _, api = standin
+
+    def policy(props: object) -> requests.Response:
+        return api.post({"ConfigurationPolicy": {"LabPolicy": props}})
+
+    assert_answer(policy({"ClientAddress": "*"}), 400, "CWLNA0134")  # ActionList is required
+    assert_answer(policy({"ClientAddress": "*", "ActionList": "Publish"}), 400, "CWLNA0112")
+    assert_answer(policy({"ClientAddress": "*", "ActionList": True}), 400, "CWLNA0127")
+    assert_answer(policy({"ActionList": "View"}), 400, "CWLNA0139")  # at least one filter
+    assert_answer(policy({"ClientAddress": "not-an-address", "ActionList": "View"}), 400, "CWLNA0112")
+    assert_answer(policy({"UserID": "lab**", "ActionList": "View"}), 400, "CWLNA0112")
+    assert_answer(policy({"ClientID": "x", "ActionList": "View"}), 400, "CWLNA0138")
+    assert_success(policy({"CommonNames": "lab.admin", "ClientAddress": "127.0.0.1,10.0.0.1-10.0.0.9",
+                           "ActionList": "View,Monitor", "Description": "lab"}))
+    read = api.get("ConfigurationPolicy/LabPolicy").json()["ConfigurationPolicy"]["LabPolicy"]
+    assert (read["CommonNames"], read["ActionList"], read["Description"]) == ("lab.admin", "View,Monitor", "lab")
+    assert_answer(api.delete("ConfigurationPolicy/AdminDefaultConfigPolicy"), 403, "CWLNA0372")
+    assert_answer(api.post({"AdminEndpoint": {"ConfigurationPolicies": "Missing"}}), 404, "CWLNA0136")
+    assert_answer(api.post({"AdminEndpoint": {"SecurityProfile": "Missing"}}), 404, "CWLNA0136")
+    assert_answer(api.post({"AdminEndpoint": {"Port": "9089"}}), 400, "CWLNA0127")
+    assert_answer(api.delete("AdminEndpoint"), 403, "CWLNA0372")
+    assert_success(api.post({"AdminEndpoint": {"ConfigurationPolicies": "AdminDefaultConfigPolicy,LabPolicy"}}))
+    assert api.get("AdminEndpoint").json()["AdminEndpoint"]["ConfigurationPolicies"] == (
+        "AdminDefaultConfigPolicy,LabPolicy")
+    assert_answer(api.delete("ConfigurationPolicy/LabPolicy"), 400, "CWLNA0376")
+    assert_success(api.post({"AdminEndpoint": {"ConfigurationPolicies": "AdminDefaultConfigPolicy"}}))
+    assert_success(api.delete("ConfigurationPolicy/LabPolicy"))
+    assert_answer(api.get("ConfigurationPolicy/LabPolicy"), 404, "CWLNA0136")
+
+
+def test_action_list_decides_which_requests_a_matching_policy_allows(
+        standin: tuple[RunningStandin, AdminApi], pki: AdminPki) -> None:
+    """From restApi.c: GET of configuration, monitor and status needs any action; POST/DELETE of configuration
+    Configure; file PUT and service POST Configure or Manage. A matching policy without it: 400 CWLNA0180."""
+    running, api = standin
+    admin = Admin(running, pki)
+    assert_success(api.post({"ConfigurationPolicy": {
+        "ViewAll": {"ClientAddress": "*", "ActionList": "View"},
+        "Writer": {"UserID": "writer", "ActionList": "Configure"}}}))
+    assert_success(api.post({"AdminEndpoint": {"ConfigurationPolicies": "ViewAll,Writer"}}))
+    for path in ("configuration/Endpoint", "monitor/Endpoint", "service/status"):
+        assert curl(admin.http(path)).status == 200, path
+    hub = ["-H", "Content-Type: application/json", "--data-binary", '{"MessageHub":{"ViewerHub":{}}}']
+    refused = curl(admin.http("configuration"), *hub)
+    assert (refused.status, refused.json()["Code"]) == (400, "CWLNA0180"), refused
+    assert curl(admin.http("file/x.pem"), "-T", pki.path("myCA.pem")).json()["Code"] == "CWLNA0180"
+    assert curl(admin.http("configuration/MessageHub/DemoHub"), "-X", "DELETE").json()["Code"] == "CWLNA0180"
+    restart = ["-H", "Content-Type: application/json", "--data-binary", '{"Service":"Server"}']
+    assert curl(admin.http("service/restart"), *restart).json()["Code"] == "CWLNA0180"
+    # Without password authentication the Basic user is not verified, but it is what UserID filters see.
+    _ok(curl(admin.http("configuration"), "-u", "writer:anything", *hub))
+    # A policy set whose filters match no request: everything is 401 "Bad request" from the next request on.
+    _ok(curl(admin.http("configuration"), "-u", "writer:x", "--data-binary", json.dumps({"ConfigurationPolicy": {
+        "Elsewhere": {"ClientAddress": "10.9.9.9", "ActionList": "Configure,View,Monitor,Manage"}}})))
+    _ok(curl(admin.http("configuration"), "-u", "writer:x", "--data-binary",
+             '{"AdminEndpoint":{"ConfigurationPolicies":"Elsewhere"}}'))
+    locked = curl(admin.http("service/status"))
     assert (locked.status, locked.body) == (401, "Bad request")

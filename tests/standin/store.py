@@ -311,7 +311,7 @@ class Configuration(CertificateObjects, AdminObjects):
                     users.append((user_type, user_name))
         return users
 
-    def delete(self, obj_type: str, name: str, file_name: str | None = None) -> None:
+    def delete(self, obj_type: str, name: str = "", file_name: str | None = None) -> None:
         """``DELETE /ima/v1/configuration/<Type>/<Name>`` (and ``TrustedCertificate/<profile>/<file>``)."""
         with self._lock:
             if obj_type == "TrustedCertificate":
