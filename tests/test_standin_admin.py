@@ -398,6 +398,32 @@ def test_configuration_policy_validation_and_deletion_rules(standin: tuple[Runni
     assert_answer(policy({"ClientAddress": "not-an-address", "ActionList": "View"}), 400, "CWLNA0112")
     assert_answer(policy({"UserID": "lab**", "ActionList": "View"}), 400, "CWLNA0112")
     assert_answer(policy({"ClientID": "x", "ActionList": "View"}), 400, "CWLNA0138")
+    # As Amlen's own REST tests (fvt_scripts/restapi/test/security/restapi-ConfigurationPolicy.js) expect:
+    assert_answer(policy({"UserID": "*", "ActionList": "Configure, Manage"}), 400, "CWLNA0112",
+                  'The property value is not valid: Property: ActionList Value: "Configure, Manage".')
+    assert_answer(policy({"UserID": "*", "ActionList": None}), 400, "CWLNA0112")
+    assert_answer(api.post({"ConfigurationPolicy": None}), 400, "CWLNA0137",
+                  'The REST API call: "ConfigurationPolicy":null is not valid.')
+    assert_answer(policy({"ClientAddress": "[127.0.0.1]", "ActionList": "View"}), 400, "CWLNA0112")
+    assert_answer(policy({"ClientAddress": "[2607:f0d0::bbb]-[2607:f0d0::aaa]", "ActionList": "View"}), 400,
+                  "CWLNA0112")
+    many = ",".join(f"10.0.0.{n}" for n in range(1, 102))
+    assert_answer(policy({"ClientAddress": many, "ActionList": "View"}), 400, "CWLNA0371",
+                  "The number of client addresses exceeds the maximum number allowed: 100.")
+    assert_answer(policy({"UserID": "u" * 1025, "ActionList": "View"}), 400, "CWLNA0144")
+    assert_answer(policy({"ClientAddress": "", "UserID": None, "GroupID": "", "CommonNames": None,
+                          "ActionList": "Manage"}), 400, "CWLNA0139",
+                  "The object: ConfigurationPolicy must have one of the properties ClientAddress,UserID,GroupID,"
+                  "CommonNames specified")
+    assert_answer(api.post({"ConfigurationPolicy": {"Trailing ": {"ActionList": "View", "ClientAddress": "*"}}}),
+                  400, "CWLNA0115")
+    assert_success(policy({"ClientAddress": "2607:f0d0:1202:10e:47b:eaff:fe8f:aaa", "ActionList": "View"}))
+    assert api.get("ConfigurationPolicy/LabPolicy").json()["ConfigurationPolicy"]["LabPolicy"] == {
+        "ActionList": "View", "ClientAddress": "2607:f0d0:1202:10e:47b:eaff:fe8f:aaa", "UserID": "",
+        "GroupID": "", "CommonNames": "", "Description": ""}
+    assert api.get("ConfigurationPolicy").json()["ConfigurationPolicy"]["AdminDefaultConfigPolicy"] == {
+        "Description": "Default configuration policy for AdminEndpoint", "ClientAddress": "*",
+        "ActionList": "Configure,View,Monitor,Manage"}
     assert_success(policy({"CommonNames": "lab.admin", "ClientAddress": "127.0.0.1,10.0.0.1-10.0.0.9",
                            "ActionList": "View,Monitor", "Description": "lab"}))
     read = api.get("ConfigurationPolicy/LabPolicy").json()["ConfigurationPolicy"]["LabPolicy"]

@@ -229,6 +229,8 @@ class Configuration(CertificateObjects, AdminObjects):
                 if obj_type in ADMIN_SINGLETONS:
                     self._post_admin_user(obj_type, body)
                     continue
+                if obj_type == "ConfigurationPolicy":
+                    self._precheck_configuration_policy(body)
                 if not isinstance(body, dict):
                     raise AmlenError(400, 127, obj_type, "", obj_type, json_type_name(body))
                 for name, props in body.items():
