@@ -136,6 +136,8 @@ class AdminObjects:
         if not value:
             raise bad_value(obj_type, '""')
         self.admin[obj_type] = hash_password(value) if obj_type == "AdminUserPassword" else value
+        if obj_type == "AdminUserPassword":
+            self.admin["PasswordPosted"] = True  # a server configured without one (CWLNA0375) now has one
         self._save_admin()
 
     def _post_admin_endpoint(self, body: Any) -> None:

@@ -262,7 +262,7 @@ class Configuration(CertificateObjects, AdminObjects):
                 name,
                 props,
                 admin_port=self.admin_port,
-                admin_password_set=self.admin_password_set,
+                admin_password_set=self.admin_password_set or bool(self.admin.get("PasswordPosted")),
             )
         elif obj_type == "ConfigurationPolicy":
             check_min_one(obj_type, props, SCHEMAS[obj_type])
