@@ -207,6 +207,10 @@ def test_secured_admin_plane_step_by_step_and_after_restart(
             assert session.get(url, verify=ca, timeout=30).status_code == 200
         print(f"20 status calls on one keep-alive mutual-TLS connection: {time.monotonic() - began:.3f} s "
               "(real: 0.024 s)")
+    began = time.monotonic()
+    for _ in range(20):
+        assert requests.get(url, verify=ca, cert=session.cert, timeout=30).status_code == 200
+    print(f"20 status calls, a new mutual-TLS connection each: {time.monotonic() - began:.3f} s (real: 0.27 s)")
 
 
 def _check_mutual_tls_only(admin: Admin) -> None:
@@ -370,3 +374,22 @@ def test_a_keep_alive_client_is_moved_to_the_new_transport(
                 session.get(admin.http("service/status"), timeout=30)
         switcher.auth = ("labadmin", PASSWORD)
         assert switcher.get(admin.https("service/status"), verify=pki.path("myCA.pem"), timeout=30).ok
+
+
+def test_the_admin_endpoint_may_use_another_security_profile_which_it_then_holds(
+        standin: tuple[RunningStandin, AdminApi], pki: AdminPki) -> None:
+    running, api = standin
+    admin = Admin(running, pki)
+    assert_success(api.post({"AdminUserID": "labadmin", "AdminUserPassword": PASSWORD}))
+    api.put_file("admin.pem", Path(pki.path("admin.pem")).read_bytes())
+    api.put_file("admin.key", Path(pki.path("admin.key")).read_bytes())
+    assert_success(api.post({"CertificateProfile": {"AdminLabCert": {"Certificate": "admin.pem", "Key": "admin.key"}},
+                             "SecurityProfile": {"AdminLabSec": {"CertificateProfile": "AdminLabCert"}}}))
+    assert curl(admin.http("service/status")).status == 200  # a new profile alone changes nothing
+    assert_success(api.post({"AdminEndpoint": {"SecurityProfile": "AdminLabSec"}}))
+    poll(lambda: admin.tls("service/status", password=PASSWORD).status == 200, timeout=10)
+    assert curl(admin.http("service/status")).status == 0  # TLSEnabled and UsePasswordAuthentication: defaults true
+    in_use = admin.tls("configuration/SecurityProfile/AdminLabSec", "-X", "DELETE", password=PASSWORD)
+    assert (in_use.status, in_use.json()["Code"]) == (400, "CWLNA0376"), in_use
+    assert admin.tls("configuration/AdminEndpoint", password=PASSWORD).json()["AdminEndpoint"][
+        "SecurityProfile"] == "AdminLabSec"
