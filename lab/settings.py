@@ -102,16 +102,19 @@ class Secret:
 
 
 def _hostname(value: str) -> str:
+    """A DNS host name (RFC 1123: letters, digits and inner hyphens; not an IP address)."""
     if not is_valid_hostname(value):
         raise ValueError(f"{value!r} is not a valid DNS host name (RFC 1123: letters, digits, inner hyphens)")
     return value.lower()
 
 
 def _optional_hostname(value: str) -> str:
+    """Empty, or a DNS host name (RFC 1123)."""
     return _hostname(value) if value else value
 
 
 def _ip(value: str) -> str:
+    """An IPv4 or IPv6 address."""
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
@@ -119,12 +122,14 @@ def _ip(value: str) -> str:
 
 
 def _port(value: int) -> int:
+    """A port number, 1-65535; each port setting its own."""
     if not 1 <= value <= 65535:
         raise ValueError(f"{value} is not a port number (1-65535)")
     return value
 
 
 def _security_profile(value: str) -> str:
+    """An Amlen SecurityProfile name: letters and digits, at most 32, starting with a letter."""
     if not _SECURITY_PROFILE.match(value):
         raise ValueError(
             f"{value!r} would be rejected by Amlen: a SecurityProfile name is letters and digits only, "
@@ -134,6 +139,7 @@ def _security_profile(value: str) -> str:
 
 
 def _amlen_name(value: str) -> str:
+    """An Amlen object name: starts with a letter, none of `, = " \\`, at most 256."""
     if not _AMLEN_NAME.match(value) or value != value.strip():
         raise ValueError(
             f"{value!r} would be rejected by Amlen: names start with a letter and contain none of , = \" \\"
@@ -142,6 +148,7 @@ def _amlen_name(value: str) -> str:
 
 
 def _client_names(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma-separated names of letters, digits, `.`, `_`, `-` (at most 64 each)."""
     for name in value:
         if not _CLIENT_NAME.match(name):
             raise ValueError(f"{name!r} is not a usable client name (letters, digits, '.', '_', '-')")
@@ -149,24 +156,28 @@ def _client_names(value: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _days(value: int) -> int:
+    """Days, 1-36500."""
     if not 1 <= value <= 36500:
         raise ValueError(f"{value} days is not a usable certificate lifetime (1-36500)")
     return value
 
 
 def _positive(value: float) -> float:
+    """Seconds, more than 0."""
     if value <= 0:
         raise ValueError("must be a positive number of seconds")
     return value
 
 
 def _admin_url(value: str) -> str:
+    """Empty, or `http(s)://host:port`."""
     if value and not re.match(r"^https?://[^/\s]+/?$", value):
         raise ValueError(f"{value!r} is not an admin URL like http://127.0.0.1:9089")
     return value.rstrip("/")
 
 
 def _memory(value: str) -> str:
+    """Docker's memory syntax (`3g`, `1536m`), at least `1g`."""
     size = memory_bytes(value)
     if size is None:
         raise ValueError(f"{value!r} is not a memory size like 3g or 1536m")
@@ -179,6 +190,7 @@ def _memory(value: str) -> str:
 
 
 def _pki(value: str) -> str:
+    """`root` or `intermediate`."""
     mode = value.strip().lower()
     if mode not in PKI_MODES:
         raise ValueError(f"{value!r} is not a PKI mode: 'root' (the guide's CA signs the server directly) or "
@@ -187,6 +199,7 @@ def _pki(value: str) -> str:
 
 
 def _store_file_mb(value: int) -> int:
+    """MiB, 256-65536 (Amlen's range for `Store.PersistFileSizeMB`)."""
     low, high = STORE_FILE_MB_RANGE
     if not low <= value <= high:
         raise ValueError(f"{value} is outside Amlen's range for Store.PersistFileSizeMB ({low}..{high} MiB)")

@@ -4,10 +4,27 @@ from __future__ import annotations
 
 import signal
 import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 # What a test may send a child to stop it; SIGKILL and SIGSTOP need nothing (they cannot be ignored).
 STOP_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM)
+
+
+@contextmanager
+def serve_http(handler: type[BaseHTTPRequestHandler] | Any) -> Iterator[str]:
+    """An HTTP server for `handler` (a handler class or factory) on a free loopback port, in a thread: its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def free_port() -> int:

@@ -5,9 +5,8 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from lab.doctor import DoctorReport, Status, doctor
 from lab.pki.leaves import ensure_certificates, make_foreign_client
 from lab.settings import Settings, load_settings
+from tests.helpers import serve_http
 from tests.mosquitto_lab import Broker, other_name_certificate
 
 
@@ -151,15 +151,8 @@ class _Amlen(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def admin_api(lab_settings: Settings) -> Iterator[str]:
-    handler = type("Handler", (_Amlen,), {"settings": lab_settings})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_http(type("Handler", (_Amlen,), {"settings": lab_settings})) as url:
+        yield url
 
 
 def test_unbound_endpoint_and_missing_trusted_ca_are_named(lab_settings: Settings, admin_api: str) -> None:

@@ -26,6 +26,7 @@ from lab.steps import Options
 from lab.tls import DEFAULT_TIMEOUT
 from tests.conftest import LabEnv
 from tests.freeze import freeze
+from tests.helpers import serve_http
 
 # Longer than one client's timeout, so the first attempts really fail and the retry is what saves the run.
 PAUSE = DEFAULT_TIMEOUT + 2.0
@@ -86,13 +87,8 @@ class _SlowOnce(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def slow_once_server() -> Iterator[str]:
     _SlowOnce.calls = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowOnce)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_http(_SlowOnce) as url:
+        yield url
 
 
 def test_admin_client_repeats_a_request_that_got_no_answer(slow_once_server: str) -> None:
