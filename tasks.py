@@ -221,6 +221,27 @@ def client_cert(c: Context, name: list[str], force: bool = False, expired: bool 
 
 
 @task(help={
+    "client": "the client whose kit to write (default: the lab's first client, e.g. test.client1)",
+    "lang": "languages, comma-separated: java,node,go,c,python (default: all)",
+    "force": "overwrite kit files you changed by hand",
+    "legacy_p12": "PKCS#12 in the legacy form (3DES, SHA-1) for Java 8 before 8u301 and OpenSSL 1.1",
+})
+def kit(c: Context, client: str = "", lang: str = "", force: bool = False, legacy_p12: bool = False) -> None:
+    """Write a connection kit: PEM and PKCS#12 files, connection.env, a program per language (.lab/kits/)."""
+    from lab.files import lab_lock
+    from lab.kit import parse_languages, write_client_kit
+    from lab.kit.report import print_kit
+
+    with _lab_errors():
+        languages = parse_languages(lang)
+        settings = _settings()
+        with lab_lock(settings.lab_dir):
+            result = write_client_kit(settings, client or settings.client_names[0], languages,
+                                      legacy_p12=legacy_p12, force=force)
+    print_kit(result)
+
+
+@task(help={
     "install": "trust the lab CA in your Chrome/Chromium and Firefox certificate databases (Linux; certutil)",
     "uninstall": "remove the lab CA from them again (only the entry the lab added)",
 })
