@@ -98,10 +98,14 @@ def test_rehearsal_runs_each_languages_program_as_a_seat(lab: LabEnv) -> None:
     assert "the room is ready" in out and "kit programs" in out and "python" in out
     languages = available_languages()
     absent = [lang for lang in languages if missing_toolchain(lang)]
-    ran = len(languages) - len(absent)
+    # This lab has no hosts entry, and Paho C dials the name it verifies: the rehearsal says it did not run it
+    # and why (tests/test_kit_languages.py runs it, with the hosts entry).
+    not_run = absent if "c" in absent else [*absent, "c"]
+    ran = len(languages) - len(not_run)
     assert f"{ran} of {len(languages)} received their message" in out, out
-    for lang in absent:
+    for lang in not_run:
         assert f"not run: the {lang} kit program" in out
+    assert "Paho C dials the name it verifies" in out, out
     if os.environ.get("CI"):  # .ci/run installs every toolchain: none may be skipped there
         assert not absent, f"toolchains missing in CI: {absent}"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -81,10 +82,10 @@ def proving_copy(kit_dir: Path, destination: Path, languages: Sequence[str]) -> 
 def run_program(kit_dir: Path, language: str, mode: str = "mtls", *, env: Mapping[str, str] | None = None,
                 timeout: float = RUN_TIMEOUT) -> ProgramRun:
     """Run `<kit_dir>/<language>/run.sh <mode>` with `env` over the environment (KIT_* overrides)."""
-    missing = missing_toolchain(language)
+    environment = {**os.environ, "KIT_PYTHON": sys.executable, **(env or {})}
+    missing = missing_toolchain(language) or _unresolved_name(kit_dir, language, environment)
     if missing is not None:
         return ProgramRun(language, mode, None, "", missing=missing)
-    environment = {**os.environ, "KIT_PYTHON": sys.executable, **(env or {})}
     started = time.monotonic()
     try:
         done = subprocess.run([str(kit_dir / language / "run.sh"), mode], capture_output=True, text=True,
@@ -98,3 +99,32 @@ def run_program(kit_dir: Path, language: str, mode: str = "mtls", *, env: Mappin
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     last = lines[-1] if lines else (done.stderr.strip().splitlines() or [""])[-1]
     return ProgramRun(language, mode, done.returncode, last.strip(), time.monotonic() - started)
+
+
+# Paho C sends (SNI) and verifies the host of the URI it dials, and cannot dial one address while verifying another
+# name: its program dials KIT_SERVER_NAME, so that name must resolve to KIT_ADDRESS (the lab's hosts entry).
+_DIALS_THE_NAME = frozenset({"c"})
+
+
+def _unresolved_name(kit_dir: Path, language: str, environment: Mapping[str, str]) -> str | None:
+    """Why `language`'s program cannot run here (its server name does not resolve to the address), or None."""
+    if language not in _DIALS_THE_NAME:
+        return None
+    try:
+        lines = (kit_dir / "connection.env").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None  # the program itself reports the missing file
+    values = dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+    values.update({key: value for key, value in environment.items() if key.startswith("KIT_")})
+    name, address = values.get("KIT_SERVER_NAME", ""), values.get("KIT_ADDRESS", "")
+    try:
+        if _addresses(name) & _addresses(address):
+            return None
+    except (OSError, UnicodeError):
+        pass
+    return (f"{name} does not resolve to {address}: Paho C dials the name it verifies, so its program needs "
+            "the lab's hosts entry (`invoke up` without --no-hosts)")
+
+
+def _addresses(host: str) -> set[str]:
+    return {str(info[4][0]) for info in socket.getaddrinfo(host, None)}

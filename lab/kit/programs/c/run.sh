@@ -4,7 +4,7 @@
 # into c/build/kit once, then runs it. CC and CFLAGS are honoured.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
-cc="${CC:-gcc}"
+cc="${CC:-cc}"
 command -v "$cc" >/dev/null || { echo "error: $cc not found: install a C compiler (Debian: apt-get install gcc)" >&2; exit 127; }
 if [ ! -x build/kit ] || [ kit.c -nt build/kit ]; then
   mkdir -p build
