@@ -1,12 +1,13 @@
 """The connection kit's programs (issue 23), each run through its own `<lang>/run.sh` from a fresh kit against a
 lab on the Amlen stand-in: Java, Node.js, Go, C and Python.
 
-For every language: both endpoints deliver the program's own message back to it; a server name the certificate
-does not carry fails with that language's own host-name error (proof that verification is on); the mutual-TLS
-port without a client certificate is refused. A missing toolchain fails with the install hint: no language is
-skipped. The lab is `up` with its hosts entry (in the real /etc/hosts, as root in CI): Paho C dials the name it
-verifies, the other programs dial KIT_ADDRESS. Each program is built once per kit (run.sh builds into the kit's
-own `<lang>/build`, `node_modules` or `.venv` and reuses it).
+For every language: both endpoints deliver the program's own message back to it, and so does a workshop seat's
+kit on the workshop endpoint; a server name the certificate does not carry fails with that language's own
+host-name error (proof that verification is on); the mutual-TLS port without a client certificate is refused.
+A missing toolchain fails with the install hint: no language is skipped. The lab is `up` with its hosts entry
+(in the real /etc/hosts, as root in CI): Paho C dials the name it verifies, the other programs dial KIT_ADDRESS.
+Each program is built once per kit (run.sh builds into the kit's own `<lang>/build` or `node_modules` and
+reuses it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +91,16 @@ def client_kit(kit_lab: LabEnv) -> Path:
     return kit
 
 
+@pytest.fixture(scope="module")
+def seat_kit(kit_lab: LabEnv) -> Path:
+    """Seat 01's bundle with every language's program: a kit for the workshop endpoint (mutual TLS only)."""
+    made = kit_lab.invoke("workshop", "--seats", "1", "--kits", ",".join(LANGUAGES))
+    assert made.returncode == 0, f"invoke workshop failed:\n{made.stdout}\n{made.stderr}"
+    seat = kit_lab.dir / "workshop" / "01"
+    assert all((seat / lang / "run.sh").is_file() for lang in LANGUAGES), sorted(p.name for p in seat.iterdir())
+    return seat
+
+
 def kit_settings(kit: Path) -> dict[str, str]:
     lines = (kit / "connection.env").read_text(encoding="utf-8").splitlines()
     return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
@@ -98,6 +110,8 @@ def run_kit(kit: Path, lang: str, *args: str, **env: str) -> subprocess.Complete
     """`<kit>/<lang>/run.sh args`, from outside the kit, KIT_* taken from connection.env unless given."""
     require_toolchain(lang)
     clean = {key: value for key, value in os.environ.items() if not key.startswith("KIT_")}
+    if lang == "python":  # the suite's interpreter has paho-mqtt 2; tests/test_kit.py proves run.sh's own venv
+        clean["KIT_PYTHON"] = sys.executable
     return subprocess.run([str(kit / lang / "run.sh"), *args], capture_output=True, text=True, timeout=600,
                           env={**clean, **env}, cwd=kit.parent)
 
@@ -119,6 +133,16 @@ def test_program_receives_its_own_message(client_kit: Path, lang: str, mode: str
     assert result.returncode == 0, f"{lang}/run.sh {mode}:\n{result.stdout}\n{result.stderr}"
     topic = kit_settings(client_kit)["KIT_TOPIC"]
     assert re.fullmatch(rf"received {re.escape(topic)}: \S.*\n", result.stdout), result.stdout
+
+
+@pytest.mark.parametrize("lang", list(LANGUAGES))
+def test_seat_kit_program_receives_on_the_workshop_endpoint(kit_lab: LabEnv, seat_kit: Path, lang: str) -> None:
+    settings = kit_settings(seat_kit)
+    assert settings["KIT_MTLS_PORT"] == str(kit_lab.workshop_port) and "KIT_TLS_PORT" not in settings
+    result = run_kit(seat_kit, lang)
+    assert result.returncode == 0, f"seat {lang}/run.sh:\n{result.stdout}\n{result.stderr}"
+    assert re.fullmatch(rf"received {re.escape(settings['KIT_TOPIC'])}: \S.*\n", result.stdout), result.stdout
+    assert settings["KIT_TOPIC"].startswith("workshop/seat.01/")
 
 
 @pytest.mark.parametrize("lang", list(LANGUAGES))
