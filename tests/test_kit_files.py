@@ -219,3 +219,30 @@ def test_a_second_client_gets_its_own_kit_and_down_purge_removes_every_kit(setti
     down = invoke(settings, "down", "--purge")
     assert down.returncode == 0, down.stdout + down.stderr
     assert not kits_dir(settings).exists()
+
+
+def test_two_tier_kit_presents_the_chain_and_trusts_only_the_root(tmp_path: Path) -> None:
+    settings = load_settings(dir=tmp_path / "lab", pki="intermediate", env_file=None)
+    ensure_certificates(settings)
+    kit = write_client_kit(settings, CLIENT, ["python"]).dir
+    pki = pki_paths(settings)
+    assert (kit / "ca.pem").read_bytes() == pki.ca_cert.read_bytes()
+    chain = x509.load_pem_x509_certificates((kit / "client.pem").read_bytes())
+    assert [c.subject for c in chain] == [x509.load_pem_x509_certificate(p.read_bytes()).subject
+                                          for p in (pki.client(CLIENT)[1], pki.intermediate_cert)]
+    password = (kit / "kit.password").read_text().strip()
+    listed = run("keytool", "-list", "-v", "-keystore", kit / "client.p12", "-storepass", password)
+    assert listed.returncode == 0 and "Certificate chain length: 2" in listed.stdout, listed.stdout
+    trusted = run("keytool", "-list", "-keystore", kit / "truststore.p12", "-storepass", password)
+    assert trusted.stdout.count("trustedCertEntry") == 1
+    verified = run("openssl", "verify", "-CAfile", kit / "ca.pem", "-untrusted", kit / "client.pem", kit / "client.pem")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_workshop_kits_flag_rejects_an_unknown_language_before_anything(settings: Settings) -> None:
+    done = invoke(settings, "workshop", "--seats", "2", "--kits", "fortran")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert "unknown language fortran" in done.stderr and "java,node,go,c,python" in done.stderr
+    assert not (settings.lab_dir / "workshop").exists()
+    alone = invoke(settings, "workshop", "--kits", "java")
+    assert alone.returncode == 1 and "--kits goes with --seats or --roster" in alone.stderr
