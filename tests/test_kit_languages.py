@@ -92,6 +92,17 @@ def client_kit(kit_lab: LabEnv) -> Path:
 
 
 @pytest.fixture(scope="module")
+def two_tier_kit(tmp_path_factory: pytest.TempPathFactory, standin_image: str) -> Iterator[Path]:
+    """A client kit of a lab with LAB_PKI=intermediate: client.pem is the leaf and the intermediate."""
+    lab = LabEnv.new(tmp_path_factory.mktemp("kit-two-tier") / "lab", standin_image, prefix="amlen-lab-kit2",
+                     LAB_PKI="intermediate")
+    with lab_up(lab):
+        made = lab.invoke("kit")
+        assert made.returncode == 0, f"invoke kit failed:\n{made.stdout}\n{made.stderr}"
+        yield lab.dir / "kits" / "test.client1"
+
+
+@pytest.fixture(scope="module")
 def seat_kit(kit_lab: LabEnv) -> Path:
     """Seat 01's bundle with every language's program: a kit for the workshop endpoint (mutual TLS only)."""
     made = kit_lab.invoke("workshop", "--seats", "1", "--kits", ",".join(LANGUAGES))
@@ -143,6 +154,15 @@ def test_seat_kit_program_receives_on_the_workshop_endpoint(kit_lab: LabEnv, sea
     assert result.returncode == 0, f"seat {lang}/run.sh:\n{result.stdout}\n{result.stderr}"
     assert re.fullmatch(rf"received {re.escape(settings['KIT_TOPIC'])}: \S.*\n", result.stdout), result.stdout
     assert settings["KIT_TOPIC"].startswith("workshop/seat.01/")
+
+
+@pytest.mark.parametrize("lang", list(LANGUAGES))
+def test_two_tier_kit_program_presents_its_chain(two_tier_kit: Path, lang: str) -> None:
+    """The server knows the root only: the client must send the intermediate with its leaf (client.pem, the p12)."""
+    assert (two_tier_kit / "client.pem").read_text().count("BEGIN CERTIFICATE") == 2
+    result = run_kit(two_tier_kit, lang, "mtls")
+    assert result.returncode == 0, f"two-tier {lang}/run.sh:\n{result.stdout}\n{result.stderr}"
+    assert result.stdout.startswith("received "), result.stdout
 
 
 @pytest.mark.parametrize("lang", list(LANGUAGES))
