@@ -147,7 +147,7 @@ def write_kit(spec: KitSpec, *, force: bool = False) -> KitResult:
     members = {**desired, **{name: (_must_read(spec.dir / name), _mode(spec.dir / name)) for name in spec.present}}
     record["members"] = {name: f"{_digest(data)} {mode:o}" for name, (data, mode) in sorted(members.items())}
     zip_now = _read(spec.zip)
-    # The zip is a function of its members: when none changed and it is the one made last time, keep it unread.
+    # The zip is a function of its members: when none changed and it is the one made last time, it is not rebuilt.
     if (zip_now is None or manifest.get("members") != record["members"] or manifest.get("zip") != _digest(zip_now)
             or manifest.get("zip_root") != spec.zip_root):
         archive = _zip_bytes(spec.zip_root, members)
