@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import subprocess
 import zipfile
@@ -246,3 +247,29 @@ def test_workshop_kits_flag_rejects_an_unknown_language_before_anything(settings
     assert not (settings.lab_dir / "workshop").exists()
     alone = invoke(settings, "workshop", "--kits", "java")
     assert alone.returncode == 1 and "--kits goes with --seats or --roster" in alone.stderr
+
+
+def test_your_own_password_in_kit_password_remakes_only_the_p12_pair(settings: Settings) -> None:
+    kit = write_client_kit(settings, CLIENT, ["python"]).dir
+    before = digests(kit)
+    (kit / "kit.password").write_text("my-own-password\n")
+    result = write_client_kit(settings, CLIENT, ["python"])
+    assert {"client.p12", "truststore.p12"} <= set(result.changed) and "client.key" not in result.changed
+    assert (kit / "kit.password").read_text() == "my-own-password\n" and mode(kit / "kit.password") == 0o600
+    listed = run("keytool", "-list", "-keystore", kit / "client.p12", "-storepass", "my-own-password")
+    assert listed.returncode == 0 and "PrivateKeyEntry" in listed.stdout
+    assert digests(kit)[str(kit / "client.pem")] == before[str(kit / "client.pem")]
+
+
+def test_guide_and_up_summary_lead_to_the_kit(settings: Settings) -> None:
+    from lab.guide import explanation, guide_markdown
+    from lab.report import up_summary
+
+    guide = guide_markdown(settings)
+    assert re.search(r"^## \d+\. Your application$", guide, re.MULTILINE)
+    assert f"openssl pkcs12 -export -name {CLIENT} -inkey {CLIENT}.key -in {CLIENT}.crt -out client.p12 " \
+           "-passout file:kit.password" in guide
+    assert "keytool -importcert -noprompt -alias amlen-lab-ca -file myCA.pem -keystore truststore.p12" in guide
+    assert "-legacy" in guide and "--legacy-p12" in guide
+    assert "openssl pkcs12 -export" in explanation(settings).blocks["verification"]
+    assert "invoke kit --lang java" in up_summary(settings)["commands"].values()

@@ -3,7 +3,8 @@
 A program is run from a private copy of the kit, so nothing it builds (a virtual environment, node_modules,
 class files, a Go binary) lands in a directory that is handed out. The Python program runs on the lab's own
 interpreter (KIT_PYTHON: it has paho-mqtt 2), the others build with their toolchain; a toolchain that is not
-installed is reported with the package that provides it, never run.
+installed is reported with the package that provides it, never run: found absent on PATH first, or told by
+`run.sh` itself exiting 127 (the shell's "command not found") with its install line.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ __all__ = ["TOOLCHAINS", "ProgramRun", "Toolchain", "missing_toolchain", "provin
 
 # Generous: a first build may fetch and compile a library, and the VM can pause for ~35 s.
 RUN_TIMEOUT = 600.0
+# A run.sh that cannot find its compiler or runtime exits 127, as the shell does for a command not found.
+_NOT_FOUND = 127
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ def missing_toolchain(language: str) -> str | None:
 
 def proving_copy(kit_dir: Path, destination: Path, languages: Sequence[str]) -> Path:
     """A copy of the kit in `destination` (no zip, no build output) with the programs of `languages` added."""
-    shutil.copytree(kit_dir, destination, ignore=shutil.ignore_patterns("*.zip", ".venv", "node_modules"),
+    shutil.copytree(kit_dir, destination, ignore=shutil.ignore_patterns("*.zip", ".venv", "node_modules", "build"),
                     dirs_exist_ok=True)
     for name, (data, mode) in program_files(languages).items():
         atomic_write(destination / name, data, mode=mode)
@@ -97,8 +100,11 @@ def run_program(kit_dir: Path, language: str, mode: str = "mtls", *, env: Mappin
         return ProgramRun(language, mode, None, f"error: cannot run {language}/run.sh: {exc.strerror}",
                           time.monotonic() - started)
     lines = [line for line in done.stdout.splitlines() if line.strip()]
-    last = lines[-1] if lines else (done.stderr.strip().splitlines() or [""])[-1]
-    return ProgramRun(language, mode, done.returncode, last.strip(), time.monotonic() - started)
+    last = (lines[-1] if lines else (done.stderr.strip().splitlines() or [""])[-1]).strip()
+    seconds = time.monotonic() - started
+    if done.returncode == _NOT_FOUND:  # run.sh's own "toolchain not found" (the shell's code for a missing command)
+        return ProgramRun(language, mode, None, last, seconds, missing=last.removeprefix("error: "))
+    return ProgramRun(language, mode, done.returncode, last, seconds)
 
 
 # Paho C sends (SNI) and verifies the host of the URI it dials, and cannot dial one address while verifying another

@@ -28,11 +28,15 @@ subscribes, publishes one message to itself, receives it and exits 0.
 {kit_section(connection, languages, legacy_p12=legacy_p12)}"""
 
 
-def kit_section(connection: Connection, languages: Sequence[str], *, legacy_p12: bool) -> str:
-    """What every kit's README says about its files, the connection facts, the programs and the PKCS#12 form."""
+def kit_section(connection: Connection, languages: Sequence[str], *, legacy_p12: bool,
+                adding: str = "`invoke kit --lang java,node,go,c,python`") -> str:
+    """What every kit's README says about its files, the connection facts, the programs and the PKCS#12 form;
+    `adding` names the command that adds programs to a kit that has none."""
     files = connection.files
-    runs = "\n".join(f"    {lang}/run.sh            # or: {lang}/run.sh tls" for lang in languages) or \
-        "    (no program: `invoke kit --lang java,node,go,c,python` adds them)"
+    tls = connection.tls_port is not None
+    first = languages[0] if languages else "<lang>"
+    runs = "\n".join(f"    {lang}/run.sh" + (f"            # or: {lang}/run.sh tls" if tls else "")
+                     for lang in languages) or f"    (no program in this kit: {adding} adds them)"
     form = ("the legacy form (PBE-SHA1-3DES, HMAC-SHA1) for Java 8 before 8u301 and OpenSSL 1.1"
             if legacy_p12 else
             f"AES-256-CBC with PBKDF2-HMAC-SHA256 ({KDF_ROUNDS} iterations), as OpenSSL 3 makes them; for "
@@ -58,8 +62,8 @@ the certificate's host name), so they work without a hosts-file entry. Your own 
 connect to `{connection.server_name}` when the name resolves to the broker. Client ID `{connection.client_id}`,
 topic `{connection.topic}`.
 
-Any `KIT_*` variable in the environment overrides `connection.env`: `KIT_SERVER_NAME=127.0.0.1 python/run.sh` must
-fail with a host-name error, which proves the check is on.
+Any `KIT_*` variable in the environment overrides `connection.env`: `KIT_SERVER_NAME=127.0.0.1 {first}/run.sh`
+must fail with a host-name error, which proves the check is on.
 
 ## Run a program
 

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from lab.errors import KitError
-from lab.files import atomic_write, private_dir
+from lab.files import atomic_write, private_dir, sync_dirs
 from lab.kit import pkcs12
 from lab.kit.connection import Connection, env_text, json_text
 from lab.kit.programs import program_files
@@ -127,15 +127,16 @@ def write_kit(spec: KitSpec, *, force: bool = False) -> KitResult:
             data = (pkcs12.keystore(spec.name, spec.key, spec.chain, password, legacy=spec.legacy_p12)
                     if name == files.keystore else pkcs12.truststore(spec.ca, password, legacy=spec.legacy_p12))
         desired[name] = (data, _PRIVATE if name == files.keystore else _PUBLIC)
+    touched: set[Path] = set()  # directories renamed into: each fsynced once, at the end
     for name, (data, mode) in sorted(desired.items()):
-        if _write_if_changed(spec.dir / name, data, mode, current.get(name)):
+        if _write_if_changed(spec.dir / name, data, mode, current.get(name), touched):
             changed.append(name)
     for name in stale:
         with contextlib.suppress(FileNotFoundError):
             (spec.dir / name).unlink()
         _remove_empty_parents(spec.dir, name)
         changed.append(name)
-    record = {
+    record: dict[str, object] = {
         "format": 1,
         "name": spec.name,
         "languages": list(spec.languages),
@@ -143,11 +144,23 @@ def write_kit(spec: KitSpec, *, force: bool = False) -> KitResult:
         "files": {name: _digest(data) for name, (data, _) in sorted(desired.items())},
         "p12_inputs": p12_inputs,
     }
-    manifest_bytes = (json.dumps(record, indent=1, sort_keys=True) + "\n").encode()
-    _write_if_changed(spec.dir / MANIFEST, manifest_bytes, _PRIVATE, _read(spec.dir / MANIFEST))
     members = {**desired, **{name: (_must_read(spec.dir / name), _mode(spec.dir / name)) for name in spec.present}}
-    if _write_if_changed(spec.zip, _zip_bytes(spec.zip_root, members), _PRIVATE, _read(spec.zip)):
-        changed.append(spec.zip.name)
+    record["members"] = {name: f"{_digest(data)} {mode:o}" for name, (data, mode) in sorted(members.items())}
+    zip_now = _read(spec.zip)
+    # The zip is a function of its members: when none changed and it is the one made last time, it is not rebuilt.
+    if (zip_now is None or manifest.get("members") != record["members"] or manifest.get("zip") != _digest(zip_now)
+            or manifest.get("zip_root") != spec.zip_root):
+        archive = _zip_bytes(spec.zip_root, members)
+        if _write_if_changed(spec.zip, archive, _PRIVATE, zip_now, touched):
+            changed.append(spec.zip.name)
+        zip_now = archive
+    record |= {"zip": _digest(zip_now), "zip_root": spec.zip_root}
+    manifest_bytes = (json.dumps(record, indent=1, sort_keys=True) + "\n").encode()
+    _write_if_changed(spec.dir / MANIFEST, manifest_bytes, _PRIVATE, _read(spec.dir / MANIFEST), touched)
+    try:
+        sync_dirs(sorted(touched))
+    except OSError as exc:
+        raise KitError(f"cannot sync {spec.dir}: {exc.strerror}", "check the file system") from exc
     return KitResult(spec.name, spec.dir, spec.zip, spec.languages, spec.legacy_p12, changed)
 
 
@@ -188,15 +201,17 @@ def _zip_bytes(root: str, members: Mapping[str, tuple[bytes, int]]) -> bytes:
     return buffer.getvalue()
 
 
-def _write_if_changed(path: Path, data: bytes, mode: int, current: bytes | None) -> bool:
-    """Write `data` unless `path` holds it (then only its mode is put right); True when written."""
+def _write_if_changed(path: Path, data: bytes, mode: int, current: bytes | None, touched: set[Path]) -> bool:
+    """Write `data` unless `path` holds it (then only its mode is put right); True when written. The directory
+    goes into `touched`: the caller fsyncs it once for all the files renamed into it."""
     try:
         if current == data:
             if _mode(path) != mode:
                 os.chmod(path, mode)
             return False
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, data, mode=mode)
+        atomic_write(path, data, mode=mode, sync_dir=False)
+        touched.add(path.parent)
     except OSError as exc:
         raise KitError(f"cannot write {path}: {exc.strerror or exc}", "check free space and permissions") from exc
     return True

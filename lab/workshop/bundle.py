@@ -78,8 +78,9 @@ def seat_kit_spec(seat: SeatFiles, ca_pem: bytes, where: Access, languages: Sequ
     connection = Connection(address=where.address, server_name=where.host, tls_port=None, mtls_port=where.port,
                             client_id=f"{seat.cn}-kit", topic=f"workshop/{seat.cn}/kit", files=files)
     present = (seat.cert.name, *((seat.chain.name,) if seat.chain.is_file() else ()), seat.key.name)
-    readme = readme_text(seat, where) + "\n" + kit_section(connection, languages, legacy_p12=False) + \
-        language_notes(languages)
+    section = kit_section(connection, languages, legacy_p12=False,
+                          adding="the instructor's `invoke workshop --kits LANGS`")
+    readme = readme_text(seat, where) + "\n" + section + language_notes(languages)
     return KitSpec(name=seat.cn, dir=seat.dir, zip=seat.zip, zip_root=seat.name, connection=connection, ca=ca,
                    chain=chain, key=key, pems={seat.ca.name: (ca_pem, 0o644)}, readme=readme,
                    languages=tuple(languages), present=present)

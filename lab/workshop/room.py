@@ -166,24 +166,30 @@ def refresh_room(settings: Settings, *, progress: Progress = lambda _: None) -> 
 
 def _converge(settings: Settings, ca: LabCa, ledger: Ledger, amlen: AmlenClient, seats: list[SeatChange], *,
               progress: Progress, bundles: bool = True, kits: Sequence[str] | None = None) -> RoomResult:
-    """CRL, Amlen objects, the endpoint live, and (with `bundles`) every bundle up to date."""
+    """CRL, Amlen objects, the endpoint live, and (with `bundles`) every bundle up to date.
+
+    The bundles are written while Amlen is configured and probed: they need only the seats' files, the CA and
+    the address, and their cost (PKCS#12 key derivation, fsyncs) then hides behind Amlen's answers.
+    """
     crl_pem, _ = ensure_crl(crl_path(settings), ca)
     ca_pem = _ca_pem(settings)
     objects = workshop_objects(settings, ca_pem=ca_pem, crl_pem=crl_pem)
-    results = apply_workshop(amlen, ledger, objects, run_id=uuid.uuid4().hex[:12], progress=progress)
     where = access(settings, exposed_address(ledger))
-    progress(f"{ENDPOINT} live on {where.address}:{where.port}")
-    probe = _probe(settings, where, revoked_serials(read_crl(crl_path(settings))))
-    if probe is not None:
-        confirm_live(amlen, [probe])
-    if not bundles:
-        return RoomResult(seats, where, workshop_dir(settings), results)
-    progress("bundles")
-    names = existing_seats(settings)
+    names = existing_seats(settings) if bundles else []
     # Each changed file is fsynced (lab.files.atomic_write): I/O waits, which several threads overlap.
     with ThreadPoolExecutor(max_workers=_BUNDLE_WRITERS, thread_name_prefix="bundle") as pool:
-        wrote = list(pool.map(lambda name: write_bundle(seat_files(settings, name), ca_pem, where, languages=kits),
-                              names))
+        pending = [pool.submit(write_bundle, seat_files(settings, name), ca_pem, where, languages=kits)
+                   for name in names]
+        results = apply_workshop(amlen, ledger, objects, run_id=uuid.uuid4().hex[:12], progress=progress)
+        progress(f"{ENDPOINT} live on {where.address}:{where.port}")
+        probe = _probe(settings, where, revoked_serials(read_crl(crl_path(settings))))
+        if probe is not None:
+            confirm_live(amlen, [probe])
+        if bundles:
+            progress("bundles")
+        wrote = [future.result() for future in pending]
+    if not bundles:
+        return RoomResult(seats, where, workshop_dir(settings), results)
     changed = [name for name, did in zip(names, wrote, strict=True) if did]
     return RoomResult(seats, where, workshop_dir(settings), results, changed)
 

@@ -8,7 +8,7 @@ jars="${CLASSPATH:-/usr/share/java/mqtt-client.jar:/usr/share/java/hawtdispatch-
 command -v javac >/dev/null || { echo "error: javac not found: install a JDK 11 or newer (Debian: apt-get install default-jdk-headless)" >&2; exit 127; }
 IFS=: read -ra entries <<<"$jars"
 for jar in "${entries[@]}"; do
-  [[ "$jar" == *'*' || -e "$jar" ]] || { echo "error: $jar is missing: apt-get install libmqtt-client-java, or set CLASSPATH to the mqtt-client, hawtdispatch, hawtdispatch-transport and hawtbuf jars" >&2; exit 1; }
+  [[ "$jar" == *'*' || -e "$jar" ]] || { echo "error: $jar is missing: apt-get install libmqtt-client-java, or set CLASSPATH to the mqtt-client, hawtdispatch, hawtdispatch-transport and hawtbuf jars" >&2; exit 127; }
 done
 if [ ! -f build/classes/Kit.class ] || [ Kit.java -nt build/classes/Kit.class ]; then
   javac -Xlint:all -d build/classes -cp "$jars" Kit.java >&2 || { echo "error: javac failed (see above)" >&2; exit 1; }
