@@ -115,14 +115,19 @@ def remove_lab_container(lab: LabEnv) -> None:
 
 @contextmanager
 def lab_up(lab: LabEnv, *up_args: str) -> Iterator[LabEnv]:
-    """`invoke up <up_args>` for the block (a module's shared lab), `invoke down` after it; both must succeed."""
+    """`invoke up <up_args>` for the block (a module's shared lab), `invoke down` after it; both must succeed.
+    When the block fails, `down` still runs (its hosts entry must not outlive the test), unchecked."""
+    down_done = False
     try:
         up = lab.invoke("up", *up_args)
         assert up.returncode == 0, f"invoke up {' '.join(up_args)} failed:\n{up.stdout}\n{up.stderr}"
         yield lab
+        down_done = True
         down = lab.invoke("down")
         assert down.returncode == 0, f"invoke down failed:\n{down.stdout}\n{down.stderr}"
     finally:
+        if not down_done:
+            lab.invoke("down")
         remove_lab_container(lab)
 
 
