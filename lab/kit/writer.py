@@ -169,8 +169,9 @@ def write_kit(spec: KitSpec, *, force: bool = False) -> KitResult:
 
 def _edited(name: str, data: bytes | None, desired: Mapping[str, tuple[bytes, int]], recorded: Mapping[str, str],
             p12_names: tuple[str, ...]) -> bool:
-    """True when `name` holds bytes the lab neither wrote last time nor would write now."""
-    if data is None:
+    """True when `name` holds bytes the lab neither wrote last time nor would write now. An empty file is what a
+    crash leaves of a file written without fsync: overwriting it loses nothing."""
+    if not data:
         return False
     if name in desired and data == desired[name][0]:
         return False
@@ -210,7 +211,10 @@ def _write_if_changed(path: Path, data: bytes, mode: int, current: bytes | None,
                 os.chmod(path, mode)
             return False
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, data, mode=mode, sync_dir=False)
+        # Private files (a key, the password, the PKCS#12 pair, the zip handed out) are fsynced; public ones
+        # (PEM certificates, connection facts, README, programs, the manifest) are functions of those and of the
+        # lab's files, and the next run rewrites any a crash left behind (the atomic rename still never shows half).
+        atomic_write(path, data, mode=mode, sync_dir=False, sync_file=mode == _PRIVATE and path.name != MANIFEST)
         touched.add(path.parent)
     except OSError as exc:
         raise KitError(f"cannot write {path}: {exc.strerror or exc}", "check free space and permissions") from exc
