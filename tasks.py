@@ -191,17 +191,24 @@ def certs(c: Context, new_ca: bool = False, rotate: bool = False) -> None:
         raise Exit("error: choose one of --new-ca and --rotate", code=1)
     with _lab_errors():
         settings = _settings()
+        from lab.files import lab_lock
+        from lab.kit import refresh_kits
+        from lab.kit.report import print_refreshed
+
         if rotate:
             from lab.rotation import rotate as rotate_server
 
             print_rotation(rotate_server(settings))
+            with lab_lock(settings.lab_dir):
+                print_refreshed(refresh_kits(settings))  # kits follow the lab's certificates
             return
-        from lab.files import lab_lock
         from lab.pki.leaves import ensure_certificates
 
         with lab_lock(settings.lab_dir):
             results = ensure_certificates(settings, new_ca=new_ca)
+            kits = refresh_kits(settings)
     print_rows("Certificates", ("action", "file", "why"), ((r.action, r.path, r.reason) for r in results))
+    print_refreshed(kits)
 
 
 @task(iterable=["name"], help={
@@ -215,6 +222,8 @@ def client_cert(c: Context, name: list[str], force: bool = False, expired: bool 
                 not_before: str = "") -> None:
     """Make more client certificates from the lab CA, e.g. --name alice,bob (--expired for the drill)."""
     from lab.files import lab_lock
+    from lab.kit import refresh_kits
+    from lab.kit.report import print_refreshed
     from lab.pki.leaves import issue_client_certs, parse_validity
     from lab.report import print_rows
 
@@ -224,7 +233,30 @@ def client_cert(c: Context, name: list[str], force: bool = False, expired: bool 
         settings = _settings()
         with lab_lock(settings.lab_dir):
             results = issue_client_certs(settings, names, force=force, validity=validity)
+            kits = refresh_kits(settings)  # a re-issued client's kit gets its new key and certificate
     print_rows("Client certificates", ("action", "file", "why"), ((r.action, r.path, r.reason) for r in results))
+    print_refreshed(kits)
+
+
+@task(help={
+    "client": "the client whose kit to write (default: the lab's first client, e.g. test.client1)",
+    "lang": "languages, comma-separated: java,node,go,c,python (default: all)",
+    "force": "overwrite kit files you changed by hand",
+    "legacy_p12": "PKCS#12 in the legacy form (3DES, SHA-1) for Java 8 before 8u301 and OpenSSL 1.1",
+})
+def kit(c: Context, client: str = "", lang: str = "", force: bool = False, legacy_p12: bool = False) -> None:
+    """Write a connection kit: PEM and PKCS#12 files, connection.env, a program per language (.lab/kits/)."""
+    from lab.files import lab_lock
+    from lab.kit import parse_languages, write_client_kit
+    from lab.kit.report import print_kit
+
+    with _lab_errors():
+        languages = parse_languages(lang)
+        settings = _settings()
+        with lab_lock(settings.lab_dir):
+            result = write_client_kit(settings, client or settings.client_names[0], languages,
+                                      legacy_p12=legacy_p12, force=force)
+    print_kit(result)
 
 
 @task(help={
@@ -448,10 +480,11 @@ def pub(c: Context, host: str = "", port: str = "", topic: str = "topic1/subtopi
     "watch": "with --status: a live table of the room, redrawn every 2 s until Ctrl-C",
     "rehearse": "connect as every seat from its bundle and prove the room; non-zero exit on any failure",
     "expose": "publish the workshop port on this machine's ADDRESS for the room (127.0.0.1: back to loopback)",
+    "kits": "with --seats/--roster: each bundle carries these languages' programs, e.g. java,node (none: none)",
 })
 def workshop(c: Context, seats: int = 0, roster: str = "", revoke: str = "", reissue: str = "",
              status: bool = False, json: bool = False, watch: bool = False, rehearse: bool = False,
-             expose: str = "") -> None:
+             expose: str = "", kits: str = "") -> None:
     """Workshop labs: a seat per participant with its own certificate, endpoint, topics; revoke, status, expose."""
     from pathlib import Path
 
@@ -469,13 +502,17 @@ def workshop(c: Context, seats: int = 0, roster: str = "", revoke: str = "", rei
             raise Exit(f"error: {flag} goes with --status", code=1)
     if json and watch:
         raise Exit("error: choose one of --json, --watch", code=1)
+    if kits and not (seats or roster):
+        raise Exit("error: --kits goes with --seats or --roster", code=1)
     with _lab_errors():
         import lab.workshop as room
+        from lab.kit import parse_languages
 
+        languages = None if not kits else () if kits == "none" else parse_languages(kits)
         settings = _settings()
         if seats or roster:
             wanted = room.numbered(seats) if seats else room.read_roster(Path(roster))
-            report.print_room(room.build_room(settings, wanted))
+            report.print_room(room.build_room(settings, wanted, kits=languages))
         elif revoke:
             report.print_room(room.revoke_seat(settings, revoke))
         elif reissue:

@@ -10,7 +10,9 @@ times, as a user runs them (`invoke` subprocesses, interpreter start included): 
 to do) and `workshop --rehearse` (every seat from its bundle). For the large room it then connects one MQTT client
 per seat (subscribed to its own and the room's topics, as a participant's mosquitto_sub is), times `--status` and
 `--status --json` with them all connected, and prints the Amlen container's memory and its processes' resident
-sets. RSA key generation dominates the first figure; it is also timed alone, on every core, to show by how much.
+sets. RSA key generation dominates the first figure; it is also timed alone, on every core, to show by how much,
+and so are the bundles' PKCS#12 pairs (lab.kit: PBKDF2 at OpenSSL 3's 2048 iterations). The rehearsal includes
+one seat's run of each kit program whose toolchain is installed.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ INVOKE = str(Path(sys.executable).with_name("invoke"))
 
 from common import free_port, image  # noqa: E402
 
-from lab.pki.build import new_keys  # noqa: E402
+from lab.kit import pkcs12  # noqa: E402
+from lab.pki.build import build_ca_cert, new_key, new_keys  # noqa: E402
 from lab.workshop.handout import read_handout  # noqa: E402
 from lab.workshop.netloop import NetworkLoop  # noqa: E402
 from lab.workshop.seatclient import SeatClient  # noqa: E402
@@ -69,6 +72,17 @@ def invoke(env: dict[str, str], *args: str) -> float:
 def keygen(count: int) -> float:
     started = time.perf_counter()
     new_keys(count)
+    return time.perf_counter() - started
+
+
+def p12_pairs(count: int) -> float:
+    """The PKCS#12 pair of `count` seats alone (lab.kit.pkcs12), made by as many threads as bundles are written by."""
+    key = new_key()
+    ca = build_ca_cert(key, days=30)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda _: (pkcs12.keystore("seat", key, [ca], "password"), pkcs12.truststore(ca, "password")),
+                      range(count)))
     return time.perf_counter() - started
 
 
@@ -139,6 +153,7 @@ def main() -> None:
                 finally:
                     invoke(env, "down", "--purge")
             record(f"{seats} keys alone", keygen(seats))
+            record(f"{seats} p12 alone", p12_pairs(seats))
     print(f"workshop benchmark: {options.rounds} rounds, {os.cpu_count()} cores, image {ref}")
     for key, values in figures.items():
         seats, what = key.split(" ", 1)
@@ -150,6 +165,7 @@ def main() -> None:
             "status": f"`workshop --status`, {seats} seats connected",
             "status json": f"`workshop --status --json`, {seats} seats connected",
             "keys alone": f"{seats} RSA-2048 keys alone, on every core",
+            "p12 alone": f"{seats} seats' PKCS#12 pairs alone (8 threads)",
         }[what]
         runs = ", ".join(f"{v:.2f}" for v in values)
         print(f"  {label:<52} median {statistics.median(values):5.2f} s  (runs: {runs})")

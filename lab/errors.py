@@ -8,6 +8,7 @@
     ├── AmlenError           the Amlen admin API refused a request (carries the CWLNA code)
     ├── CheckError           a verification or diagnostic could not run
     ├── GuideError           `invoke guide` cannot write its Markdown or script
+    ├── KitError             a connection kit cannot be written (unknown language, no certificate, edited file)
     ├── LockError            another `up`/`down` holds the lab directory
     └── WorkshopError        a roster line, a seat name or a workshop command cannot be carried out
 
@@ -23,6 +24,7 @@ __all__ = [
     "ContainerError",
     "GuideError",
     "HostsError",
+    "KitError",
     "LabError",
     "LockError",
     "SettingsError",
@@ -91,3 +93,7 @@ class LockError(LabError):
 
 class WorkshopError(LabError):
     """A roster or seat name is unusable, or a workshop command cannot run (no lab, unknown seat)."""
+
+
+class KitError(LabError):
+    """A connection kit cannot be written: an unknown language, a client without a certificate, an edited file."""

@@ -20,6 +20,7 @@ from lab import explain_pki as manual_pki
 from lab.amlen import AmlenObject, payload
 from lab.checks import DEFAULT_COUNT, TOPIC, TOPIC_FILTER
 from lab.configure import desired_objects
+from lab.explain_kit import kit_steps
 from lab.manual import ADMIN_URL_VAR, KEY_PASSWORD_VAR, Command, ManualStep
 from lab.pki import build as certs
 from lab.pki.chain import TRUST_ROOT_ONLY
@@ -78,6 +79,7 @@ def guide_steps(settings: Settings) -> list[ManualStep]:
         *(manual_pki.leaf(settings, name, server=False) for name in settings.client_names),
         *(_amlen_object(obj, settings) for obj in mutual_objects),
         *_mutual_clients(settings),
+        *kit_steps(settings),
     ]
 
 

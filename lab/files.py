@@ -6,19 +6,21 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from lab.errors import LockError
 
-__all__ = ["atomic_write", "lab_lock", "private_dir"]
+__all__ = ["atomic_write", "lab_lock", "private_dir", "sync_dirs"]
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, sync_dir: bool = True, sync_file: bool = True) -> None:
     """Write `data` to `path` so that readers see the old file or the new one, never half of either.
 
     A temporary file in the same directory is written, fsynced, given `mode` and renamed over `path`
     (rename is atomic within one file system), then the directory is fsynced so the rename survives a crash.
+    `sync_dir=False` leaves that last fsync to a caller writing many files into one directory (`sync_dirs`);
+    `sync_file=False` skips the file's fsync, for a file the caller can always make again from others.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -29,14 +31,23 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync_file:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    if sys.platform != "win32":  # Windows cannot open a directory to fsync it
-        dir_fd = os.open(path.parent, os.O_RDONLY)
+    if sync_dir:
+        sync_dirs([path.parent])
+
+
+def sync_dirs(directories: Iterable[Path]) -> None:
+    """fsync each directory, so the renames into it survive a crash (after `atomic_write(sync_dir=False)`)."""
+    if sys.platform == "win32":  # Windows cannot open a directory to fsync it
+        return
+    for directory in directories:
+        dir_fd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:

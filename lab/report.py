@@ -198,6 +198,8 @@ def up_summary(settings: Settings) -> Mapping[str, Any]:
             f" {'-CAfile ' + ca if trust is not None else ''} -verify_hostname {host} -verify_return_error"
             " -showcerts </dev/null",
             "admin API": f"curl -s {settings.admin_base_url}/ima/v1/configuration/Endpoint",
+            # The next step for a developer: the same mutual TLS from their own language (lab.kit).
+            "your application (Java; or node, go, c, python)": "invoke kit --lang java",
         },
     }
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -106,14 +107,36 @@ class LabEnv:
                               cwd=self.dir.parent, timeout=timeout)
 
 
+def remove_lab_container(lab: LabEnv) -> None:
+    """Whatever a test left behind (a failing assertion mid-way) must not leak into the next test."""
+    subprocess.run(["docker", "rm", "-f", lab.container_name], capture_output=True)
+    subprocess.run(["docker", "volume", "rm", "-f", f"{lab.container_name}-data"], capture_output=True)
+
+
+@contextmanager
+def lab_up(lab: LabEnv, *up_args: str) -> Iterator[LabEnv]:
+    """`invoke up <up_args>` for the block (a module's shared lab), `invoke down` after it; both must succeed.
+    When the block fails, `down` still runs (its hosts entry must not outlive the test), unchecked."""
+    down_done = False
+    try:
+        up = lab.invoke("up", *up_args)
+        assert up.returncode == 0, f"invoke up {' '.join(up_args)} failed:\n{up.stdout}\n{up.stderr}"
+        yield lab
+        down_done = True
+        down = lab.invoke("down")
+        assert down.returncode == 0, f"invoke down failed:\n{down.stdout}\n{down.stderr}"
+    finally:
+        if not down_done:
+            lab.invoke("down")
+        remove_lab_container(lab)
+
+
 @pytest.fixture
 def lab_env(tmp_path: Path, standin_image: str) -> Iterator[LabEnv]:
     """A lab in a temp directory on the stand-in image, with its own container name, host name and ports."""
     lab = LabEnv.new(tmp_path / "lab", standin_image)
     yield lab
-    # Whatever a test left behind (a failing assertion mid-way) must not leak into the next test.
-    subprocess.run(["docker", "rm", "-f", lab.container_name], capture_output=True)
-    subprocess.run(["docker", "volume", "rm", "-f", f"{lab.container_name}-data"], capture_output=True)
+    remove_lab_container(lab)
 
 
 def standin_variant(standin_image: str, label: str, **env: str) -> str:

@@ -31,7 +31,7 @@ from lab.pki.paths import pki_paths
 from lab.pki.trust import ca_nickname, find_nss_dbs, install_ca
 from lab.settings import Settings, load_settings
 from lab.tls import tls_context
-from tests.conftest import LabEnv
+from tests.conftest import LabEnv, lab_up
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVER_DIR = REPO / "tests" / "browser"
@@ -146,15 +146,8 @@ def wss_lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     lab_dir = tmp_path_factory.mktemp("wss-lab") / "lab"
     lab = LabEnv.new(lab_dir, standin_image, prefix="amlen-lab-browser", LAB_HOSTNAME="testserver.getting.started",
                      LAB_PKI=request.param)
-    try:
-        up = lab.invoke("up", "--no-hosts")
-        assert up.returncode == 0, f"invoke up --no-hosts failed:\n{up.stdout}\n{up.stderr}"
+    with lab_up(lab, "--no-hosts"):
         yield lab.settings().replace(pki=request.param)
-        down = lab.invoke("down")
-        assert down.returncode == 0, f"invoke down failed:\n{down.stdout}\n{down.stderr}"
-    finally:
-        subprocess.run(["docker", "rm", "-f", lab.container_name], capture_output=True)
-        subprocess.run(["docker", "volume", "rm", "-f", f"{lab.container_name}-data"], capture_output=True)
 
 
 @pytest.fixture(scope="module")

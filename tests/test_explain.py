@@ -103,7 +103,7 @@ def test_guide_follows_the_guides_sections_in_order(settings: Settings) -> None:
     headings = re.findall(r"^## \d+\. (.+)$", guide_markdown(settings), re.MULTILINE)
     assert headings == ["Before you start: Amlen in a container", "The toy CA", "The server certificate",
                         "Certificate profile", "Security profile", "Endpoint", "Hosts entry", "Clients",
-                        "Debugging", "Mutual TLS", "Clean up"]
+                        "Debugging", "Mutual TLS", "Your application", "Clean up"]
 
 
 def test_explain_has_a_block_for_every_plan_step(settings: Settings) -> None:

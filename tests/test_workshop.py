@@ -225,7 +225,9 @@ def test_same_roster_changes_nothing_and_a_new_name_adds_one_seat(room: LabEnv) 
     after = snapshot(room.dir / "workshop")
     assert {k: v for k, v in after.items() if not k.startswith("dora/")} == before[0]
     assert sorted(k for k in after if k.startswith("dora/")) == [
-        "dora/README.md", "dora/dora.zip", "dora/myCA.pem", "dora/seat.dora.crt", "dora/seat.dora.key"]
+        "dora/.kit.json", "dora/README.md", "dora/client.p12", "dora/connection.env", "dora/connection.json",
+        "dora/dora.zip", "dora/kit.password", "dora/myCA.pem", "dora/seat.dora.crt", "dora/seat.dora.key",
+        "dora/truststore.p12"]
     dora = probe(room, "dora", "seat.dora-hi")
     try:
         assert dora.connect("127.0.0.1", room.workshop_port) == "accepted"

@@ -86,8 +86,16 @@ def test_bundle_holds_the_seats_files_and_its_exact_commands(settings: Settings)
     assert f"127.0.0.1 {settings.hostname}" in readme
     with zipfile.ZipFile(seat.zip) as archive:
         members = {info.filename: info for info in archive.infolist()}
-        assert sorted(members) == ["07/README.md", "07/myCA.pem", "07/seat.07.crt", "07/seat.07.key"]
-        assert (members["07/seat.07.key"].external_attr >> 16) & 0o777 == 0o600
+        # Today's bundle plus the kit's PKCS#12 pair, its password and the connection facts (lab.kit).
+        assert sorted(members) == ["07/README.md", "07/client.p12", "07/connection.env", "07/connection.json",
+                                   "07/kit.password", "07/myCA.pem", "07/seat.07.crt", "07/seat.07.key",
+                                   "07/truststore.p12"]
+        for private in ("07/seat.07.key", "07/kit.password", "07/client.p12"):
+            assert (members[private].external_attr >> 16) & 0o777 == 0o600, private
+        env = archive.read("07/connection.env").decode()
+        assert f"KIT_MTLS_PORT={port}\n" in env and "KIT_TLS_PORT" not in env
+        assert "KIT_CA=myCA.pem\nKIT_CERT=seat.07.crt\nKIT_KEY=seat.07.key\n" in env
+        assert "KIT_TOPIC=workshop/seat.07/kit\n" in env and "KIT_CLIENT_ID=seat.07-kit\n" in env
         assert archive.read("07/seat.07.key") == seat.key.read_bytes()
     assert stat.S_IMODE(seat.zip.stat().st_mode) == 0o600
     # Same inputs, same bytes: nothing is rewritten, so a participant's copy stays the current one.

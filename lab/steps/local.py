@@ -9,6 +9,7 @@ from lab.configure import fingerprint
 from lab.elevate import hosts_as_root, needs_root
 from lab.errors import CheckError
 from lab.hosts import HostsState, add_hosts_entry, hosts_status, remove_hosts_entry
+from lab.kit.client import remove_kits
 from lab.pki.disk import Action, FileResult
 from lab.pki.leaves import ensure_certificates, foreign_client
 from lab.pki.lint import check_certificates
@@ -72,6 +73,7 @@ class CertificatesStep:
                     removed += 1
             with contextlib.suppress(OSError):
                 ctx.settings.verify_dir.rmdir()  # verification's throwaway foreign CA
+            removed += remove_kits(ctx.settings)  # the kits hold copies of client keys
             with contextlib.suppress(OSError):
                 pki.dir.rmdir()
         untrusted = f"; removed the CA from {len(trusted)} NSS databases" if trusted else ""

@@ -1,26 +1,31 @@
-"""A seat's bundle: the CA, its certificate and key, a README with that seat's exact commands, and a zip of it.
+"""A seat's bundle: a connection kit for the workshop endpoint (lab.kit.writer, the writer `invoke kit` uses).
 
-Everything is written only when its bytes change, and the zip is built with fixed timestamps, so running the
-workshop again with the same room leaves every file alone (a participant's copy stays the current one).
+The CA, the seat's certificate and key, the PKCS#12 pair and its password, connection.env/json, the programs of
+the languages the instructor chose (`invoke workshop --kits java,node`), a README with that seat's exact
+commands, and a zip of it all. Everything is written only when its bytes change, and the zip is built with fixed
+timestamps, so running the workshop again with the same room leaves every file alone (a participant's copy
+stays the current one).
 """
 
 from __future__ import annotations
 
-import io
 import shlex
-import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.errors import WorkshopError
-from lab.files import atomic_write
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from lab.errors import KitError, WorkshopError
+from lab.kit.connection import Connection, KitFiles
+from lab.kit.programs import available_languages, language_notes
+from lab.kit.readme import kit_section
+from lab.kit.writer import KitSpec, read_manifest, write_kit
 from lab.settings import Settings
 from lab.workshop.seats import SeatFiles
 
-__all__ = ["Access", "access", "readme_text", "write_bundle"]
-
-# zip cannot store times before 1980; a fixed one keeps the archive's bytes a function of its contents.
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+__all__ = ["Access", "access", "readme_text", "seat_kit_spec", "write_bundle"]
 
 
 @dataclass(frozen=True)
@@ -44,40 +49,41 @@ def access(settings: Settings, exposed: str | None) -> Access:
     return Access(host, exposed or settings.host_ip, settings.workshop_port, exposed is not None)
 
 
-def write_bundle(seat: SeatFiles, ca_pem: bytes, where: Access) -> bool:
-    """Bring the seat's myCA.pem, README.md and zip up to date; True when any of them changed."""
-    changed = _write_if_changed(seat.ca, ca_pem, mode=0o644)
-    changed |= _write_if_changed(seat.readme, readme_text(seat, where).encode(), mode=0o644)
-    return _write_if_changed(seat.zip, _zip_bytes(seat), mode=0o600) or changed
+def write_bundle(seat: SeatFiles, ca_pem: bytes, where: Access, *, languages: Sequence[str] | None = None) -> bool:
+    """Bring the seat's kit up to date (myCA.pem, the PKCS#12 pair, connection.env/json, README.md, programs of
+    `languages` and the zip); True when any file changed. `languages` None keeps what the bundle holds.
 
-
-def _zip_bytes(seat: SeatFiles) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        chain = ((seat.chain, 0o644),) if seat.chain.is_file() else ()
-        for path, mode in ((seat.ca, 0o644), (seat.cert, 0o644), *chain, (seat.key, 0o600), (seat.readme, 0o644)):
-            info = zipfile.ZipInfo(f"{seat.name}/{path.name}", date_time=_ZIP_TIME)
-            info.external_attr = (0o100000 | mode) << 16  # a regular file with its Unix mode: the key stays 0600
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, _read(path))
-    return buffer.getvalue()
-
-
-def _write_if_changed(path: Path, data: bytes, *, mode: int) -> bool:
+    The bundle is the lab's, not the participant's: its files are rewritten (`force`) whatever was edited in it.
+    """
+    if languages is None:
+        kept = read_manifest(seat.dir).get("languages")
+        languages = [lang for lang in kept if lang in available_languages()] if isinstance(kept, list) else []
     try:
-        if path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise WorkshopError(f"cannot read {path}: {exc.strerror}", "check the workshop directory's permissions") \
-            from exc
+        return bool(write_kit(seat_kit_spec(seat, ca_pem, where, languages), force=True).changed)
+    except KitError as exc:
+        raise WorkshopError(f"seat {seat.name}: {exc.message}", exc.hint) from exc
+
+
+def seat_kit_spec(seat: SeatFiles, ca_pem: bytes, where: Access, languages: Sequence[str]) -> KitSpec:
+    """The seat's bundle as a kit for the workshop endpoint: its own PEM names, client ID prefix and topic tree."""
     try:
-        atomic_write(path, data, mode=mode)
-    except OSError as exc:
-        raise WorkshopError(f"cannot write {path}: {exc.strerror or exc}", "check free space and permissions") \
-            from exc
-    return True
+        ca = x509.load_pem_x509_certificate(ca_pem)
+        chain = tuple(x509.load_pem_x509_certificates(_read(seat.presented)))
+        # The lab made this key a moment ago (or on an earlier run): the full RSA check would only cost time.
+        key = serialization.load_pem_private_key(_read(seat.key), password=None, unsafe_skip_rsa_key_validation=True)
+    except ValueError as exc:
+        raise WorkshopError(f"seat {seat.name}: its certificate or key cannot be read",
+                            f"`invoke workshop --reissue {seat.name}` makes new ones") from exc
+    files = KitFiles(ca=seat.ca.name, cert=seat.presented.name, key=seat.key.name)
+    connection = Connection(address=where.address, server_name=where.host, tls_port=None, mtls_port=where.port,
+                            client_id=f"{seat.cn}-kit", topic=f"workshop/{seat.cn}/kit", files=files)
+    present = (seat.cert.name, *((seat.chain.name,) if seat.chain.is_file() else ()), seat.key.name)
+    section = kit_section(connection, languages, legacy_p12=False,
+                          adding="the instructor's `invoke workshop --kits LANGS`")
+    readme = readme_text(seat, where) + "\n" + section + language_notes(languages)
+    return KitSpec(name=seat.cn, dir=seat.dir, zip=seat.zip, zip_root=seat.name, connection=connection, ca=ca,
+                   chain=chain, key=key, pems={seat.ca.name: (ca_pem, 0o644)}, readme=readme,
+                   languages=tuple(languages), present=present)
 
 
 def _read(path: Path) -> bytes:

@@ -7,6 +7,10 @@ files it names), all in parallel, and does what the README tells a participant t
 2. try one other seat's tree (the next seat by name) and must be refused (SUBACK 0x80);
 3. publish to its own tree and receive it back (the round trip), then receive one broadcast on the room's tree.
 
+Then one seat that joined runs each language's kit program (lab.kit.proof: `<lang>/run.sh` from a private copy
+of its bundle, with the programs added when the bundle has none): each must receive its own message on the
+workshop endpoint. A language whose toolchain is not installed is named with its install hint, not run.
+
 A revoked seat must fail the TLS handshake. An exposed room is reached on the address the READMEs name, which
 must be the exposed one. Nothing is left behind: clean sessions (no durable subscriptions), nothing retained,
 client IDs of their own (`<cn>-rh<nonce>`, so no participant's session is touched), and the live subscription
@@ -16,6 +20,7 @@ monitor must show none of them afterwards.
 from __future__ import annotations
 
 import secrets
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +29,8 @@ from pathlib import Path
 
 from lab.amlen import AmlenClient
 from lab.errors import LabError, WorkshopError
+from lab.kit.programs import available_languages
+from lab.kit.proof import ProgramRun, proving_copy, run_program
 from lab.ledger import Ledger
 from lab.pki.crl import read_crl, revoked_serials
 from lab.settings import Settings
@@ -71,14 +78,22 @@ class Rehearsal:
     leftovers: list[str] = field(default_factory=list)
     cleanup_error: str | None = None
     seconds: float = 0.0
+    program_seat: str | None = None  # the seat whose bundle the kit programs ran from
+    programs: list[ProgramRun] = field(default_factory=list)
 
     @property
     def failures(self) -> list[SeatRun]:
         return [seat for seat in self.seats if seat.problem]
 
     @property
+    def program_failures(self) -> list[ProgramRun]:
+        """Kit programs that ran and did not receive their message (an absent toolchain is not one)."""
+        return [run for run in self.programs if run.missing is None and not run.ok]
+
+    @property
     def ok(self) -> bool:
-        return not self.failures and not self.leftovers and self.cleanup_error is None and bool(self.seats)
+        return (not self.failures and not self.leftovers and self.cleanup_error is None and bool(self.seats)
+                and not self.program_failures)
 
 
 def rehearse(settings: Settings, *, progress: Progress = lambda _: None) -> Rehearsal:
@@ -112,6 +127,7 @@ def rehearse(settings: Settings, *, progress: Progress = lambda _: None) -> Rehe
             progress("disconnecting")
             with ThreadPoolExecutor(max_workers=_CONNECTING) as pool:
                 list(pool.map(lambda run: run.client.close() if run.client else None, runs))
+    _prove_programs(result, [run for run in runs if run.joined], nonce, progress)
     progress("checking that nothing is left behind")
     _check_clean(settings, result, nonce)
     result.seconds = time.monotonic() - started
@@ -235,6 +251,27 @@ def _check_clean(settings: Settings, result: Rehearsal, nonce: str) -> None:
                 time.sleep(0.2)
     except LabError as exc:
         result.cleanup_error = exc.message
+
+
+def _prove_programs(result: Rehearsal, joined: list[SeatRun], nonce: str, progress: Progress) -> None:
+    """Each language's kit program, run from a copy of the first joined seat's bundle, all languages at once."""
+    seat = next((run for run in joined if run.handout is not None), None)
+    languages = available_languages()
+    if seat is None or seat.handout is None or not languages:
+        return
+    result.program_seat = seat.name
+    progress(f"kit programs ({', '.join(languages)}) as seat {seat.name}")
+    bundle = seat.handout.dir
+    # A client ID inside the seat's prefix that no participant uses.
+    env = {"KIT_CLIENT_ID": f"{seat.handout.cn}-rh{nonce}"}
+
+    def prove(language: str) -> ProgramRun:
+        with tempfile.TemporaryDirectory(prefix=f"amlen-lab-kit-{language}-") as scratch:
+            copy = proving_copy(bundle, Path(scratch) / bundle.name, [language])
+            return run_program(copy, language, "mtls", env=env)
+
+    with ThreadPoolExecutor(max_workers=len(languages)) as pool:
+        result.programs = list(pool.map(prove, languages))
 
 
 def _payload(nonce: str, run: SeatRun) -> bytes:

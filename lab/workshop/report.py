@@ -123,6 +123,11 @@ def print_rehearsal(result: Rehearsal) -> None:
     """One line per seat that failed (or was refused as a revoked seat must be), then the summary table."""
     for seat in result.failures:
         _say(f"FAILED seat.{seat.name}: {seat.problem}")
+    for program in result.programs:
+        if program.missing is not None:
+            _say(f"not run: the {program.language} kit program ({program.missing})")
+        elif not program.ok:
+            _say(f"FAILED the {program.language} kit program as seat.{result.program_seat}: {program.line}")
     revoked = [seat for seat in result.seats if seat.revoked and not seat.problem]
     for seat in revoked:
         _say(f"revoked seat.{seat.name}: refused at the TLS handshake, as it must be "
@@ -147,9 +152,16 @@ def print_rehearsal(result: Rehearsal) -> None:
     cleanup = ("no rehearsal client left (clean sessions, nothing retained)" if not result.leftovers
                else f"left on the server: {', '.join(result.leftovers)}")
     table.add_row("left behind", result.cleanup_error or cleanup)
+    ran = [program for program in result.programs if program.missing is None]
+    if result.programs:
+        passed = ", ".join(f"{p.language} {format_duration(p.seconds)}" for p in ran if p.ok) or "none"
+        table.add_row("kit programs", f"as seat.{result.program_seat}: {sum(p.ok for p in ran)} of "
+                                      f"{len(result.programs)} received their message ({passed})")
     table.add_row("took", format_duration(result.seconds))
     console.print(table)
-    verdict = "the room is ready" if result.ok else f"rehearsal FAILED ({len(result.failures)} seats)"
+    problems = [f"{len(result.failures)} seats"] if result.failures else []
+    problems += [f"{len(result.program_failures)} kit programs"] if result.program_failures else []
+    verdict = "the room is ready" if result.ok else f"rehearsal FAILED ({', '.join(problems) or 'see above'})"
     _say(verdict)
 
 

@@ -85,8 +85,11 @@ def exposed_address(ledger: Ledger) -> str | None:
     return (ledger.entries.get("workshop") or {}).get("expose") or None
 
 
-def build_room(settings: Settings, wanted: Sequence[SeatName], *, progress: Progress = lambda _: None) -> RoomResult:
+def build_room(settings: Settings, wanted: Sequence[SeatName], *, kits: Sequence[str] | None = None,
+               progress: Progress = lambda _: None) -> RoomResult:
     """Make or grow the room: a certificate and bundle per seat, the workshop endpoint and its policies.
+
+    `kits`: the languages whose programs every bundle carries (lab.kit); None keeps what each bundle holds.
 
     All names are validated (against each other and the seats that exist) and the lab must be up before
     anything is created. Seats that exist but are not in `wanted` stay and are kept working.
@@ -102,7 +105,7 @@ def build_room(settings: Settings, wanted: Sequence[SeatName], *, progress: Prog
             ca = signing_ca(settings)
             everyone = sorted({*existing, *names}, key=str.lower)
             seats = _changes(issue_seat_certs(settings, ca, everyone))
-            result = _converge(settings, ca, ledger, amlen, seats, progress=progress)
+            result = _converge(settings, ca, ledger, amlen, seats, progress=progress, kits=kits)
     result.seconds = time.monotonic() - started
     return result
 
@@ -162,24 +165,31 @@ def refresh_room(settings: Settings, *, progress: Progress = lambda _: None) -> 
 
 
 def _converge(settings: Settings, ca: LabCa, ledger: Ledger, amlen: AmlenClient, seats: list[SeatChange], *,
-              progress: Progress, bundles: bool = True) -> RoomResult:
-    """CRL, Amlen objects, the endpoint live, and (with `bundles`) every bundle up to date."""
+              progress: Progress, bundles: bool = True, kits: Sequence[str] | None = None) -> RoomResult:
+    """CRL, Amlen objects, the endpoint live, and (with `bundles`) every bundle up to date.
+
+    The bundles are written while Amlen is configured and probed: they need only the seats' files, the CA and
+    the address, and their cost (PKCS#12 key derivation, fsyncs) then hides behind Amlen's answers.
+    """
     crl_pem, _ = ensure_crl(crl_path(settings), ca)
     ca_pem = _ca_pem(settings)
     objects = workshop_objects(settings, ca_pem=ca_pem, crl_pem=crl_pem)
-    results = apply_workshop(amlen, ledger, objects, run_id=uuid.uuid4().hex[:12], progress=progress)
     where = access(settings, exposed_address(ledger))
-    progress(f"{ENDPOINT} live on {where.address}:{where.port}")
-    probe = _probe(settings, where, revoked_serials(read_crl(crl_path(settings))))
-    if probe is not None:
-        confirm_live(amlen, [probe])
-    if not bundles:
-        return RoomResult(seats, where, workshop_dir(settings), results)
-    progress("bundles")
-    names = existing_seats(settings)
+    names = existing_seats(settings) if bundles else []
     # Each changed file is fsynced (lab.files.atomic_write): I/O waits, which several threads overlap.
     with ThreadPoolExecutor(max_workers=_BUNDLE_WRITERS, thread_name_prefix="bundle") as pool:
-        wrote = list(pool.map(lambda name: write_bundle(seat_files(settings, name), ca_pem, where), names))
+        pending = [pool.submit(write_bundle, seat_files(settings, name), ca_pem, where, languages=kits)
+                   for name in names]
+        results = apply_workshop(amlen, ledger, objects, run_id=uuid.uuid4().hex[:12], progress=progress)
+        progress(f"{ENDPOINT} live on {where.address}:{where.port}")
+        probe = _probe(settings, where, revoked_serials(read_crl(crl_path(settings))))
+        if probe is not None:
+            confirm_live(amlen, [probe])
+        if bundles:
+            progress("bundles")
+        wrote = [future.result() for future in pending]
+    if not bundles:
+        return RoomResult(seats, where, workshop_dir(settings), results)
     changed = [name for name, did in zip(names, wrote, strict=True) if did]
     return RoomResult(seats, where, workshop_dir(settings), results, changed)
 
