@@ -155,7 +155,8 @@ def write_kit(spec: KitSpec, *, force: bool = False) -> KitResult:
             changed.append(spec.zip.name)
         zip_now = archive
     record |= {"zip": _digest(zip_now), "zip_root": spec.zip_root}
-    manifest_bytes = (json.dumps(record, indent=1, sort_keys=True) + "\n").encode()
+    # Compact: json's C encoder (an indent would take the slow Python one, per seat, on every run).
+    manifest_bytes = (json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n").encode()
     _write_if_changed(spec.dir / MANIFEST, manifest_bytes, _PRIVATE, _read(spec.dir / MANIFEST), touched)
     try:
         sync_dirs(sorted(touched))

@@ -5,7 +5,7 @@ endpoint (`WorkshopSeats`, LAB_WORKSHOP_PORT) admits only seats, each to its own
 instructor revokes (a CRL), re-issues, watches who is connected, and exposes the port to the room.
 
     roster   seat names, validated as a whole      seats    bundle directories and their certificates
-    bundle   README and zip per seat               objects  the Amlen objects
+    bundle   a seat's kit (lab.kit), README, zip   objects  the Amlen objects
     room     build / revoke / reissue (the CRL is lab.pki.crl)
     monitor  Amlen's monitors, read for the room   status   seats joined with the monitors
     watch    the live table (`--status --watch`)   exposure publish the port on a network address
