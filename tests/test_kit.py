@@ -68,16 +68,17 @@ def test_python_program_receives_its_message_on_both_endpoints(lab: LabEnv) -> N
 def test_python_program_verifies_the_host_name(lab: LabEnv) -> None:
     wrong = program(kit_dir(lab), KIT_SERVER_NAME="127.0.0.1")
     assert wrong.returncode != 0
-    assert wrong.stdout.count("\n") == 1 and wrong.stdout.startswith("error: SSLCertVerificationError")
-    assert "IP address mismatch, certificate is not valid for '127.0.0.1'" in wrong.stdout
+    assert wrong.stdout == "" and wrong.stderr.count("\n") == 1, wrong.stdout + wrong.stderr
+    assert wrong.stderr.startswith("error: SSLCertVerificationError")
+    assert "IP address mismatch, certificate is not valid for '127.0.0.1'" in wrong.stderr
     other = program(kit_dir(lab), "tls", KIT_SERVER_NAME="other.getting.started")
-    assert other.returncode != 0 and "Hostname mismatch" in other.stdout, other.stdout
+    assert other.returncode != 0 and "Hostname mismatch" in other.stderr, other.stderr
 
 
 def test_python_program_without_a_client_certificate_is_refused_on_the_mutual_port(lab: LabEnv) -> None:
     refused = program(kit_dir(lab), "tls", KIT_TLS_PORT=str(lab.mtls_port))
-    assert refused.returncode != 0 and refused.stdout.startswith("error: ")
-    assert "certificate required" in refused.stdout or "handshake failure" in refused.stdout, refused.stdout
+    assert refused.returncode != 0 and refused.stderr.startswith("error: ")
+    assert "certificate required" in refused.stderr or "handshake failure" in refused.stderr, refused.stderr
 
 
 def test_seat_kit_program_receives_on_the_workshop_endpoint(lab: LabEnv) -> None:
@@ -88,7 +89,7 @@ def test_seat_kit_program_receives_on_the_workshop_endpoint(lab: LabEnv) -> None
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("received workshop/seat.01/kit: hello from python ")
     wrong = program(seat, KIT_SERVER_NAME="127.0.0.1")
-    assert wrong.returncode != 0 and "IP address mismatch" in wrong.stdout, wrong.stdout
+    assert wrong.returncode != 0 and "IP address mismatch" in wrong.stderr, wrong.stderr
 
 
 def test_rehearsal_runs_each_languages_program_as_a_seat(lab: LabEnv) -> None:
@@ -127,7 +128,7 @@ def test_revoked_seats_kit_is_refused_at_the_handshake(lab: LabEnv) -> None:
     revoked = lab.invoke("workshop", "--revoke", "02")
     assert revoked.returncode == 0, revoked.stdout + revoked.stderr
     refused = program(seat)
-    assert refused.returncode != 0 and refused.stdout.startswith("error: "), refused.stdout
-    assert "revoked" in refused.stdout or "alert" in refused.stdout or "reset" in refused.stdout, refused.stdout
+    assert refused.returncode != 0 and refused.stderr.startswith("error: "), refused.stdout + refused.stderr
+    assert "revoked" in refused.stderr or "alert" in refused.stderr or "reset" in refused.stderr, refused.stderr
     other = program(lab.dir / "workshop" / "01")
     assert other.returncode == 0, other.stdout + other.stderr

@@ -118,12 +118,12 @@ def run(mode: str) -> str:
 def main() -> int:
     mode = sys.argv[1] if len(sys.argv) > 1 else "mtls"
     if mode not in ("mtls", "tls"):
-        print(f"error: unknown mode {mode!r} (mtls or tls)")
+        print(f"error: unknown mode {mode!r} (mtls or tls)", file=sys.stderr)
         return 2
     try:
         print(run(mode))
     except (OSError, ValueError, KeyError, RuntimeError) as exc:  # ssl.SSLError is an OSError
-        print(f"error: {type(exc).__name__}: {exc}")
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return 0
 
