@@ -66,10 +66,11 @@ def _docker(settings: Settings) -> dict[str, Any]:
 
 
 def _amlen(settings: Settings) -> dict[str, Any]:
-    from lab.amlen import AmlenClient, is_ready
+    from lab.adminsec import admin_client
+    from lab.amlen import is_ready
 
     try:
-        with AmlenClient(settings.admin_base_url, timeout=2.0) as amlen:
+        with admin_client(settings, timeout=2.0) as amlen:
             status = amlen.status(timeout=2.0)
             server = status.get("Server") or {}
             endpoints = {}
