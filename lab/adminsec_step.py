@@ -30,8 +30,16 @@ from lab.pki.disk import Action
 from lab.settings import Settings
 from lab.steps.context import LabContext
 
-__all__ = ["ADMIN_CERT_PROFILE", "ADMIN_POLICY", "ADMIN_PROFILE", "AdminCertificatesStep", "AdminPlaneStep",
-           "SecureCall", "securing_calls"]
+__all__ = [
+    "ADMIN_CERT_PROFILE",
+    "ADMIN_POLICY",
+    "ADMIN_PROFILE",
+    "AdminCertificatesStep",
+    "AdminPlaneStep",
+    "SecureCall",
+    "secure",
+    "securing_calls",
+]
 
 ADMIN_PROFILE = "AdminDefaultSecProfile"
 ADMIN_POLICY = "AdminDefaultConfigPolicy"

@@ -79,9 +79,18 @@ def _amlen(settings: Settings) -> dict[str, Any]:
                 live = bool(entry and entry.get("Enabled") and not entry.get("LastErrorCode"))
                 endpoints[name] = {"port": port, "live": live}
     except LabError as exc:
-        return {"amlen": {"ready": False, "error": exc.message}}
+        return {"amlen": {"ready": False, "error": exc.message, "hint": exc.hint}}
     ready = {"ready": is_ready(status), "state": server.get("StateDescription"), "version": server.get("Version")}
-    return {"amlen": ready, "endpoints": endpoints}
+    return {"amlen": ready, "endpoints": endpoints, "admin": _admin(settings)}
+
+
+def _admin(settings: Settings) -> dict[str, Any]:
+    """How the admin API is locked, and the one curl line that reaches it by hand."""
+    from lab.adminsec import admin_curl, lab_owns_admin, target_rung
+
+    lock = str(target_rung(settings)) if lab_owns_admin(settings) else "as its owner set it (LAB_ADMIN_URL)"
+    return {"url": settings.admin_base_url, "security": settings.admin_security, "lock": lock,
+            "curl": admin_curl(settings)}
 
 
 def _hosts(settings: Settings) -> dict[str, Any]:
