@@ -18,12 +18,13 @@ on the target with the wanted properties it does nothing.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from lab.adminfiles import ADMIN_CLIENT, admin_files, ensure_admin_files, read_credentials
-from lab.adminsec import LOCKED_HINT, OPEN_WARNING, Rung, lab_owns_admin, target_rung, wait_for_rung
+from lab.adminsec import LOCKED_HINT, OPEN_WARNING, Rung, admin_curl, lab_owns_admin, target_rung, wait_for_rung
 from lab.amlen import AmlenClient
 from lab.errors import AmlenError
 from lab.pki.disk import Action
@@ -39,6 +40,7 @@ __all__ = [
     "SecureCall",
     "secure",
     "securing_calls",
+    "unlock",
 ]
 
 ADMIN_PROFILE = "AdminDefaultSecProfile"
@@ -120,9 +122,7 @@ def secure(settings: Settings, rung: Rung, amlen: AmlenClient, *, progress: Call
             client.upload(name, data)
         client.post(call.body, what=f"apply {call.label}")
         if call.then is not current and _RUNGS.index(call.then) > _RUNGS.index(current):
-            old, client = client, wait_for_rung(settings, call.then)
-            old.close()
-            current = call.then
+            client, current = _switch(settings, client, call.then), call.then
     return client
 
 
@@ -158,10 +158,8 @@ class AdminCertificatesStep:
         return False
 
     def apply(self, ctx: LabContext) -> str:
+        # Not in the ledger: a server locked with them must stay reachable whatever a rollback removes.
         results = ensure_admin_files(ctx.settings)
-        created = [str(r.path) for r in results if r.action in (Action.CREATED, Action.REISSUED)]
-        if created:
-            ctx.ledger.append("files", {"run": ctx.run_id, "paths": created})
         made = sum(1 for r in results if r.action in (Action.CREATED, Action.REISSUED))
         return f"{made} made, {len(results) - made} reused in {ctx.settings.admin_dir}"
 
@@ -206,12 +204,53 @@ class AdminPlaneStep:
 
     def undo(self, ctx: LabContext) -> str:
         entry = ctx.ledger.entries.get("admin")
-        if not entry or not ctx.in_scope(entry):
-            return ""
-        ctx.ledger.forget("admin")
         container_goes = ctx.in_scope(ctx.ledger.entries.get("container")) and not ctx.options.keep_container
-        if container_goes or (ctx.ledger.entries.get("container") is None and not ctx.undo_all):
-            return "the admin lock goes with the container"
-        # A container that stays keeps its lock: opening it again would hand it to every web page. The files
-        # that open it stay in the lab directory (`down` keeps them; --purge warns).
-        return f"kept the admin API locked ({target_rung(ctx.settings)}); files in {ctx.settings.admin_dir}"
+        said = ""
+        if entry and ctx.in_scope(entry):
+            ctx.ledger.forget("admin")
+            if container_goes:
+                said = "the admin lock goes with the container"
+            elif not ctx.undo_all and ctx.admin_rung is not None:
+                # A failed run on a server that stays (compose's, `configure`): put it back as it was found.
+                unlock(ctx.settings, ctx.admin_rung, ctx.amlen)
+                ctx.admin_rung, ctx._amlen = None, None
+                said = "the admin API is open again, as this run found it"
+            else:
+                # `down --keep-container`, or compose's Amlen: it stays locked (opening it would hand it to every
+                # web page), and the files that open it stay in the lab directory.
+                said = f"kept the admin API locked ({target_rung(ctx.settings)}): {admin_curl(ctx.settings)}"
+        if ctx.undo_all and ctx.options.purge and ctx.settings.admin_dir.exists():
+            if said.startswith("kept"):
+                return said + f" (--purge keeps {ctx.settings.admin_dir}: without it nothing opens that container)"
+            shutil.rmtree(ctx.settings.admin_dir)
+            said = "; ".join(filter(None, [said, f"removed {ctx.settings.admin_dir}"]))
+        return said
+
+
+def unlock(settings: Settings, rung: Rung, amlen: AmlenClient) -> None:
+    """The securing sequence backwards, from `rung` to Amlen's open defaults (a rollback's undo)."""
+    client, current = amlen, rung
+    if current is Rung.CERT:
+        client.post({"SecurityProfile": {ADMIN_PROFILE: {"UsePasswordAuthentication": True}}},
+                    what=f"turn password authentication on again in {ADMIN_PROFILE}")
+        client, current = _switch(settings, client, Rung.CERT_PASSWORD), Rung.CERT_PASSWORD
+    if current is Rung.CERT_PASSWORD:
+        client.post({"ConfigurationPolicy": {ADMIN_POLICY: {"CommonNames": ""}}},
+                    what=f"remove CommonNames from {ADMIN_POLICY}")
+        client.post({"SecurityProfile": {ADMIN_PROFILE: {"UseClientCertificate": False}}},
+                    what=f"stop requiring client certificates in {ADMIN_PROFILE}")
+        client, current = _switch(settings, client, Rung.PASSWORD), Rung.PASSWORD
+    if current is Rung.PASSWORD:
+        client.post({"SecurityProfile": {ADMIN_PROFILE: {"TLSEnabled": False, "UsePasswordAuthentication": False,
+                                                         "CertificateProfile": "AdminDefaultCertProf"}}},
+                    what=f"put {ADMIN_PROFILE} back to Amlen's defaults")
+        client = _switch(settings, client, Rung.OPEN)
+    with client:
+        client.delete("TrustedCertificate", f"{ADMIN_PROFILE}/{_CA_FILE}")
+        client.delete("CertificateProfile", ADMIN_CERT_PROFILE)
+
+
+def _switch(settings: Settings, old: AmlenClient, rung: Rung) -> AmlenClient:
+    new = wait_for_rung(settings, rung)
+    old.close()
+    return new

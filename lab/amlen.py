@@ -167,6 +167,11 @@ class AmlenClient:
         self._session.cert = cert
         self._session.auth = auth
 
+    @property
+    def session(self) -> requests.Session:
+        """The keep-alive requests session with this client's TLS settings and credentials (for raw calls)."""
+        return self._session
+
     def clone(self) -> AmlenClient:
         """A client with the same URL and credentials on its own session (one per thread: Amlen serves one
         request per connection at a time)."""
