@@ -175,17 +175,26 @@ def find_rung(settings: Settings, *, timeout: float = 2.0,
     return None
 
 
-def wait_for_rung(settings: Settings, rung: Rung, *, timeout: float = 60.0, poll: float = 0.05) -> AmlenClient:
-    """Poll until the admin API answers on `rung` (Amlen reopens its listener some 30 ms after the POST that
-    changed its security profile); pause-aware, so a VM pause does not fail it."""
+def wait_for_rung(settings: Settings, rung: Rung, *, before: Rung | None = None, timeout: float = 60.0,
+                  poll: float = 0.05) -> AmlenClient:
+    """Poll until the admin API answers on `rung` after a POST moved it there from `before` (Amlen reopens its
+    listener some 30 ms after answering that POST); pause-aware, so a VM pause does not fail it.
+
+    Where `rung`'s client would also pass the old listener (it offers all the old one required), an answer
+    proves nothing: then the old rung's client must be refused too before the switch counts as done.
+    """
     deadline = Deadline(timeout)
     client = admin_client(settings, timeout=2.0, rung=rung)
+    witness = before if before is not None and _OFFERS[rung] >= _OFFERS[before] else None
     last = "no answer"
     while True:
         try:
             client.status(timeout=deadline.cap(2.0))
-            client.timeout = _TIMEOUT
-            return client
+            if witness is None or _refuses(settings, witness, deadline.cap(2.0)):
+                client.close()  # its connection may be the old listener's: the next request opens a new one
+                client.timeout = _TIMEOUT
+                return client
+            last = f"{witness} still answers"
         except AmlenError as exc:
             last = exc.message
             client.close()  # a fresh connection (and handshake) next time
@@ -194,6 +203,23 @@ def wait_for_rung(settings: Settings, rung: Rung, *, timeout: float = 60.0, poll
                              f"switched it ({last})",
                              "`invoke logs` shows Amlen's side; `invoke down`, then `invoke up` starts over")
         time.sleep(poll)
+
+
+# What each rung's client offers, which is also what a server on that rung requires.
+_OFFERS: dict[Rung, frozenset[str]] = {
+    Rung.OPEN: frozenset(), Rung.PASSWORD: frozenset({"tls", "password"}),
+    Rung.CERT_PASSWORD: frozenset({"tls", "password", "certificate"}), Rung.CERT: frozenset({"tls", "certificate"}),
+}
+
+
+def _refuses(settings: Settings, rung: Rung, timeout: float) -> bool:
+    """True when a fresh connection on `rung` is refused (the listener has switched away from it)."""
+    with admin_client(settings, timeout=timeout, rung=rung) as old:
+        try:
+            old.status(timeout=timeout)
+        except AmlenError:
+            return True
+    return False
 
 
 class AdminSource:

@@ -122,7 +122,7 @@ def secure(settings: Settings, rung: Rung, amlen: AmlenClient, *, progress: Call
             client.upload(name, data)
         client.post(call.body, what=f"apply {call.label}")
         if call.then is not current and _RUNGS.index(call.then) > _RUNGS.index(current):
-            client, current = _switch(settings, client, call.then), call.then
+            client, current = _switch(settings, client, call.then, current), call.then
     return client
 
 
@@ -233,24 +233,24 @@ def unlock(settings: Settings, rung: Rung, amlen: AmlenClient) -> None:
     if current is Rung.CERT:
         client.post({"SecurityProfile": {ADMIN_PROFILE: {"UsePasswordAuthentication": True}}},
                     what=f"turn password authentication on again in {ADMIN_PROFILE}")
-        client, current = _switch(settings, client, Rung.CERT_PASSWORD), Rung.CERT_PASSWORD
+        client, current = _switch(settings, client, Rung.CERT_PASSWORD, current), Rung.CERT_PASSWORD
     if current is Rung.CERT_PASSWORD:
         client.post({"ConfigurationPolicy": {ADMIN_POLICY: {"CommonNames": ""}}},
                     what=f"remove CommonNames from {ADMIN_POLICY}")
         client.post({"SecurityProfile": {ADMIN_PROFILE: {"UseClientCertificate": False}}},
                     what=f"stop requiring client certificates in {ADMIN_PROFILE}")
-        client, current = _switch(settings, client, Rung.PASSWORD), Rung.PASSWORD
+        client, current = _switch(settings, client, Rung.PASSWORD, current), Rung.PASSWORD
     if current is Rung.PASSWORD:
         client.post({"SecurityProfile": {ADMIN_PROFILE: {"TLSEnabled": False, "UsePasswordAuthentication": False,
                                                          "CertificateProfile": "AdminDefaultCertProf"}}},
                     what=f"put {ADMIN_PROFILE} back to Amlen's defaults")
-        client = _switch(settings, client, Rung.OPEN)
+        client = _switch(settings, client, Rung.OPEN, current)
     with client:
         client.delete("TrustedCertificate", f"{ADMIN_PROFILE}/{_CA_FILE}")
         client.delete("CertificateProfile", ADMIN_CERT_PROFILE)
 
 
-def _switch(settings: Settings, old: AmlenClient, rung: Rung) -> AmlenClient:
-    new = wait_for_rung(settings, rung)
+def _switch(settings: Settings, old: AmlenClient, rung: Rung, before: Rung) -> AmlenClient:
+    new = wait_for_rung(settings, rung, before=before)
     old.close()
     return new
