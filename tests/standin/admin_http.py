@@ -1,8 +1,14 @@
 """The admin endpoint's HTTP(S) server and Amlen's REST routes (``/ima[/v1]/{service,file,configuration,monitor}``).
 
-HTTP and HTTPS share the port (a TLS ClientHello starts with 0x16), as on Amlen's default admin endpoint.
-Requests are answered with the bodies, statuses and CWLNA codes of ``messages.py``; the work is done by the
-``AdminApp`` (``server.StandIn``) and its ``store.Configuration``.
+While the admin security profile has ``TLSEnabled`` false, HTTP and HTTPS share the port (a TLS ClientHello
+starts with 0x16), as on Amlen's default admin endpoint; with ``TLSEnabled`` true only TLS is answered. Each
+request passes ``adminsec.check_request`` (password, configuration policies) first. Requests are answered with
+the bodies, statuses and CWLNA codes of ``messages.py``; the work is done by the ``AdminApp``
+(``server.StandIn``) and its ``store.Configuration``.
+
+A change of the admin endpoint's transport (its security profile, certificate profile or the AdminEndpoint
+itself) is answered over the old transport and takes effect ``SWITCH_DELAY`` later (real Amlen: HTTPS answered
+31-33 ms after the POST's answer); connections opened before it are closed at their next request.
 """
 
 from __future__ import annotations
@@ -10,11 +16,15 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import threading
 import traceback
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from adminobjects import AdminPlane
+from adminsec import CORS_PREFLIGHT_HEADERS, PasswordCache, Refusal, check_request, common_name
 from connections import ConnectionRegistry
 from diag import ServerLog
 from jsonbody import parse_request_json
@@ -22,6 +32,9 @@ from messages import AmlenError, success_body
 from monitor import connection_monitor, subscription_monitor
 from store import Configuration
 from subscriptions import SubscriptionRegistry
+from tls import build_context
+
+SWITCH_DELAY = 0.03  # seconds from a transport change to the new listener settings
 
 
 class AdminSettings(Protocol):
@@ -50,21 +63,62 @@ class AdminApp(Protocol):
     def request_stop(self, action: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class Transport:
+    """The admin listener's settings: what is enforced, and the TLS context that serves its certificate."""
+
+    plane: AdminPlane
+    context: ssl.SSLContext
+
+
 class AdminServer(ThreadingHTTPServer):
-    """The admin endpoint: HTTP and HTTPS on one port, told apart by the first byte (ClientHello: 0x16)."""
+    """The admin endpoint: TLS told from HTTP by the first byte (ClientHello: 0x16); TLS only when enabled."""
 
     daemon_threads = True
     allow_reuse_address = True
     block_on_close = False
 
-    def __init__(self, app: AdminApp, tls: ssl.SSLContext) -> None:
+    def __init__(self, app: AdminApp, config: Configuration) -> None:
         self.app = app
-        self.tls = tls
+        self.config = config
+        self.passwords = PasswordCache()
+        self._switch_lock = threading.Lock()
+        self._switch_pending = False
+        self.transport = self._build(config.admin_plane(), None)
         host = app.settings.admin_host
         address = "0.0.0.0" if host.lower() in ("all", "*") else host
-        super().__init__((address, app.settings.admin_port), AdminHandler)
+        # The handler takes the transport revision too; finish_request builds it, never the base class.
+        super().__init__((address, app.settings.admin_port), AdminHandler)  # type: ignore[arg-type]
+
+    def _build(self, plane: AdminPlane, old: Transport | None) -> Transport:
+        try:
+            return Transport(plane, build_context(plane.tls))
+        except (OSError, ssl.SSLError) as exc:
+            self.app.log.log(
+                "CWLNA1187", "ERROR", "Admin", f"Unable to create the admin TLS context: {exc}.", console=True
+            )
+            if old is None:
+                raise
+            return Transport(plane, old.context)
+
+    def schedule_switch(self) -> None:
+        """Apply the changed admin transport a moment after the answer that changed it went out."""
+        with self._switch_lock:
+            if self._switch_pending:
+                return
+            self._switch_pending = True
+
+        def switch() -> None:
+            with self._switch_lock:
+                self._switch_pending = False
+            self.transport = self._build(self.config.admin_plane(), self.transport)
+
+        timer = threading.Timer(SWITCH_DELAY, switch)
+        timer.daemon = True
+        timer.start()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
+        transport = self.transport
         request.settimeout(AdminHandler.timeout)
         try:
             first = request.recv(1, socket.MSG_PEEK)
@@ -75,11 +129,13 @@ class AdminServer(ThreadingHTTPServer):
         connection = request
         if first == b"\x16":
             try:
-                connection = self.tls.wrap_socket(request, server_side=True)
+                connection = transport.context.wrap_socket(request, server_side=True)
             except (OSError, ssl.SSLError):
-                return
+                return  # no (trusted) client certificate, or not TLS after all: the handshake failed
+        elif transport.plane.tls_only:
+            return  # TLS only: plain HTTP gets no answer; the connection is closed
         try:
-            self.RequestHandlerClass(connection, client_address, self)
+            AdminHandler(connection, client_address, self, transport.plane.revision)
         finally:
             if connection is not request:
                 connection.close()
@@ -96,6 +152,12 @@ class AdminHandler(BaseHTTPRequestHandler):
     server_version = "AmlenStandIn"
     sys_version = ""
     timeout = 120
+
+    def __init__(self, request: Any, client_address: Any, server: AdminServer, revision: int) -> None:
+        self.revision = revision  # the admin transport this connection was accepted under
+        self.served = 0  # requests answered on this connection
+        self.cors: list[tuple[str, str]] = []
+        super().__init__(request, client_address, server)
 
     # ---- plumbing ------------------------------------------------------------------------------------------
 
@@ -114,23 +176,80 @@ class AdminHandler(BaseHTTPRequestHandler):
 
     def _reply(self, status: int, body: dict[str, Any]) -> None:
         data = (json.dumps(body, indent=2) + "\n").encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self._send(status, "application/json", data)
         code = body.get("Code", "")
         self.server.app.log.log(
             "CWLNA6004", "INFO", "Admin", f"REST {self.command} {self.path} -> {status} {code}"
+        )
+
+    def _send(self, status: int, content_type: str, data: bytes, extra: tuple[tuple[str, str], ...] = ()) -> None:
+        self.send_response(status)
+        for name, value in (*self.cors, *extra):
+            self.send_header(name, value)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _refuse(self, refusal: Refusal, plane: AdminPlane) -> None:
+        """401 with Amlen's short text; a password-protected listener asks for Basic credentials."""
+        challenge = (("WWW-Authenticate", 'Basic realm="Amlen"'),) if plane.password_authentication else ()
+        self._send(401, "text/plain; charset=utf-8", refusal.text.encode(), challenge)
+        self.server.app.log.log(
+            "CWLNA6004", "INFO", "Admin", f"REST {self.command} {self.path} -> 401 {refusal.text}"
+        )
+
+    def _peer_common_name(self) -> str | None:
+        if isinstance(self.connection, ssl.SSLSocket):
+            return common_name(self.connection.getpeercert())
+        return None
+
+    def _gate(self, plane: AdminPlane) -> Refusal | None:
+        """The credentials and configuration policies of this request (None: it may go on)."""
+        parts = [unquote(part) for part in urlsplit(self.path).path.split("/")][1:]
+        rest = parts[2:] if len(parts) > 1 and parts[1] == "v1" else parts[1:]
+        if len(parts) < 2 or parts[0] != "ima" or not rest:
+            return None  # not an admin request: routing answers it
+        return check_request(
+            plane,
+            self.server.passwords,
+            authorization=self.headers.get("Authorization"),
+            common_name=self._peer_common_name(),
+            address=str(self.client_address[0]),
+            family=rest[0],
+            method=self.command,
         )
 
     def log_message(self, format: str, *args: Any) -> None:
         """Requests are logged by ``_reply`` into the admin log, not to stderr."""
 
     def _dispatch(self) -> None:
-        app = self.server.app
+        app, server = self.server.app, self.server
+        transport = server.transport
+        if transport.plane.revision != self.revision and self.served:
+            self.close_connection = True  # kept alive from before a transport switch: closed, no answer
+            return
+        self.served += 1
+        origin = self.headers.get("Origin")
+        # Amlen reflects any Origin and allows credentials (observed): any web page may read the answers.
+        self.cors = [("Access-Control-Allow-Origin", origin), ("Access-Control-Allow-Credentials", "true")] if (
+            origin is not None
+        ) else []
         try:
             body = self._body()
+            if self.command == "OPTIONS":
+                self._send(200, "", b"", CORS_PREFLIGHT_HEADERS)
+                return
+            # Users, passwords and policies apply from the next request on; the security profile's switches
+            # (password authentication too) with the transport, as Amlen restarts the admin listener for them.
+            plane = replace(
+                server.config.admin_plane(), password_authentication=transport.plane.password_authentication
+            )
+            refusal = self._gate(plane)
+            if refusal is not None:
+                self._refuse(refusal, plane)
+                return
             self._reply(*self._route(app, body))
         except AmlenError as exc:
             self._reply(exc.status, exc.body())
@@ -139,6 +258,10 @@ class AdminHandler(BaseHTTPRequestHandler):
                 "CWLNA0100", "ERROR", "Admin", f"Unexpected error:\n{traceback.format_exc()}", console=True
             )
             self._reply(500, AmlenError(500, 100).body())
+        finally:
+            if self.server.config.admin_revision != transport.plane.revision:
+                self.close_connection = True
+                self.server.schedule_switch()
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _dispatch
 

@@ -17,12 +17,33 @@ from typing import Any
 import certs
 from broker import Log
 from certs import DataPaths
+from crl import crl_file
 from messages import AmlenError, not_found
 from schema import CERTIFICATE_PROFILE_OPTIONS, SCHEMAS, TRUSTED_CERTIFICATE_ENTRY, json_type_name, validate_properties
+from tls import TlsSettings
 
 MAX_TRUSTED_CERTIFICATES = 100  # per security profile (docs)
 _PKCS12_SUFFIXES = (".p12", ".pfx")
 _PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\s*", re.DOTALL)
+
+
+def profile_tls(
+    paths: DataPaths, objects: dict[str, dict[str, dict[str, Any]]], profile_name: str, certificate_profile: str
+) -> TlsSettings:
+    """What security profile ``profile_name`` with certificate profile ``certificate_profile`` gives a listener."""
+    profile = objects["SecurityProfile"][profile_name]
+    cert_profile = objects["CertificateProfile"][certificate_profile]
+    crl_profile = objects["CRLProfile"].get(profile["CRLProfile"] or "")
+    return TlsSettings(
+        certificate=paths.keystore / cert_profile["Certificate"],
+        key=paths.keystore / cert_profile["Key"],
+        minimum_protocol=profile["MinimumProtocolMethod"],
+        use_client_cipher=profile["UseClientCipher"],
+        require_client_certificate=profile["UseClientCertificate"],
+        trusted_ca_file=paths.truststore / f"{profile_name}_cafile.pem",
+        trusted_ca_path=paths.truststore / f"{profile_name}_capath",
+        crl_file=crl_file(paths.certificates, profile["CRLProfile"], crl_profile["CRLSource"]) if crl_profile else None,
+    )
 
 
 class CertificateObjects:

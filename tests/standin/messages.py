@@ -33,6 +33,7 @@ MESSAGES: dict[int, str] = {
     ),
     155: "The port is in use.",
     167: "Server not available.",
+    180: "The operation is not authorized.",
     186: "The certificate profile must be set if TLSEnabled is true.",
     334: "No messaging policy is configured.",
     372: "Delete is not allowed for {0} object.",

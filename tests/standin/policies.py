@@ -129,6 +129,12 @@ def _common_filters_match(policy: dict[str, Any], identity: Identity, *, client_
     )
 
 
+def config_policy_matches(policy: dict[str, Any], identity: Identity) -> bool:
+    """Whether a ConfigurationPolicy's filters (``ClientAddress``, ``UserID``, ``GroupID``, ``CommonNames``) all
+    match an admin request; as with connection policies, unset filters are not checked."""
+    return _common_filters_match(policy, identity, client_id_vars=False)
+
+
 def admits_connection(lookup: PolicyLookup, policy_names: Iterable[str], identity: Identity) -> str | None:
     """The name of the first connection policy that admits ``identity``, or None (refused)."""
     for name in policy_names:

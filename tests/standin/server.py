@@ -28,7 +28,6 @@ import secrets
 import shutil
 import signal
 import socket
-import ssl
 import string
 import sys
 import threading
@@ -44,7 +43,6 @@ from admin_http import AdminServer
 from broker import Broker, BrokerPorts
 from certs import DataPaths
 from connections import ConnectionRegistry
-from defaults import ADMIN_CERTIFICATE, ADMIN_KEY
 from diag import ServerLog
 from endpoints import ConnectionBudget, EndpointManager, FrontServices
 from messages import AmlenError
@@ -277,7 +275,7 @@ class StandIn:
             image_certificates=self.settings.install_certificates,
         )
         time.sleep(self.settings.listen_delay)  # the real admin port refuses connections for a while
-        self.http = AdminServer(self, self._admin_context())
+        self.http = AdminServer(self, self.config)
         threading.Thread(target=self.http.serve_forever, name="admin-http", daemon=True).start()
         self.log.log("CWLNA6013", "INFO", "Admin", "Administration service is initialized: RunMode=0.")
         for phase in _START_PHASES:
@@ -305,15 +303,6 @@ class StandIn:
         if self._exit_action == "restart":
             self.log.start_message("Amlen stand-in is restarting.")
             os.execv(sys.executable, [sys.executable, *sys.argv])
-
-    def _admin_context(self) -> ssl.SSLContext:
-        """HTTPS on the admin port: Amlen's self-signed default certificate, no client certificates."""
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(
-            str(self.paths.keystore / ADMIN_CERTIFICATE), str(self.paths.keystore / ADMIN_KEY)
-        )
-        return context
 
     def request_stop(self, action: str) -> None:
         """After the reply went out: report Stopping for a while, then stop (``exit``) or restart in place."""

@@ -17,14 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import certs
+from adminobjects import AdminObjects
 from broker import Log
 from certs import DataPaths
-from certstore import CertificateObjects
-from crl import apply_crl_profile, crl_file, remove_crl_profile
+from certstore import CertificateObjects, profile_tls
+from crl import apply_crl_profile, remove_crl_profile
 from defaults import ADMIN_CERTIFICATE, ADMIN_KEY, default_objects
 from endpoints import EndpointManager, EndpointSpec
 from messages import AmlenError, bad_value, in_use, not_found
 from monitor import endpoint_monitor
+from objectchecks import check_endpoint, check_security_profile
 from policies import names as _names
 from schema import (
     CRL_PROFILE_OPTIONS,
@@ -39,6 +41,8 @@ from tls import TlsSettings
 
 # janssonProcessPost.c applies the object types of one request in this order, whatever the JSON order.
 POST_ORDER = (
+    "AdminUserID",
+    "AdminUserPassword",
     "CertificateProfile",
     "LTPAProfile",
     "OAuthProfile",
@@ -61,12 +65,8 @@ NOT_IMPLEMENTED = frozenset(
         "LTPAProfile",
         "OAuthProfile",
         "ClientCertificate",
-        "ConfigurationPolicy",
-        "AdminEndpoint",
         "QueuePolicy",
         "LDAP",
-        "AdminUserID",
-        "AdminUserPassword",
         "Queue",
         "HighAvailability",
         "ClusterMembership",
@@ -90,7 +90,10 @@ REFERENCES: dict[str, list[tuple[str, str]]] = {
 }
 
 
-class Configuration(CertificateObjects):
+ADMIN_SINGLETONS = ("AdminUserID", "AdminUserPassword", "AdminEndpoint")
+
+
+class Configuration(CertificateObjects, AdminObjects):
     """All configuration state, guarded by one lock (Amlen also serialises configuration changes)."""
 
     def __init__(
@@ -111,6 +114,7 @@ class Configuration(CertificateObjects):
         self._lock = threading.RLock()
         self._state_file = paths.config / "standin-config.json"
         self.objects = self._load(image_certificates)
+        self._load_admin()
 
     # ---- persistence ---------------------------------------------------------------------------------------
 
@@ -158,20 +162,7 @@ class Configuration(CertificateObjects):
             profile = self.objects["SecurityProfile"][profile_name]
             password = profile["UsePasswordAuthentication"]
             if profile["TLSEnabled"]:
-                cert_profile = self.objects["CertificateProfile"][profile["CertificateProfile"]]
-                crl_profile = self.objects["CRLProfile"].get(profile["CRLProfile"] or "")
-                tls = TlsSettings(
-                    certificate=self.paths.keystore / cert_profile["Certificate"],
-                    key=self.paths.keystore / cert_profile["Key"],
-                    minimum_protocol=profile["MinimumProtocolMethod"],
-                    use_client_cipher=profile["UseClientCipher"],
-                    require_client_certificate=profile["UseClientCertificate"],
-                    trusted_ca_file=self.paths.truststore / f"{profile_name}_cafile.pem",
-                    trusted_ca_path=self.paths.truststore / f"{profile_name}_capath",
-                    crl_file=crl_file(self.paths.certificates, profile["CRLProfile"], crl_profile["CRLSource"])
-                    if crl_profile
-                    else None,
-                )
+                tls = profile_tls(self.paths, self.objects, profile_name, profile["CertificateProfile"])
         return EndpointSpec(
             name=name,
             port=props["Port"],
@@ -232,6 +223,12 @@ class Configuration(CertificateObjects):
                 if obj_type == "TrustedCertificate":
                     self._post_trusted_certificates(body)
                     continue
+                if obj_type == "AdminEndpoint":
+                    self._post_admin_endpoint(body)
+                    continue
+                if obj_type in ADMIN_SINGLETONS:
+                    self._post_admin_user(obj_type, body)
+                    continue
                 if not isinstance(body, dict):
                     raise AmlenError(400, 127, obj_type, "", obj_type, json_type_name(body))
                 for name, props in body.items():
@@ -254,10 +251,20 @@ class Configuration(CertificateObjects):
                 self.paths.certificates, self.paths.userfiles, name, props, current, options.get("Overwrite")
             )
         elif obj_type == "SecurityProfile":
-            self._check_security_profile(props)
+            check_security_profile(self.objects, props)
         elif obj_type == "Endpoint":
             props["InterfaceName"] = props["Interface"]
-            self._check_endpoint(name, props)
+            check_endpoint(
+                self.objects,
+                self.paths,
+                name,
+                props,
+                admin_port=self.admin_port,
+                admin_password_set=self.admin_password_set,
+            )
+        elif obj_type == "ConfigurationPolicy":
+            check_min_one(obj_type, props, SCHEMAS[obj_type])
+            self._check_configuration_policy(props)
         elif obj_type in ("ConnectionPolicy", "TopicPolicy", "SubscriptionPolicy"):
             check_min_one(obj_type, props, SCHEMAS[obj_type])
             ttl = props.get("MaxMessageTimeToLive", "unlimited")
@@ -265,6 +272,7 @@ class Configuration(CertificateObjects):
                 raise bad_value("MaxMessageTimeToLive", ttl)
         self.objects[obj_type][name] = props
         self._save()
+        self.admin_touched(obj_type, name)
         self._log(
             "CWLNA6011", "INFO", "Admin", f"The configuration is updated: Object={obj_type} Name={name}."
         )
@@ -273,70 +281,6 @@ class Configuration(CertificateObjects):
         elif obj_type == "SecurityProfile" and current is not None:
             self._restart_endpoints(security_profile=name)
 
-    def _check_security_profile(self, props: dict[str, Any]) -> None:
-        certificate_profile = props["CertificateProfile"]
-        if certificate_profile and certificate_profile not in self.objects["CertificateProfile"]:
-            raise not_found("CertificateProfile", certificate_profile)
-        if props["TLSEnabled"] and not certificate_profile:
-            raise AmlenError(400, 186)
-        for reference in ("LTPAProfile", "OAuthProfile"):
-            if props[reference]:  # the stand-in has none of these objects
-                raise not_found(reference, props[reference])
-        crl_profile = props["CRLProfile"]
-        if crl_profile and crl_profile not in self.objects["CRLProfile"]:
-            raise not_found("CRLProfile", crl_profile)
-        if crl_profile and not props["UseClientCertificate"]:
-            # validate_SecurityProfile.c: ISMRC_PropertyRequired on the merged object.
-            raise AmlenError(400, 134, "UseClientCertificate", "false")
-        if props["AllowNullPassword"] and not props["UsePasswordAuthentication"]:
-            raise AmlenError(400, 6207, "UsePasswordAuthentication", "false")
-
-    def _check_endpoint(self, name: str, props: dict[str, Any]) -> None:
-        protocol = props["Protocol"]
-        if protocol.lower() != "all" and any(
-            item.lower() not in ("jms", "mqtt") for item in _names(protocol)
-        ):
-            raise bad_value("Protocol", protocol)
-        if props["MessageHub"] not in self.objects["MessageHub"]:
-            raise AmlenError(400, 431, props["MessageHub"])
-        connection_policies = _names(props["ConnectionPolicies"])
-        if not connection_policies:
-            raise AmlenError(400, 433)
-        for policy in connection_policies:
-            if policy not in self.objects["ConnectionPolicy"]:
-                raise not_found("ConnectionPolicy", policy)
-        messaging = {
-            "TopicPolicy": _names(props.get("TopicPolicies")),
-            "SubscriptionPolicy": _names(props.get("SubscriptionPolicies")),
-            "QueuePolicy": _names(props.get("QueuePolicies")),
-        }
-        for policy_type, policies in messaging.items():
-            for policy in policies:
-                if policy not in self.objects.get(policy_type, {}):
-                    raise not_found(policy_type, policy)
-        if not any(messaging.values()):
-            raise AmlenError(400, 334)
-        if messaging["SubscriptionPolicy"] and not any(
-            "Subscribe" in _names(self.objects["TopicPolicy"][policy]["ActionList"])
-            for policy in messaging["TopicPolicy"]
-        ):
-            raise AmlenError(400, 379)
-        profile_name = props["SecurityProfile"]
-        if profile_name:
-            profile = self.objects["SecurityProfile"].get(profile_name)
-            if profile is None:
-                raise not_found("SecurityProfile", profile_name)
-            if profile["UseClientCertificate"] and not certs.trusted_certificates(self.paths, profile_name):
-                raise AmlenError(400, 456)
-            if profile["UsePasswordAuthentication"] and not self.admin_password_set:
-                raise AmlenError(400, 375)
-        port = props["Port"]
-        if port == self.admin_port or any(
-            other != name and other_props["Port"] == port
-            for other, other_props in self.objects["Endpoint"].items()
-        ):
-            raise AmlenError(400, 155)
-
     # ---- GET -----------------------------------------------------------------------------------------------
 
     def get(self, obj_type: str, name: str | None = None, file_name: str | None = None) -> dict[str, Any]:
@@ -344,6 +288,8 @@ class Configuration(CertificateObjects):
         with self._lock:
             if obj_type in ("TrustedCertificate", "ClientCertificate"):
                 return self._get_certificates(obj_type, name, file_name)
+            if obj_type in ADMIN_SINGLETONS and name is None:
+                return self.get_admin_singleton(obj_type)
             if obj_type not in NAMED_TYPES:
                 if obj_type in NOT_IMPLEMENTED:
                     raise AmlenError(501, 102)
@@ -380,6 +326,8 @@ class Configuration(CertificateObjects):
                     f"The trusted certificate is deleted: SecurityProfile={name} File={file_name}.",
                 )
                 return
+            if obj_type in ADMIN_SINGLETONS:
+                raise AmlenError(403, 372, obj_type)
             if obj_type not in NAMED_TYPES:
                 if obj_type in NOT_IMPLEMENTED:
                     raise AmlenError(501, 102)
@@ -388,6 +336,8 @@ class Configuration(CertificateObjects):
                 raise AmlenError(403, 372, name)
             if name not in self.objects[obj_type]:
                 raise AmlenError(404, 113)
+            if self.admin_endpoint_uses(obj_type, name):
+                raise in_use(obj_type, name, "AdminEndpoint", "AdminEndpoint")
             users = self._users_of(obj_type, name)
             if users:
                 raise in_use(obj_type, name, *users[0])
