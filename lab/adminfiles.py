@@ -28,13 +28,14 @@ from lab.pki.disk import Action, FileResult, read_cert
 from lab.pki.paths import chain_of, pki_paths
 from lab.settings import RESERVED_CLIENT, Settings
 
-__all__ = ["ADMIN_CLIENT", "AdminFiles", "admin_files", "ensure_admin_files", "read_credentials"]
+__all__ = ["ADMIN_CLIENT", "LOOPBACK", "SERVER_NAME", "AdminFiles", "admin_files", "ensure_admin_files",
+           "read_credentials"]
 
 # The admin client's common name: the one CN the admin endpoint's ConfigurationPolicy lets in. Reserved: no
 # lab client or workshop seat may carry it (lab.settings, lab.workshop.roster refuse it).
 ADMIN_CLIENT = RESERVED_CLIENT
-_SERVER_NAME = "localhost"
-_LOOPBACK = ("127.0.0.1",)
+SERVER_NAME = "localhost"
+LOOPBACK = ("127.0.0.1",)
 
 
 @dataclass(frozen=True)
@@ -83,22 +84,22 @@ def ensure_admin_files(settings: Settings, *, addresses: Sequence[str] = ()) -> 
     files = admin_files(settings)
     private_dir(files.dir)
     results = _ensure_credentials(files)
-    server = ServerNames(dns=(_SERVER_NAME,), ips=tuple(dict.fromkeys((*_LOOPBACK, *addresses))))
-    wanted = [(_SERVER_NAME, files.server_key, files.server_cert, server),
-              (ADMIN_CLIENT, files.client_key, files.client_cert, None)]
+    server = ServerNames(dns=(SERVER_NAME,), ips=tuple(dict.fromkeys((*LOOPBACK, *addresses))))
+    wanted = [(SERVER_NAME, files.server_key, files.server_cert, server, settings.server_days),
+              (ADMIN_CLIENT, files.client_key, files.client_cert, None, settings.client_days)]
     issuer = _issuer_cert(settings)
     if issuer is not None:
         # Checking needs the issuer's certificate only (LabCa's key is not used by _leaf_problem): a warm run
         # decrypts nothing.
         probe = LabCa(key=None, cert=issuer)  # type: ignore[arg-type]
-        if all(_leaf_problem(probe, key, cert, name, server=names) is None for name, key, cert, names in wanted):
+        if all(_leaf_problem(probe, key, cert, name, server=names) is None for name, key, cert, names, _ in wanted):
             return results + [FileResult(path, Action.REUSED, "valid, from the lab CA")
                               for path in (files.server_cert, files.client_cert)]
     from lab.pki.ca import signing_ca
 
     ca = signing_ca(settings)
-    for name, key, cert, names in wanted:
-        results += _ensure_leaves(ca, [(name, key, cert)], days=settings.client_days, server=names)
+    for name, key, cert, names, days in wanted:
+        results += _ensure_leaves(ca, [(name, key, cert)], days=days, server=names)
     return results
 
 

@@ -95,6 +95,10 @@ def admin_client(settings: Settings, *, timeout: float = _TIMEOUT, rung: Rung | 
     if rung is Rung.OPEN:
         return AmlenClient(f"http://127.0.0.1:{port}", timeout=timeout)
     files = admin_files(settings)
+    if not files.ca.is_file() and not _listens(port):
+        # Nothing of the lab here, and nothing listening: say what a user checks first.
+        raise AmlenError(f"Amlen's admin API at https://127.0.0.1:{port} did not answer (connection refused)",
+                         "is the lab up? `invoke status` shows the container; `invoke up` starts it")
     _require(files.ca, "the lab CA (myCA.pem)")
     cert: tuple[str, str] | None = None
     auth: tuple[str, str] | None = None
@@ -282,6 +286,16 @@ def _remote_client(settings: Settings, timeout: float) -> AmlenClient:
         raise CertError(f"LAB_ADMIN_URL {url} is plain HTTP, but a client certificate or password is set for it",
                         "use https:// (a password or certificate over plain HTTP protects nothing)")
     return AmlenClient(url, timeout=timeout, verify=verify, cert=cert, auth=auth)
+
+
+def _listens(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def _require(path: Any, what: str) -> Any:

@@ -21,6 +21,7 @@ import hashlib
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lab.adminfiles import ADMIN_CLIENT, admin_files, ensure_admin_files, read_credentials
@@ -59,6 +60,7 @@ class SecureCall:
     over: Rung
     then: Rung
     uploads: dict[str, bytes] = field(default_factory=dict)
+    sources: dict[str, Path] = field(default_factory=dict)  # upload name -> the lab file it is read from
 
 
 def securing_calls(settings: Settings, *, secrets: bool = True) -> list[SecureCall]:
@@ -79,7 +81,8 @@ def securing_calls(settings: Settings, *, secrets: bool = True) -> list[SecureCa
         SecureCall(f"CertificateProfile {ADMIN_CERT_PROFILE}",
                    {"CertificateProfile": {ADMIN_CERT_PROFILE: {"Certificate": _CERT_FILE, "Key": _KEY_FILE,
                                                                 "Overwrite": True}}},
-                   Rung.OPEN, Rung.OPEN, {_CERT_FILE: data(files.served_cert), _KEY_FILE: data(files.server_key)}),
+                   Rung.OPEN, Rung.OPEN, {_CERT_FILE: data(files.served_cert), _KEY_FILE: data(files.server_key)},
+                   {_CERT_FILE: files.served_cert, _KEY_FILE: files.server_key}),
     ]
     calls.append(SecureCall(f"SecurityProfile {ADMIN_PROFILE}: TLS + password",
                             {"SecurityProfile": {ADMIN_PROFILE: {"CertificateProfile": ADMIN_CERT_PROFILE,
@@ -92,7 +95,7 @@ def securing_calls(settings: Settings, *, secrets: bool = True) -> list[SecureCa
             SecureCall(f"TrustedCertificate {ADMIN_PROFILE}/{_CA_FILE}",
                        {"TrustedCertificate": [{"SecurityProfileName": ADMIN_PROFILE, "TrustedCertificate": _CA_FILE,
                                                 "Overwrite": True}]},
-                       Rung.PASSWORD, Rung.PASSWORD, {_CA_FILE: data(files.ca)}),
+                       Rung.PASSWORD, Rung.PASSWORD, {_CA_FILE: data(files.ca)}, {_CA_FILE: files.ca}),
             SecureCall(f"SecurityProfile {ADMIN_PROFILE}: client certificate required",
                        {"SecurityProfile": {ADMIN_PROFILE: {"UseClientCertificate": True}}},
                        Rung.PASSWORD, Rung.CERT_PASSWORD),
