@@ -161,6 +161,8 @@ def find_rung(settings: Settings, *, timeout: float = 2.0,
         except CertError as exc:
             refusals.append(f"{rung}: {exc.message}")
             continue
+        except AmlenError:
+            continue  # nothing listens yet
         try:
             client.status(timeout=timeout)
             return rung, client
@@ -180,9 +182,10 @@ def find_rung(settings: Settings, *, timeout: float = 2.0,
 
 
 def wait_for_rung(settings: Settings, rung: Rung, *, before: Rung | None = None, timeout: float = 60.0,
-                  poll: float = 0.05) -> AmlenClient:
+                  poll: float = 0.01) -> AmlenClient:
     """Poll until the admin API answers on `rung` after a POST moved it there from `before` (Amlen reopens its
-    listener some 30 ms after answering that POST); pause-aware, so a VM pause does not fail it.
+    listener some 30 ms after answering that POST; a refused attempt costs a millisecond, so the poll is tight);
+    pause-aware, so a VM pause does not fail it.
 
     Where `rung`'s client would also pass the old listener (it offers all the old one required), an answer
     proves nothing: then the old rung's client must be refused too before the switch counts as done.

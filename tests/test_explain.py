@@ -18,11 +18,11 @@ from pathlib import Path
 import docker
 import pytest
 
+from lab.adminsec_step import securing_calls
 from lab.amlen import payload
 from lab.checks import Target, run_matrix
 from lab.configure import desired_objects
 from lab.explain import guide_steps, teardown_steps
-from lab.adminsec_step import securing_calls
 from lab.guide import explanation, guide_markdown, guide_script
 from lab.pki.disk import Action
 from lab.pki.info import describe_certificate

@@ -290,3 +290,28 @@ def test_two_tier_pki_serves_the_chain_and_its_clients_present_theirs(standin_im
                                 context=tls_context(ca_file=amlen.ca_file, cert=leaf, key=key,
                                                     server_name=amlen.server_hostname))
         assert leaf_only.reached and not leaf_only.accepted, leaf_only.reason
+
+
+def test_the_admin_api_is_locked_and_reachable_with_what_the_container_hands_out(
+    amlen_lab: AmlenLabContainer,
+) -> None:
+    import urllib.request
+
+    import requests
+
+    assert amlen_lab.admin_url == f"https://127.0.0.1:{amlen_lab.admin_port}"
+    with amlen_lab.admin_client() as admin:
+        assert admin.get("Endpoint", amlen_lab.settings.mtls_endpoint) is not None
+    context = amlen_lab.admin_ssl_context()
+    assert context is not None
+    with urllib.request.urlopen(f"{amlen_lab.admin_url}/ima/v1/service/status", context=context, timeout=10) as seen:
+        assert seen.status == 200
+    cert, key = amlen_lab.admin_cert_files()
+    reply = requests.get(f"{amlen_lab.admin_url}/ima/v1/service/status", cert=(str(cert), str(key)),
+                         verify=str(amlen_lab.ca_file), timeout=10)
+    assert reply.status_code == 200
+    # Neither plain HTTP nor HTTPS without the lab.admin certificate gets in.
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{amlen_lab.admin_port}/ima/v1/service/status", timeout=5)
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"{amlen_lab.admin_url}/ima/v1/service/status", verify=str(amlen_lab.ca_file), timeout=5)
