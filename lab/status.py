@@ -89,6 +89,8 @@ def _admin(settings: Settings) -> dict[str, Any]:
     from lab.adminsec import admin_curl, lab_owns_admin, target_rung
 
     lock = str(target_rung(settings)) if lab_owns_admin(settings) else "as its owner set it (LAB_ADMIN_URL)"
+    if lab_owns_admin(settings) and settings.admin_security == "open":
+        lock = "OPEN: plain HTTP, no login, reachable from any web page (LAB_ADMIN_SECURITY=open)"
     return {"url": settings.admin_base_url, "security": settings.admin_security, "lock": lock,
             "curl": admin_curl(settings)}
 

@@ -80,6 +80,7 @@ def test_configure_then_down_leaves_the_users_container_and_objects(compose_amle
     down = compose_amlen.invoke("down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert "deleted 6 Amlen objects through the admin API" in down.stdout
+    assert "kept the admin API locked (TLS + client certificate)" in " ".join(down.stdout.split())
     for path in ("Endpoint/ClientCertsTLS", "Endpoint/TLSTestPort", "SecurityProfile/TestServerSecProfile",
                  "CertificateProfile/TestServer-from-ToyCA"):
         assert admin.get(f"{base}/{path}", timeout=5).status_code == 404, path

@@ -21,6 +21,7 @@ import docker.errors
 import paho.mqtt.client as paho
 import pytest
 
+from lab.amlen import AmlenClient
 from lab.errors import AmlenError, CheckError, ContainerError
 from lab.mqtt import try_connect
 from lab.pki.leaves import make_foreign_client
@@ -315,3 +316,10 @@ def test_the_admin_api_is_locked_and_reachable_with_what_the_container_hands_out
         requests.get(f"http://127.0.0.1:{amlen_lab.admin_port}/ima/v1/service/status", timeout=5)
     with pytest.raises(requests.exceptions.SSLError):
         requests.get(f"{amlen_lab.admin_url}/ima/v1/service/status", verify=str(amlen_lab.ca_file), timeout=5)
+
+
+def test_the_plugins_admin_fixture_reads_the_configuration(amlen_admin: AmlenClient,
+                                                           amlen_lab: AmlenLabContainer) -> None:
+    assert amlen_admin.base_url == amlen_lab.admin_url
+    profile = amlen_admin.get("SecurityProfile", "AdminDefaultSecProfile") or {}
+    assert profile["UseClientCertificate"] is True and profile["UsePasswordAuthentication"] is False
