@@ -131,12 +131,7 @@ def admin_curl(settings: Settings, path: str = "/ima/v1/service/status") -> str:
 
     url = settings.admin_base_url + path
     if not lab_owns_admin(settings):
-        parts = [f"--cacert {shlex.quote(str(settings.admin_ca))}" if settings.admin_ca else ""]
-        if settings.admin_cert and settings.admin_key:
-            parts.append(f"--cert {shlex.quote(str(settings.admin_cert))} --key {shlex.quote(str(settings.admin_key))}")
-        if settings.admin_netrc:
-            parts.append(f"--netrc-file {shlex.quote(str(settings.admin_netrc))}")
-        return " ".join(["curl -s", *[p for p in parts if p], url])
+        return f"curl -s{remote_curl_options(settings)} {url}"
     if settings.admin_security == "open":
         return f"curl -s {url}"
     files = admin_files(settings)
@@ -146,6 +141,17 @@ def admin_curl(settings: Settings, path: str = "/ima/v1/service/status") -> str:
     else:
         parts.append(f"--netrc-file {shlex.quote(str(files.netrc))}")
     return " ".join(["curl -s", *parts, url])
+
+
+def remote_curl_options(settings: Settings) -> str:
+    """curl's options for an Amlen elsewhere, from LAB_ADMIN_CA / LAB_ADMIN_CERT + KEY / LAB_ADMIN_NETRC."""
+    import shlex
+
+    parts = [f"--cacert {shlex.quote(str(settings.admin_ca))}" if settings.admin_ca else "",
+             f"--cert {shlex.quote(str(settings.admin_cert))} --key {shlex.quote(str(settings.admin_key))}"
+             if settings.admin_cert and settings.admin_key else "",
+             f"--netrc-file {shlex.quote(str(settings.admin_netrc))}" if settings.admin_netrc else ""]
+    return "".join(f" {part}" for part in parts if part)
 
 
 def find_rung(settings: Settings, *, timeout: float = 2.0,
@@ -169,7 +175,9 @@ def find_rung(settings: Settings, *, timeout: float = 2.0,
         except AmlenError as exc:
             client.close()
             if _refused(exc):
-                refusals.append(f"{rung}: {exc.message}")
+                # The reason alone: "...did not answer (TLS handshake failed: ...)" -> "TLS handshake failed: ..."
+                reason = exc.message.split(" did not answer (", 1)[-1].removesuffix(")")
+                refusals.append(f"{rung}: {reason}")
     # No rung answered. One that refused outright says the server is up; all silent: it is still starting.
     if refusals:
         raise AdminLocked(

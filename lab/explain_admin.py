@@ -14,7 +14,7 @@ import shlex
 
 from lab import explain_pki as manual_pki
 from lab.adminfiles import ADMIN_CLIENT, LOOPBACK, SERVER_NAME
-from lab.adminsec import OPEN_WARNING, Rung, lab_owns_admin
+from lab.adminsec import OPEN_WARNING, Rung, lab_owns_admin, remote_curl_options
 from lab.adminsec_step import securing_calls
 from lab.manual import ADMIN_URL_VAR, OPEN_URL_VAR, Command, ManualStep
 from lab.settings import Settings
@@ -32,6 +32,8 @@ _WEBUI = "Server > Security Settings > Admin Endpoint"
 
 def admin_curl_options(settings: Settings, rung: Rung | None = None) -> str:
     """curl's options for `rung` (default: where LAB_ADMIN_SECURITY leaves the lab), files in the current dir."""
+    if not lab_owns_admin(settings):  # an Amlen elsewhere: what LAB_ADMIN_* say reaches it
+        return remote_curl_options(settings)
     rung = rung or _target(settings)
     ca = manual_pki.pki_names(settings)[1]
     cert = f"{ADMIN_CLIENT}.chain.pem" if settings.pki == "intermediate" else ADMIN_FILES["client cert"]
