@@ -202,10 +202,9 @@ def issue_client_certs(settings: Settings, names: Iterable[str], *, force: bool 
 def _client_names(names: Iterable[str], paths: PkiPaths, *, setting: str) -> list[str]:
     """The names without repeats; CertError for one that is no safe file name or would overwrite the CA/server."""
     wanted = list(dict.fromkeys(names))
-    reserved = {paths.ca_key.stem, paths.server_key.stem, paths.intermediate_key.stem, paths.server_ca.stem,
-                RESERVED_CLIENT}
+    reserved = {paths.ca_key.stem, paths.server_key.stem, paths.intermediate_key.stem, paths.server_ca.stem}
     for name in wanted:
-        if not _CLIENT_NAME.match(name) or name.lower() in reserved:
+        if not _CLIENT_NAME.match(name) or name in reserved or name.lower() == RESERVED_CLIENT:
             raise CertError(
                 f"{setting}: {name!r} is not a usable client name",
                 "use letters, digits, '.', '_' or '-', at most 64, and none of the CA and server files' names"
