@@ -9,160 +9,44 @@ password, trusted CA, client certificate required, CommonNames, password off; th
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.standin_admin_helpers import (
+    ADMIN,
+    CSRF_BODY,
+    PASSWORD,
+    Admin,
+    AdminPki,
+    curl,
+    handshake_refused,
+    make_admin_pki,
+    ok,
+    presented,
+    showcerts,
+    subjects,
+)
 from tests.standin_helpers import (
     DATA_PATH,
     AdminApi,
     RunningStandin,
     assert_answer,
     assert_success,
+    endpoint,
     poll,
     standin_with_api,
+    tls_profile,
 )
 
 pytestmark = pytest.mark.docker
 
-ADMIN = 9089
-CSRF_BODY = '{"MessageHub":{"CsrfHub":{"Description":"from a web page"}}}'
-PASSWORD = "lab-admin-Secret-1"
-
-
-# ---- a PKI made with the openssl CLI ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AdminPki:
-    dir: Path
-
-    def path(self, name: str) -> str:
-        return str(self.dir / name)
-
-    def client(self, who: str) -> list[str]:
-        """curl options presenting the client certificate `who` (lab.admin, intruder, stranger)."""
-        return ["--cert", self.path(f"{who}.pem"), "--key", self.path(f"{who}.key")]
-
-
-def _openssl(*args: str, stdin: str | None = None) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, text=True, input=stdin, timeout=60)
-
-
-def _issue(directory: Path, ca: str, name: str, subject: str, extensions: str) -> None:
-    key, csr, ext = directory / f"{name}.key", directory / f"{name}.csr", directory / f"{name}.ext"
-    ext.write_text(extensions)
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", str(key), "-out", str(csr))
-    _openssl("x509", "-req", "-in", str(csr), "-CA", str(directory / f"{ca}.pem"), "-CAkey",
-             str(directory / f"{ca}.key"), "-CAcreateserial", "-days", "30", "-out", str(directory / f"{name}.pem"),
-             "-extfile", str(ext))
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> AdminPki:
-    directory = tmp_path_factory.mktemp("admin-pki")
-    for ca, subject in (("myCA", "/CN=Admin Test CA"), ("otherCA", "/CN=Other CA")):
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", subject,
-                 "-keyout", str(directory / f"{ca}.key"), "-out", str(directory / f"{ca}.pem"),
-                 "-addext", "basicConstraints=critical,CA:TRUE")
-    _issue(directory, "myCA", "admin", "/CN=localhost",
-           "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
-    _issue(directory, "myCA", "server", "/CN=testserver.getting.started",
-           "subjectAltName=DNS:testserver.getting.started,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-    for who in ("lab.admin", "intruder"):
-        _issue(directory, "myCA", who, f"/CN={who}", "extendedKeyUsage=clientAuth\n")
-    _issue(directory, "otherCA", "stranger", "/CN=lab.admin", "extendedKeyUsage=clientAuth\n")
-    return AdminPki(directory)
-
-
-# ---- curl as the independent client ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Curl:
-    exit_code: int
-    status: int  # 0 (curl's 000): no HTTP answer
-    body: str
-    headers: dict[str, str]
-
-    def json(self) -> dict[str, object]:
-        return dict(json.loads(self.body))
-
-
-def curl(url: str, *options: str) -> Curl:
-    """One curl request with a fresh connection; never raises for an HTTP or TLS failure."""
-    done = subprocess.run(
-        ["curl", "-sS", "-D", "-", "--max-time", "30", "-w", "\n%{http_code}", *options, url],
-        capture_output=True, text=True, timeout=60)
-    head, _, rest = done.stdout.rpartition("\n")
-    status = int(rest) if rest.isdigit() else 0
-    headers: dict[str, str] = {}
-    text = head.replace("\r\n", "\n")
-    header_block, _, body = text.partition("\n\n")
-    while body.startswith("HTTP/"):  # an interim answer first (100 Continue)
-        header_block, _, body = body.partition("\n\n")
-    for line in header_block.splitlines()[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return Curl(done.returncode, status, body, headers)
-
-
-class Admin:
-    """The stand-in's admin URLs (the host port changes on `docker restart`) and the curl calls the tests use."""
-
-    def __init__(self, running: RunningStandin, pki: AdminPki) -> None:
-        self.running, self.pki = running, pki
-
-    @property
-    def port(self) -> int:
-        self.running.container.reload()
-        return int(self.running.container.ports[f"{ADMIN}/tcp"][0]["HostPort"])
-
-    def http(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}/ima/v1/{path}"
-
-    def https(self, path: str) -> str:
-        return f"https://127.0.0.1:{self.port}/ima/v1/{path}"
-
-    def tls(self, path: str, *options: str, who: str | None = None, password: str | None = None) -> Curl:
-        extra = [*options, "--cacert", self.pki.path("myCA.pem")]
-        if who is not None:
-            extra += self.pki.client(who)
-        if password is not None:
-            extra += ["-u", f"labadmin:{password}"]
-        return curl(self.https(path), *extra)
-
-    def post(self, body: object, *, who: str | None = None, password: str | None = PASSWORD) -> Curl:
-        return self.tls("configuration", "-H", "Content-Type: application/json", "--data-binary", json.dumps(body),
-                        who=who, password=password)
-
-    def put(self, name: str, file: str, **auth: str) -> Curl:
-        return self.tls(f"file/{name}", "-T", self.pki.path(file), **auth)
-
-
-def _ok(answer: Curl) -> None:
-    assert (answer.status, answer.json().get("Code")) == (200, "CWLNA6011"), answer
-
-
-def _handshake_refused(answer: Curl) -> None:
-    """No HTTP answer: curl's TLS layer failed (35: handshake, 56: the TLS 1.3 alert read after it)."""
-    assert answer.status == 0 and answer.exit_code in (35, 56), answer
-
-
-def _showcerts(port: int, pki: AdminPki, *options: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", pki.path("myCA.pem"), "-showcerts",
-         *options], input="", capture_output=True, text=True, timeout=30)
-
-
-def _subjects(shown: subprocess.CompletedProcess[str]) -> list[str]:
-    return [line.split("s:", 1)[1].strip() for line in shown.stdout.splitlines()
-            if line.strip()[:1].isdigit() and " s:" in line]
+    return make_admin_pki(tmp_path_factory.mktemp("admin-pki"))
 
 
 @pytest.fixture
@@ -197,8 +81,8 @@ def test_open_port_answers_http_and_tls_with_the_default_certificate(
     admin = Admin(running, pki)
     assert curl(admin.http("service/status")).status == 200
     assert curl(admin.https("service/status"), "-k").status == 200  # a ClientHello is answered with TLS
-    shown = _showcerts(admin.port, pki)
-    assert _subjects(shown) == ["C = US, OU = IBM IoT MessageSight development team, CN = IBM IoT MessageSight"]
+    shown = showcerts(admin.port, pki)
+    assert subjects(shown) == ["C = US, OU = IBM IoT MessageSight development team, CN = IBM IoT MessageSight"]
 
 
 def test_open_port_is_exposed_to_any_web_page(standin: tuple[RunningStandin, AdminApi], pki: AdminPki) -> None:
@@ -208,7 +92,7 @@ def test_open_port_is_exposed_to_any_web_page(standin: tuple[RunningStandin, Adm
     # A "simple" cross-origin request (text/plain, no preflight) is applied; Origin is reflected with credentials.
     applied = curl(admin.http("configuration"), "-H", f"Origin: {origin}", "-H", "Content-Type: text/plain",
                    "--data-binary", CSRF_BODY)
-    _ok(applied)
+    ok(applied)
     assert applied.headers["access-control-allow-origin"] == origin
     assert applied.headers["access-control-allow-credentials"] == "true"
     assert api.get("MessageHub/CsrfHub").status_code == 200
@@ -279,29 +163,29 @@ def test_secured_admin_plane_step_by_step_and_after_restart(
     assert (other.status, other.body) == (401, "Bad request")
     for path in ("service/status", "configuration/Endpoint", "monitor/Endpoint"):
         assert admin.tls(path, password=PASSWORD).status == 200, path
-    _ok(admin.post({"MessageHub": {"PasswordHub": {}}}))
-    _ok(admin.put("labca.pem", "myCA.pem", password=PASSWORD))
-    shown = _showcerts(admin.port, pki, "-verify_return_error", "-verify_ip", "127.0.0.1")
-    assert shown.returncode == 0 and _subjects(shown)[0] == "CN = localhost", shown.stdout + shown.stderr
+    ok(admin.post({"MessageHub": {"PasswordHub": {}}}))
+    ok(admin.put("labca.pem", "myCA.pem", password=PASSWORD))
+    shown = showcerts(admin.port, pki, "-verify_return_error", "-verify_ip", "127.0.0.1")
+    assert shown.returncode == 0 and subjects(shown)[0] == "CN = localhost", shown.stdout + shown.stderr
 
     # Client certificates: trusted CA first, then required (the password still on).
-    _ok(admin.post({"TrustedCertificate": [{"SecurityProfileName": "AdminDefaultSecProfile",
+    ok(admin.post({"TrustedCertificate": [{"SecurityProfileName": "AdminDefaultSecProfile",
                                             "TrustedCertificate": "labca.pem", "Overwrite": True}]}))
-    _ok(admin.post({"SecurityProfile": {"AdminDefaultSecProfile": {"UseClientCertificate": True}}}))
+    ok(admin.post({"SecurityProfile": {"AdminDefaultSecProfile": {"UseClientCertificate": True}}}))
     poll(lambda: admin.tls("service/status", password=PASSWORD).status == 0, timeout=10)
-    _handshake_refused(admin.tls("service/status", password=PASSWORD))
-    _handshake_refused(admin.tls("service/status", who="stranger", password=PASSWORD))  # another CA, same CN
+    handshake_refused(admin.tls("service/status", password=PASSWORD))
+    handshake_refused(admin.tls("service/status", who="stranger", password=PASSWORD))  # another CA, same CN
     assert admin.tls("service/status", who="lab.admin", password=PASSWORD).status == 200
     cert_only = admin.tls("service/status", who="lab.admin")
     assert (cert_only.status, cert_only.body) == (401, "Not authorized")
 
     # CommonNames, then the password off.
-    _ok(admin.post({"ConfigurationPolicy": {"AdminDefaultConfigPolicy": {"CommonNames": "lab.admin"}}},
+    ok(admin.post({"ConfigurationPolicy": {"AdminDefaultConfigPolicy": {"CommonNames": "lab.admin"}}},
                    who="lab.admin"))
     intruder = admin.tls("service/status", who="intruder", password=PASSWORD)
     assert (intruder.status, intruder.body) == (401, "Bad request")
     assert admin.tls("service/status", who="lab.admin", password=PASSWORD).status == 200
-    _ok(admin.post({"SecurityProfile": {"AdminDefaultSecProfile": {"UsePasswordAuthentication": False}}},
+    ok(admin.post({"SecurityProfile": {"AdminDefaultSecProfile": {"UsePasswordAuthentication": False}}},
                    who="lab.admin"))
     poll(lambda: admin.tls("service/status", who="lab.admin").status == 200, timeout=10)
     _check_mutual_tls_only(admin)
@@ -314,16 +198,29 @@ def test_secured_admin_plane_step_by_step_and_after_restart(
     poll(lambda: '"State": 1,' in admin.tls("service/status", who="lab.admin").body, timeout=60)
     _check_mutual_tls_only(admin)
     assert admin.tls("configuration/MessageHub/PasswordHub", who="lab.admin").status == 200
+    assert json.loads(admin.tls("configuration/AdminUserID", who="lab.admin").body)["AdminUserID"] == "labadmin"
+    with requests.Session() as session:
+        session.cert = (pki.path("lab.admin.pem"), pki.path("lab.admin.key"))
+        url, ca = admin.https("service/status"), pki.path("myCA.pem")  # verify per call: the env may override
+        began = time.monotonic()
+        for _ in range(20):
+            assert session.get(url, verify=ca, timeout=30).status_code == 200
+        print(f"20 status calls on one keep-alive mutual-TLS connection: {time.monotonic() - began:.3f} s "
+              "(real: 0.024 s)")
+    began = time.monotonic()
+    for _ in range(20):
+        assert requests.get(url, verify=ca, cert=session.cert, timeout=30).status_code == 200
+    print(f"20 status calls, a new mutual-TLS connection each: {time.monotonic() - began:.3f} s (real: 0.27 s)")
 
 
 def _check_mutual_tls_only(admin: Admin) -> None:
     assert admin.tls("service/status", who="lab.admin").status == 200
     assert admin.tls("monitor/Endpoint", who="lab.admin").status == 200
-    _ok(admin.post({"MessageHub": {"MutualHub": {}}}, who="lab.admin", password=None))
+    ok(admin.post({"MessageHub": {"MutualHub": {}}}, who="lab.admin", password=None))
     intruder = admin.tls("service/status", who="intruder")
     assert (intruder.status, intruder.body) == (401, "Bad request")
-    _handshake_refused(admin.tls("service/status"))
-    _handshake_refused(admin.tls("configuration", "-H", "Origin: http://evil.example", "-H",
+    handshake_refused(admin.tls("service/status"))
+    handshake_refused(admin.tls("configuration", "-H", "Origin: http://evil.example", "-H",
                                  "Content-Type: text/plain", "--data-binary", CSRF_BODY))
     plain = curl(admin.http("service/status"))
     assert plain.status == 0, plain
@@ -334,6 +231,165 @@ def test_common_names_before_the_certificate_locks_a_password_client_out(
     running, api = standin
     admin = Admin(running, pki)
     _secure_with_password(api, pki)
-    _ok(admin.post({"ConfigurationPolicy": {"AdminDefaultConfigPolicy": {"CommonNames": "lab.admin"}}}))
+    ok(admin.post({"ConfigurationPolicy": {"AdminDefaultConfigPolicy": {"CommonNames": "lab.admin"}}}))
     locked = admin.tls("service/status", password=PASSWORD)
     assert (locked.status, locked.body) == (401, "Bad request")
+
+
+# ---- the guide's one-tier chains (same appendix section) ------------------------------------------------------
+
+
+def test_one_tier_endpoints_present_leaf_alone_and_leaf_then_trusted_ca(
+        standin: tuple[RunningStandin, AdminApi], pki: AdminPki) -> None:
+    """8889 (no trusted certificate) presents the leaf alone; 8890 (myCA.pem trusted) the leaf and then myCA.pem:
+    OpenSSL builds the chain from the profile's trusted certificates, as on the real server."""
+    running, api = standin
+    api.put_file("server.pem", Path(pki.path("server.pem")).read_bytes())
+    api.put_file("server.key", Path(pki.path("server.key")).read_bytes())
+    assert_success(api.post({"CertificateProfile": {"OneTier": {"Certificate": "server.pem", "Key": "server.key"}}}))
+    assert_success(api.post({"SecurityProfile": {
+        "OneTierTls": tls_profile(client_certificates=False, certificate_profile="OneTier"),
+        "OneTierMtls": tls_profile(client_certificates=True, certificate_profile="OneTier")}}))
+    api.put_file("myCA.pem", Path(pki.path("myCA.pem")).read_bytes())
+    assert_success(api.post({"TrustedCertificate": [{"SecurityProfileName": "OneTierMtls",
+                                                      "TrustedCertificate": "myCA.pem", "Overwrite": True}]}))
+    assert_success(api.post({"Endpoint": {"OneTier8889": endpoint(8889, "OneTierTls"),
+                                          "OneTier8890": endpoint(8890, "OneTierMtls")}}))
+    server, ca = "CN = testserver.getting.started", "CN = Admin Test CA"
+    for port, expected in ((8889, [server]), (8890, [server, ca])):
+        shown = poll(lambda port=port: presented(running.host_port(port), pki))
+        assert subjects(shown) == expected, (port, shown.stdout)
+        assert "Verify return code: 0 (ok)" in shown.stdout, shown.stdout
+
+
+# ---- ConfigurationPolicy: the object, its validation, and the actions it allows ---------------------------------
+
+
+def test_configuration_policy_validation_and_deletion_rules(standin: tuple[RunningStandin, AdminApi]) -> None:
+    _, api = standin
+
+    def policy(props: object) -> requests.Response:
+        return api.post({"ConfigurationPolicy": {"LabPolicy": props}})
+
+    assert_answer(policy({"ClientAddress": "*"}), 400, "CWLNA0134")  # ActionList is required
+    assert_answer(policy({"ClientAddress": "*", "ActionList": "Publish"}), 400, "CWLNA0112")
+    assert_answer(policy({"ClientAddress": "*", "ActionList": True}), 400, "CWLNA0127")
+    assert_answer(policy({"ActionList": "View"}), 400, "CWLNA0139")  # at least one filter
+    assert_answer(policy({"ClientAddress": "not-an-address", "ActionList": "View"}), 400, "CWLNA0112")
+    assert_answer(policy({"UserID": "lab**", "ActionList": "View"}), 400, "CWLNA0112")
+    assert_answer(policy({"ClientID": "x", "ActionList": "View"}), 400, "CWLNA0138")
+    # As Amlen's own REST tests (fvt_scripts/restapi/test/security/restapi-ConfigurationPolicy.js) expect:
+    assert_answer(policy({"UserID": "*", "ActionList": "Configure, Manage"}), 400, "CWLNA0112",
+                  'The property value is not valid: Property: ActionList Value: "Configure, Manage".')
+    assert_answer(policy({"UserID": "*", "ActionList": None}), 400, "CWLNA0112")
+    assert_answer(api.post({"ConfigurationPolicy": None}), 400, "CWLNA0137",
+                  'The REST API call: "ConfigurationPolicy":null is not valid.')
+    assert_answer(policy({"ClientAddress": "[127.0.0.1]", "ActionList": "View"}), 400, "CWLNA0112")
+    assert_answer(policy({"ClientAddress": "[2607:f0d0::bbb]-[2607:f0d0::aaa]", "ActionList": "View"}), 400,
+                  "CWLNA0112")
+    many = ",".join(f"10.0.0.{n}" for n in range(1, 102))
+    assert_answer(policy({"ClientAddress": many, "ActionList": "View"}), 400, "CWLNA0371",
+                  "The number of client addresses exceeds the maximum number allowed: 100.")
+    assert_answer(policy({"UserID": "u" * 1025, "ActionList": "View"}), 400, "CWLNA0144")
+    assert_answer(policy({"ClientAddress": "", "UserID": None, "GroupID": "", "CommonNames": None,
+                          "ActionList": "Manage"}), 400, "CWLNA0139",
+                  "The object: ConfigurationPolicy must have one of the properties ClientAddress,UserID,GroupID,"
+                  "CommonNames specified")
+    assert_answer(api.post({"ConfigurationPolicy": {"Trailing ": {"ActionList": "View", "ClientAddress": "*"}}}),
+                  400, "CWLNA0115")
+    assert_success(policy({"ClientAddress": "2607:f0d0:1202:10e:47b:eaff:fe8f:aaa", "ActionList": "View"}))
+    assert api.get("ConfigurationPolicy/LabPolicy").json()["ConfigurationPolicy"]["LabPolicy"] == {
+        "ActionList": "View", "ClientAddress": "2607:f0d0:1202:10e:47b:eaff:fe8f:aaa", "UserID": "",
+        "GroupID": "", "CommonNames": "", "Description": ""}
+    assert api.get("ConfigurationPolicy").json()["ConfigurationPolicy"]["AdminDefaultConfigPolicy"] == {
+        "Description": "Default configuration policy for AdminEndpoint", "ClientAddress": "*",
+        "ActionList": "Configure,View,Monitor,Manage"}
+    assert_success(policy({"CommonNames": "lab.admin", "ClientAddress": "127.0.0.1,10.0.0.1-10.0.0.9",
+                           "ActionList": "View,Monitor", "Description": "lab"}))
+    read = api.get("ConfigurationPolicy/LabPolicy").json()["ConfigurationPolicy"]["LabPolicy"]
+    assert (read["CommonNames"], read["ActionList"], read["Description"]) == ("lab.admin", "View,Monitor", "lab")
+    assert_answer(api.delete("ConfigurationPolicy/AdminDefaultConfigPolicy"), 403, "CWLNA0372")
+    assert_answer(api.post({"AdminEndpoint": {"ConfigurationPolicies": "Missing"}}), 404, "CWLNA0136")
+    assert_answer(api.post({"AdminEndpoint": {"SecurityProfile": "Missing"}}), 404, "CWLNA0136")
+    assert_answer(api.post({"AdminEndpoint": {"Port": "9089"}}), 400, "CWLNA0127")
+    assert_answer(api.delete("AdminEndpoint"), 403, "CWLNA0372")
+    assert_success(api.post({"AdminEndpoint": {"ConfigurationPolicies": "AdminDefaultConfigPolicy,LabPolicy"}}))
+    assert api.get("AdminEndpoint").json()["AdminEndpoint"]["ConfigurationPolicies"] == (
+        "AdminDefaultConfigPolicy,LabPolicy")
+    assert_answer(api.delete("ConfigurationPolicy/LabPolicy"), 400, "CWLNA0376")
+    assert_success(api.post({"AdminEndpoint": {"ConfigurationPolicies": "AdminDefaultConfigPolicy"}}))
+    assert_success(api.delete("ConfigurationPolicy/LabPolicy"))
+    assert_answer(api.get("ConfigurationPolicy/LabPolicy"), 404, "CWLNA0136")
+
+
+def test_action_list_decides_which_requests_a_matching_policy_allows(
+        standin: tuple[RunningStandin, AdminApi], pki: AdminPki) -> None:
+    """From restApi.c: GET of configuration, monitor and status needs any action; POST/DELETE of configuration
+    Configure; file PUT and service POST Configure or Manage. A matching policy without it: 400 CWLNA0180."""
+    running, api = standin
+    admin = Admin(running, pki)
+    assert_success(api.post({"ConfigurationPolicy": {
+        "ViewAll": {"ClientAddress": "*", "ActionList": "View"},
+        "Writer": {"UserID": "writer", "ActionList": "Configure"}}}))
+    assert_success(api.post({"AdminEndpoint": {"ConfigurationPolicies": "ViewAll,Writer"}}))
+    for path in ("configuration/Endpoint", "monitor/Endpoint", "service/status"):
+        assert curl(admin.http(path)).status == 200, path
+    hub = ["-H", "Content-Type: application/json", "--data-binary", '{"MessageHub":{"ViewerHub":{}}}']
+    refused = curl(admin.http("configuration"), *hub)
+    assert (refused.status, refused.json()["Code"]) == (400, "CWLNA0180"), refused
+    assert curl(admin.http("file/x.pem"), "-T", pki.path("myCA.pem")).json()["Code"] == "CWLNA0180"
+    assert curl(admin.http("configuration/MessageHub/DemoHub"), "-X", "DELETE").json()["Code"] == "CWLNA0180"
+    restart = ["-H", "Content-Type: application/json", "--data-binary", '{"Service":"Server"}']
+    assert curl(admin.http("service/restart"), *restart).json()["Code"] == "CWLNA0180"
+    # Without password authentication the Basic user is not verified, but it is what UserID filters see.
+    ok(curl(admin.http("configuration"), "-u", "writer:anything", *hub))
+    # A policy set whose filters match no request: everything is 401 "Bad request" from the next request on.
+    ok(curl(admin.http("configuration"), "-u", "writer:x", "--data-binary", json.dumps({"ConfigurationPolicy": {
+        "Elsewhere": {"ClientAddress": "10.9.9.9", "ActionList": "Configure,View,Monitor,Manage"}}})))
+    ok(curl(admin.http("configuration"), "-u", "writer:x", "--data-binary",
+             '{"AdminEndpoint":{"ConfigurationPolicies":"Elsewhere"}}'))
+    locked = curl(admin.http("service/status"))
+    assert (locked.status, locked.body) == (401, "Bad request")
+
+
+def test_a_keep_alive_client_is_moved_to_the_new_transport(
+        standin: tuple[RunningStandin, AdminApi], pki: AdminPki) -> None:
+    """The answer that switches the transport says `Connection: close`; an idle kept-alive connection from before
+    the switch is closed, so no plain-HTTP request is answered after it."""
+    running, api = standin
+    admin = Admin(running, pki)
+    assert_success(api.post({"AdminUserID": "labadmin", "AdminUserPassword": PASSWORD}))
+    api.put_file("admin.pem", Path(pki.path("admin.pem")).read_bytes())
+    api.put_file("admin.key", Path(pki.path("admin.key")).read_bytes())
+    assert_success(api.post({"CertificateProfile": {"AdminLabCert": {"Certificate": "admin.pem", "Key": "admin.key"}}}))
+    with requests.Session() as idle, requests.Session() as switcher:
+        assert idle.get(admin.http("service/status"), timeout=30).status_code == 200
+        answer = switcher.post(admin.http("configuration"), timeout=30, json={"SecurityProfile": {
+            "AdminDefaultSecProfile": {"CertificateProfile": "AdminLabCert", "TLSEnabled": True,
+                                       "UsePasswordAuthentication": True}}})
+        assert answer.status_code == 200 and answer.headers["Connection"] == "close"
+        poll(lambda: admin.tls("service/status", password=PASSWORD).status == 200, timeout=10)
+        for session in (idle, switcher):
+            with pytest.raises(requests.ConnectionError):
+                session.get(admin.http("service/status"), timeout=30)
+        switcher.auth = ("labadmin", PASSWORD)
+        assert switcher.get(admin.https("service/status"), verify=pki.path("myCA.pem"), timeout=30).ok
+
+
+def test_the_admin_endpoint_may_use_another_security_profile_which_it_then_holds(
+        standin: tuple[RunningStandin, AdminApi], pki: AdminPki) -> None:
+    running, api = standin
+    admin = Admin(running, pki)
+    assert_success(api.post({"AdminUserID": "labadmin", "AdminUserPassword": PASSWORD}))
+    api.put_file("admin.pem", Path(pki.path("admin.pem")).read_bytes())
+    api.put_file("admin.key", Path(pki.path("admin.key")).read_bytes())
+    assert_success(api.post({"CertificateProfile": {"AdminLabCert": {"Certificate": "admin.pem", "Key": "admin.key"}},
+                             "SecurityProfile": {"AdminLabSec": {"CertificateProfile": "AdminLabCert"}}}))
+    assert curl(admin.http("service/status")).status == 200  # a new profile alone changes nothing
+    assert_success(api.post({"AdminEndpoint": {"SecurityProfile": "AdminLabSec"}}))
+    poll(lambda: admin.tls("service/status", password=PASSWORD).status == 200, timeout=10)
+    assert curl(admin.http("service/status")).status == 0  # TLSEnabled and UsePasswordAuthentication: defaults true
+    in_use = admin.tls("configuration/SecurityProfile/AdminLabSec", "-X", "DELETE", password=PASSWORD)
+    assert (in_use.status, in_use.json()["Code"]) == (400, "CWLNA0376"), in_use
+    assert admin.tls("configuration/AdminEndpoint", password=PASSWORD).json()["AdminEndpoint"][
+        "SecurityProfile"] == "AdminLabSec"

@@ -1089,6 +1089,11 @@ def test_server_without_admin_credentials_refuses_password_endpoints_and_stops_q
                 "User authentication is enabled in the admin endpoint.",
                 prefix=True,
             )
+            # Once the server has an admin user and password, the endpoint is accepted.
+            assert_success(client.post({"AdminUserID": "labadmin", "AdminUserPassword": "pw-for-0375"}))
+            assert_success(
+                client.post({"Endpoint": {"PwEndpoint": {**GOOD_ENDPOINT, "SecurityProfile": profile}}})
+            )
         finally:
             client.close()
         took, code = stop_standin(second)

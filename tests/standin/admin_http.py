@@ -84,6 +84,7 @@ class AdminServer(ThreadingHTTPServer):
         self.passwords = PasswordCache()
         self._switch_lock = threading.Lock()
         self._switch_pending = False
+        self.handlers: set[AdminHandler] = set()  # open connections (guarded by _switch_lock)
         self.transport = self._build(config.admin_plane(), None)
         host = app.settings.admin_host
         address = "0.0.0.0" if host.lower() in ("all", "*") else host
@@ -109,9 +110,13 @@ class AdminServer(ThreadingHTTPServer):
             self._switch_pending = True
 
         def switch() -> None:
+            transport = self._build(self.config.admin_plane(), self.transport)
             with self._switch_lock:
                 self._switch_pending = False
-            self.transport = self._build(self.config.admin_plane(), self.transport)
+                self.transport = transport
+                stale = [handler for handler in self.handlers if handler.revision != transport.plane.revision]
+            for handler in stale:
+                handler.drop_if_idle()
 
         timer = threading.Timer(SWITCH_DELAY, switch)
         timer.daemon = True
@@ -157,7 +162,28 @@ class AdminHandler(BaseHTTPRequestHandler):
         self.revision = revision  # the admin transport this connection was accepted under
         self.served = 0  # requests answered on this connection
         self.cors: list[tuple[str, str]] = []
+        self.busy = threading.Lock()  # held while a request is being answered
         super().__init__(request, client_address, server)
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server._switch_lock:
+            self.server.handlers.add(self)
+
+    def finish(self) -> None:
+        with self.server._switch_lock:
+            self.server.handlers.discard(self)
+        super().finish()
+
+    def drop_if_idle(self) -> None:
+        """After a transport switch: an idle kept-alive connection is closed, as the old listener goes away."""
+        if self.busy.acquire(blocking=False):
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            finally:
+                self.busy.release()
 
     # ---- plumbing ------------------------------------------------------------------------------------------
 
@@ -189,6 +215,11 @@ class AdminHandler(BaseHTTPRequestHandler):
         if content_type:
             self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
+        if self.server.config.admin_revision != self.revision:
+            # This connection's transport is about to go (this request changed it): say so, so that clients
+            # open a new connection under the new transport instead of reusing this one.
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(data)
 
@@ -263,7 +294,11 @@ class AdminHandler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.server.schedule_switch()
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _dispatch
+    def _locked_dispatch(self) -> None:
+        with self.busy:
+            self._dispatch()
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _locked_dispatch
 
     # ---- routes --------------------------------------------------------------------------------------------
 
@@ -296,7 +331,8 @@ class AdminHandler(BaseHTTPRequestHandler):
             max_depth = 3 if args and args[0] in ("TrustedCertificate", "ClientCertificate") else 2
             if method == "GET" and 1 <= len(args) <= max_depth:
                 return 200, config.get(*args)
-            if method == "DELETE" and 2 <= len(args) <= max_depth:
+            singleton = len(args) == 1 and args[0] in ("AdminEndpoint", "AdminUserID", "AdminUserPassword")
+            if method == "DELETE" and (2 <= len(args) <= max_depth or singleton):
                 config.delete(*args)
                 return 200, success_body()
         if family == "monitor" and method == "GET" and args == ["Endpoint"]:

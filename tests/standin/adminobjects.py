@@ -47,6 +47,18 @@ ADMIN_ENDPOINT_SCHEMA: dict[str, Prop] = {
     "Description": Prop(Kind.STRING, settable=False),
 }
 _ADMIN_STRING = Prop(Kind.STRING, max_length=1024)
+MAX_CLIENT_ADDRESSES = 100
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An IPv4 address bare, an IPv6 address bare or in brackets; None for anything else."""
+    text = text.strip()
+    bracketed = text.startswith("[") and text.endswith("]")
+    try:
+        address = ipaddress.ip_address(text[1:-1] if bracketed else text)
+    except ValueError:
+        return None
+    return None if bracketed and address.version == 4 else address
 _PBKDF2_ROUNDS = 4096  # the first check of a credential costs ~15 ms here; later ones are cached
 
 
@@ -124,6 +136,8 @@ class AdminObjects:
         if not value:
             raise bad_value(obj_type, '""')
         self.admin[obj_type] = hash_password(value) if obj_type == "AdminUserPassword" else value
+        if obj_type == "AdminUserPassword":
+            self.admin["PasswordPosted"] = True  # a server configured without one (CWLNA0375) now has one
         self._save_admin()
 
     def _post_admin_endpoint(self, body: Any) -> None:
@@ -147,16 +161,33 @@ class AdminObjects:
         self.admin_revision += 1
 
     @staticmethod
+    def _precheck_configuration_policy(body: Any) -> None:
+        """What Amlen's REST tests expect before the generic validation: ``null`` for the whole type is not a
+        valid call (400 CWLNA0137), a ``null`` ActionList is a bad value (400 CWLNA0112), not a missing one."""
+        if body is None:
+            raise AmlenError(400, 137, '"ConfigurationPolicy":null')
+        if isinstance(body, dict):
+            for props in body.values():
+                if isinstance(props, dict) and "ActionList" in props and props["ActionList"] is None:
+                    raise bad_value("ActionList", "null")
+
+    @staticmethod
     def _check_configuration_policy(props: dict[str, Any]) -> None:
-        """``validate_ConfigurationPolicy.c``: addresses, no ``**`` in the name filters."""
+        """``validate_ConfigurationPolicy.c`` and Amlen's REST tests: an exact ActionList (no blanks around its
+        commas), ``*`` or at most 100 addresses and ascending ``low-high`` ranges (IPv6 in brackets, IPv4 not;
+        CWLNA0371 past 100), no ``**`` in the name filters."""
+        actions = props["ActionList"]
+        if any(item != item.strip() for item in actions.split(",")):
+            raise bad_value("ActionList", actions)
         address = props.get("ClientAddress") or ""
         if address and address != "*":
-            for entry in names(address):
-                for part in entry.split("-"):
-                    try:
-                        ipaddress.ip_address(part.strip().strip("[]"))
-                    except ValueError:
-                        raise bad_value("ClientAddress", address) from None
+            entries = names(address)
+            if len(entries) > MAX_CLIENT_ADDRESSES:
+                raise AmlenError(400, 371, MAX_CLIENT_ADDRESSES)
+            for entry in entries:
+                bounds = [_address(part) for part in entry.split("-")]
+                if None in bounds or len(bounds) > 2 or int(bounds[0]) > int(bounds[-1]):  # type: ignore[arg-type]
+                    raise bad_value("ClientAddress", address)
         for key in ("UserID", "GroupID", "CommonNames"):
             if "**" in (props.get(key) or ""):
                 raise bad_value(key, props[key])

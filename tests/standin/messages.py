@@ -36,6 +36,7 @@ MESSAGES: dict[int, str] = {
     180: "The operation is not authorized.",
     186: "The certificate profile must be set if TLSEnabled is true.",
     334: "No messaging policy is configured.",
+    371: "The number of client addresses exceeds the maximum number allowed: {0}.",
     372: "Delete is not allowed for {0} object.",
     374: "The number of items exceeded the limit. Item: {0} Count: {1} Limit: {2}",
     375: (

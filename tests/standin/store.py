@@ -229,6 +229,8 @@ class Configuration(CertificateObjects, AdminObjects):
                 if obj_type in ADMIN_SINGLETONS:
                     self._post_admin_user(obj_type, body)
                     continue
+                if obj_type == "ConfigurationPolicy":
+                    self._precheck_configuration_policy(body)
                 if not isinstance(body, dict):
                     raise AmlenError(400, 127, obj_type, "", obj_type, json_type_name(body))
                 for name, props in body.items():
@@ -260,7 +262,7 @@ class Configuration(CertificateObjects, AdminObjects):
                 name,
                 props,
                 admin_port=self.admin_port,
-                admin_password_set=self.admin_password_set,
+                admin_password_set=self.admin_password_set or bool(self.admin.get("PasswordPosted")),
             )
         elif obj_type == "ConfigurationPolicy":
             check_min_one(obj_type, props, SCHEMAS[obj_type])
@@ -311,7 +313,7 @@ class Configuration(CertificateObjects, AdminObjects):
                     users.append((user_type, user_name))
         return users
 
-    def delete(self, obj_type: str, name: str, file_name: str | None = None) -> None:
+    def delete(self, obj_type: str, name: str = "", file_name: str | None = None) -> None:
         """``DELETE /ima/v1/configuration/<Type>/<Name>`` (and ``TrustedCertificate/<profile>/<file>``)."""
         with self._lock:
             if obj_type == "TrustedCertificate":
