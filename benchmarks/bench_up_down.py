@@ -60,11 +60,11 @@ def floor(ref: str) -> float:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
 
 
-def lab_env(ref: str, scratch: Path, pki: str = "root") -> dict[str, str]:
+def lab_env(ref: str, scratch: Path, pki: str = "root", admin_security: str = "mtls") -> dict[str, str]:
     tag = uuid.uuid4().hex[:8]
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAB_")}
     env.update({"LAB_DIR": str(scratch / tag), "LAB_IMAGE": ref, "LAB_CONTAINER_NAME": f"bench-{tag}",
-                "LAB_PKI": pki,
+                "LAB_PKI": pki, "LAB_ADMIN_SECURITY": admin_security,
                 "LAB_TLS_PORT": str(free_port()), "LAB_MTLS_PORT": str(free_port()),
                 "LAB_ADMIN_PORT": str(free_port()), "LAB_WORKSHOP_PORT": str(free_port()), "LAB_MEMORY": "1g"})
     return env
@@ -162,7 +162,8 @@ def median(values: list[float]) -> str:
 
 def measure(ref: str, rounds: int) -> dict[str, list[float]]:
     """Every figure of one engine (the one DOCKER_HOST names in this process's environment)."""
-    names = ("floor", "cold", "warm", "status", "--list", "down", "two-tier cold", "two-tier warm")
+    names = ("floor", "cold", "warm", "status", "--list", "down", "two-tier cold", "two-tier warm",
+             "open cold", "open warm", "open status")
     figures: dict[str, list[float]] = {name: [] for name in names}
     figures["floor"] = [floor(ref) for _ in range(rounds)]
     with tempfile.TemporaryDirectory() as scratch:
@@ -176,6 +177,12 @@ def measure(ref: str, rounds: int) -> dict[str, list[float]]:
             env = lab_env(ref, Path(scratch), "intermediate")
             figures["two-tier cold"].append(timed(env, "up", "--no-hosts"))
             figures["two-tier warm"].append(timed(env, "up", "--no-hosts"))
+            timed(env, "down", "--purge")
+            # The admin plane left open (as before issue 22): what securing it costs is the difference.
+            env = lab_env(ref, Path(scratch), admin_security="open")
+            figures["open cold"].append(timed(env, "up", "--no-hosts"))
+            figures["open warm"].append(timed(env, "up", "--no-hosts"))
+            figures["open status"].append(timed(env, "status"))
             timed(env, "down", "--purge")
     return figures
 
@@ -245,6 +252,11 @@ def main() -> None:
         print(f"  down                      {median(figures['down'])}  (target on Docker: <= {TARGETS['down']} s)")
         print(f"  invoke status             {median(figures['status'])}  (target on Docker: <= {TARGETS['status']} s)")
         print(f"  invoke --list             {median(figures['--list'])}  (target: <= {TARGETS['--list']} s)")
+        added = {key: statistics.median(figures[key]) - statistics.median(figures[f"open {key}"])
+                 for key in ("cold", "warm", "status")}
+        print(f"  admin plane locked (mtls) vs open: cold up {added['cold']:+.3f} s (target <= +0.15), warm up "
+              f"{added['warm']:+.3f} s, status {added['status']:+.3f} s (targets within 0.05); open: cold "
+              f"{median(figures['open cold'])}, warm {median(figures['open warm'])}")
     if len(engines) == 2:
         docker_figures, podman_figures = engines[0][1], engines[1][1]
         print("side by side (medians, s):  " + ", ".join(

@@ -8,6 +8,7 @@ whose message names the object and whose hint names the fix: this is the only mo
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,6 +105,8 @@ def explain_server_log(text: str, endpoint: str | None = None) -> list[str]:
 # Codes that mean "not there", for reads and deletes that must succeed when there is nothing to do.
 _NOT_FOUND = {"CWLNA0113", "CWLNA0136"}
 _TIMEOUT = 10.0
+_UNAUTHORIZED_HINT = ("the admin API wants another client certificate or password (LAB_ADMIN_CERT/KEY, "
+                      "LAB_ADMIN_NETRC); for the lab's own container: `invoke down`, then `invoke up`")
 
 
 @dataclass(frozen=True)
@@ -146,12 +149,35 @@ def is_ready(status: Mapping[str, Any]) -> bool:
 
 
 class AmlenClient:
-    """Talks to one Amlen admin endpoint, e.g. `AmlenClient("http://127.0.0.1:9089")`."""
+    """Talks to one Amlen admin endpoint, e.g. `AmlenClient("http://127.0.0.1:9089")`.
 
-    def __init__(self, base_url: str, *, timeout: float = _TIMEOUT) -> None:
+    Over HTTPS, `verify` is the CA file that signed the admin certificate (True: the system's trust store),
+    `cert` the (certificate, key) files to present, `auth` a (user, password) for HTTP Basic. One keep-alive
+    session carries every request, so a TLS handshake is paid once per client. `lab.adminsec.admin_client`
+    builds the lab's (use it rather than this constructor).
+    """
+
+    def __init__(self, base_url: str, *, timeout: float = _TIMEOUT, verify: bool | str = True,
+                 cert: tuple[str, str] | None = None, auth: tuple[str, str] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._session = requests.Session()
+        self._session.trust_env = False  # no proxy and no ~/.netrc: the lab says how to reach its Amlen
+        self._session.verify = verify
+        self._session.cert = cert
+        self._session.auth = auth
+
+    @property
+    def session(self) -> requests.Session:
+        """The keep-alive requests session with this client's TLS settings and credentials (for raw calls)."""
+        return self._session
+
+    def clone(self) -> AmlenClient:
+        """A client with the same URL and credentials on its own session (one per thread: Amlen serves one
+        request per connection at a time)."""
+        session = self._session
+        return AmlenClient(self.base_url, timeout=self.timeout, verify=session.verify, cert=session.cert,  # type: ignore[arg-type]
+                           auth=session.auth)  # type: ignore[arg-type]
 
     def close(self) -> None:
         """Close the keep-alive connection."""
@@ -263,6 +289,10 @@ class AmlenClient:
                 if attempt == 2:
                     raise
 
+    def post(self, body: Mapping[str, Any], *, what: str) -> None:
+        """POST a body that is no named object (e.g. `{"AdminUserID": ..., "AdminUserPassword": ...}`)."""
+        self._request("POST", "/ima/v1/configuration", json_body=dict(body), what=what, retry=False)
+
     def delete(self, object_type: str, name: str) -> bool:
         """Delete an object; False when it was already gone (so teardown can always be re-run)."""
         try:
@@ -318,9 +348,13 @@ class AmlenClient:
         if response.status_code >= 400:
             code = str(body.get("Code") or "")
             message = str(body.get("Message") or response.reason or "no message")
+            hint = CODE_HINTS.get(code, "see `invoke logs` for the server's side")
+            if response.status_code == 401:  # Amlen's body is text: `Not authorized` or `Bad request`
+                message = f"{response.reason} ({response.text.strip()[:40] or 'no body'})"
+                hint = _UNAUTHORIZED_HINT
             raise AmlenError(
                 f"Amlen refused to {what}: {code or 'HTTP ' + str(response.status_code)} {message}".strip(),
-                CODE_HINTS.get(code, "see `invoke logs` for the server's side"),
+                hint,
                 code=code or None,
                 status=response.status_code,
             )
@@ -332,8 +366,23 @@ class _NoAnswer(AmlenError):
 
 
 def _reason(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS handshake failed: {_ssl_words(exc)}"
     if isinstance(exc, requests.ConnectionError):
         return "connection refused or reset"
     if isinstance(exc, requests.Timeout):
         return "timed out"
     return type(exc).__name__
+
+
+def _ssl_words(exc: requests.exceptions.SSLError) -> str:
+    """The innermost ssl error's reason (e.g. CERTIFICATE_VERIFY_FAILED), not urllib3's nested repr."""
+    inner: BaseException | None = exc
+    while inner is not None and not isinstance(inner, ssl.SSLError):
+        inner = inner.__cause__ or inner.__context__ or (inner.args[0] if inner.args and isinstance(
+            inner.args[0], BaseException) else None)
+    if isinstance(inner, ssl.SSLCertVerificationError):
+        return f"the admin certificate does not verify ({inner.verify_message})"
+    if isinstance(inner, ssl.SSLError):
+        return inner.reason or str(inner)
+    return "no TLS session"

@@ -246,16 +246,16 @@ def confirm_live(
     """
     with ThreadPoolExecutor(max_workers=max(len(probes), 1), thread_name_prefix="live") as pool:
         # One endpoint at a time would add their handshakes up; each probe has its own deadline.
-        for done in [pool.submit(_prove, amlen.base_url, probe, timeout, diagnose) for probe in probes]:
+        for done in [pool.submit(_prove, amlen, probe, timeout, diagnose) for probe in probes]:
             done.result()
 
 
-def _prove(base_url: str, probe: EndpointProbe, timeout: float, diagnose: Callable[[str], list[str]]) -> None:
+def _prove(admin: AmlenClient, probe: EndpointProbe, timeout: float, diagnose: Callable[[str], list[str]]) -> None:
     from lab.mqtt import try_connect  # paho only for this proof
 
     deadline = Deadline(timeout)
     problem = ""
-    with AmlenClient(base_url) as amlen:  # a session per thread: Amlen serves one request per connection
+    with admin.clone() as amlen:  # a session per thread: Amlen serves one request per connection
         while True:
             entry = amlen.endpoint_monitor(probe.name)
             if entry is None:

@@ -20,8 +20,9 @@ from lab import explain_pki as manual_pki
 from lab.amlen import AmlenObject, payload
 from lab.checks import DEFAULT_COUNT, TOPIC, TOPIC_FILTER
 from lab.configure import desired_objects
+from lab.explain_admin import CURL, admin_curl_options, admin_steps
 from lab.explain_kit import kit_steps
-from lab.manual import ADMIN_URL_VAR, KEY_PASSWORD_VAR, Command, ManualStep
+from lab.manual import ADMIN_URL_VAR, KEY_PASSWORD_VAR, OPEN_URL_VAR, Command, ManualStep
 from lab.pki import build as certs
 from lab.pki.chain import TRUST_ROOT_ONLY
 from lab.pki.paths import pki_paths
@@ -33,7 +34,6 @@ __all__ = ["guide_steps", "teardown_steps"]
 
 # What Amlen answers to every accepted upload and configuration change (reference, appendix).
 _ACCEPTED = '"Code": "CWLNA6011", "Message": "The requested configuration change has completed successfully."'
-_CURL = "curl --fail-with-body -sS -w '\\n'"
 _WHY = {
     ("CertificateProfile", False):
         "Amlen serves the certificate of a certificate profile. The files go up first, as raw bytes (Amlen does "
@@ -70,6 +70,7 @@ def guide_steps(settings: Settings) -> list[ManualStep]:
         *_before_you_start(settings),
         manual_pki.toy_ca(settings),
         *([manual_pki.intermediate(settings)] if two_tier else []),
+        *admin_steps(settings),
         (manual_pki.own_server(settings) if settings.own_server
          else manual_pki.leaf(settings, settings.hostname, server=True)),
         *(_amlen_object(obj, settings) for obj in objects if obj not in mutual_objects),
@@ -101,7 +102,7 @@ def teardown_steps(settings: Settings) -> list[ManualStep]:
         ManualStep("amlen configuration", chapter, "Delete the Amlen objects",
                    "Endpoints first, then what they use (Amlen refuses to delete an object still in use, "
                    "CWLNA0376). `down` does this only with `--keep-container`; otherwise they go with the volume.",
-                   tuple(Command(f"{_CURL} -X DELETE {_api(f'configuration/{obj.type}/{obj.name}')}",
+                   tuple(Command(f"{_curl(settings)} -X DELETE {_api(f'configuration/{obj.type}/{obj.name}')}",
                                  webui=_webui(obj, settings), expect=_ACCEPTED, in_script=False)
                          for obj in reversed(objects))),
         ManualStep("container", chapter, "Remove the container and its volume",
@@ -132,8 +133,8 @@ def _before_you_start(settings: Settings) -> list[ManualStep]:
     running = shlex.quote('"State":1,.*"ErrorCode":0,')
     wait_loop = (
         f"deadline=$((SECONDS + {int(settings.ready_timeout)}))\n"
-        f"until curl -fsS {_api('service/status')} 2>/dev/null | tr -d ' \\n' | grep -q {running}; do\n"
-        f'  [ "$SECONDS" -lt "$deadline" ] || {{ echo "Amlen is not running at ${ADMIN_URL_VAR}" >&2; exit 1; }}\n'
+        f"until curl -fsS {_api('service/status', OPEN_URL_VAR)} 2>/dev/null | tr -d ' \\n' | grep -q {running}; do\n"
+        f'  [ "$SECONDS" -lt "$deadline" ] || {{ echo "Amlen is not running at ${OPEN_URL_VAR}" >&2; exit 1; }}\n'
         "  sleep 1\ndone"
     )
     return [
@@ -168,7 +169,7 @@ def _amlen_object(obj: AmlenObject, settings: Settings) -> ManualStep:
     """The uploads and the POST for one object, exactly as `lab.amlen.AmlenClient.apply` sends them."""
     mutual = _is_mutual(obj, settings)
     webui = _webui(obj, settings)
-    uploads = tuple(Command(f"{_CURL} -X PUT --data-binary @{name} {_api(f'file/{name}')}", webui=webui,
+    uploads = tuple(Command(f"{_curl(settings)} -X PUT --data-binary @{name} {_api(f'file/{name}')}", webui=webui,
                             expect=_ACCEPTED) for name in obj.uploads)
     body = payload(obj)
     quote = "'JSON'"
@@ -179,7 +180,7 @@ def _amlen_object(obj: AmlenObject, settings: Settings) -> ManualStep:
                                                    "${" + KEY_PASSWORD_VAR + "}"))
         quote = "JSON"
     text = json.dumps(body, indent=2)
-    post = Command(f"{_CURL} -X POST -H 'Content-Type: application/json' {_api('configuration')} "
+    post = Command(f"{_curl(settings)} -X POST -H 'Content-Type: application/json' {_api('configuration')} "
                    f"--data-binary @- <<{quote}\n{text}\nJSON", webui=webui, expect=_ACCEPTED)
     kind = {"CertificateProfile": "Certificate profile", "SecurityProfile": "Security profile"}.get(obj.type, obj.type)
     title = (f"Endpoint {obj.name} on port {obj.properties.get('Port')}" if obj.type == "Endpoint"
@@ -278,7 +279,7 @@ def _live(settings: Settings, endpoint: str, port: int, chapter: str, *, client:
         "An accepted POST is not a bound port: Amlen's monitor lists the endpoint only when it listens, and a "
         "TLS handshake that verifies the certificate and the name proves it (the lab also waits for an MQTT "
         "CONNACK; the clients below get one).",
-        (Command(f"{_CURL} {_api(f'monitor/Endpoint?Name={endpoint}')}",
+        (Command(f"{_curl(settings)} {_api(f'monitor/Endpoint?Name={endpoint}')}",
                  expect='"Enabled": true and "LastErrorCode": 0', retry=True),
          Command(f"openssl s_client -connect {settings.host_ip}:{port} -servername {settings.hostname} "
                  f"-verify_hostname {settings.hostname} \\\n  -CAfile {ca_cert}{certificate} "
@@ -336,6 +337,12 @@ def _webui(obj: AmlenObject, settings: Settings) -> str:
     return _WEBUI.get(obj.type, "")
 
 
-def _api(path: str) -> str:
+def _curl(settings: Settings) -> str:
+    """curl as the guide runs it against the admin API once it is locked (the lab's CA, the lab.admin
+    certificate: `lab.explain_admin.admin_curl_options`)."""
+    return CURL + admin_curl_options(settings)
+
+
+def _api(path: str, var: str = ADMIN_URL_VAR) -> str:
     """A URL of the admin API as a shell word: the variable's value, then the quoted path."""
-    return f'"${ADMIN_URL_VAR}"' + shlex.quote("/ima/v1/" + urllib.parse.quote(path, safe="/?="))
+    return f'"${var}"' + shlex.quote("/ima/v1/" + urllib.parse.quote(path, safe="/?="))

@@ -94,11 +94,15 @@ def own_server(settings: Settings) -> ManualStep:
     )
 
 
-def leaf(settings: Settings, name: str, *, server: bool) -> ManualStep:
-    """A server certificate (SAN DNS:<hostname>, serverAuth) or a client certificate (CN=<name>, clientAuth)."""
+def leaf(settings: Settings, name: str, *, server: bool, files: tuple[str, str] | None = None,
+         sans: tuple[str, ...] = (), about: tuple[str, str, str, str] | None = None) -> ManualStep:
+    """A server certificate (SAN DNS:<hostname>, serverAuth) or a client certificate (CN=<name>, clientAuth).
+
+    `files` (key, certificate) and `sans` (extra `IP:...`/`DNS:...` names) and `about` (plan step, chapter,
+    title, why) make other leaves the same way: the admin plane's (`lab.explain_admin`)."""
     _ca_key, ca_cert, server_key, server_cert = pki_names(settings)
     signer_key, signer_cert = issuer_names(settings)
-    key, cert = (server_key, server_cert) if server else (f"{name}.key", f"{name}.crt")
+    key, cert = files or ((server_key, server_cert) if server else (f"{name}.key", f"{name}.crt"))
     stem = cert.removesuffix(".crt")
     days = settings.server_days if server else settings.client_days
     flags = certs.SERVER_KEY_USAGE if server else certs.CLIENT_KEY_USAGE
@@ -106,7 +110,7 @@ def leaf(settings: Settings, name: str, *, server: bool) -> ManualStep:
         "basicConstraints=critical,CA:FALSE",
         "keyUsage=critical," + ",".join(KEY_USAGE_NAMES[flag] for flag in flags),
         "extendedKeyUsage=" + EKU_NAMES[certs.SERVER_EKU if server else certs.CLIENT_EKU],
-        *([f"subjectAltName=DNS:{name}"] if server else []),
+        *([f"subjectAltName={','.join((f'DNS:{name}', *sans))}"] if server else []),
         "subjectKeyIdentifier=hash",
         "authorityKeyIdentifier=keyid",
     ]
@@ -120,6 +124,10 @@ def leaf(settings: Settings, name: str, *, server: bool) -> ManualStep:
         chapter, title = "Mutual TLS", f"A client certificate for {name}"
         why = (f"On the mutual-TLS endpoint each client shows a certificate from the toy CA. Its CN ({name}) is "
                "the identity Amlen's policies can use; it is good for client authentication only.")
+    if about is not None:
+        step, chapter, title, why = about
+    else:
+        step = "certificates"
     after = after_leaf(settings, server=server)
     untrusted = f" -untrusted {signer_cert}" if signer_cert != ca_cert else ""
     chain = ([Command(f"cat {cert} {' '.join(after)} > {stem}.chain.pem",
@@ -129,7 +137,7 @@ def leaf(settings: Settings, name: str, *, server: bool) -> ManualStep:
         why += (f" It goes with {stem}.chain.pem, the leaf followed by {', then '.join(after)}: "
                 + ("what Amlen serves (the guide's 'server certificate followed by the intermediate cert(s)')."
                    if server else "what the client presents, since the broker trusts only the root."))
-    return ManualStep("certificates", chapter, title, why + f" Valid for {days} days.", (
+    return ManualStep(step, chapter, title, why + f" Valid for {days} days.", (
         Command(f"openssl genrsa -out {key} {certs.KEY_BITS}"),
         Command(f"openssl req -new -key {key} -subj {shlex.quote(subject)} -out {stem}.csr"),
         Command("printf '%s\\n' " + " \\\n  ".join(shlex.quote(ext) for ext in extensions) + f" > {stem}.ext"),

@@ -16,7 +16,7 @@ from pathlib import Path
 from lab.errors import GuideError
 from lab.explain import guide_steps, teardown_steps
 from lab.files import atomic_write
-from lab.manual import ADMIN_URL_VAR, PASSPHRASE_VAR, Command, ManualStep
+from lab.manual import ADMIN_URL_VAR, OPEN_URL_VAR, PASSPHRASE_VAR, Command, ManualStep
 from lab.settings import Settings
 
 __all__ = ["Explanation", "GuideResult", "explanation", "guide_markdown", "guide_script", "write_guide"]
@@ -96,12 +96,14 @@ def guide_script(settings: Settings) -> str:
         "#",
         "# Run it in an empty directory (it writes its files there), against an Amlen that runs:",
         f"#   {PASSPHRASE_VAR}   the passphrase for the new CA key (required; never written into this file)",
-        f"#   {ADMIN_URL_VAR}     Amlen's admin API (default {settings.admin_base_url})",
+        f"#   {ADMIN_URL_VAR}     Amlen's admin API once locked (default {settings.admin_base_url})",
+        f"#   {OPEN_URL_VAR}      the same before it is locked (default {_open_url(settings)})",
         "# Commands that need root or Docker are comments: do them by hand, or let `invoke up` do them.",
         "set -euo pipefail",
         f': "${{{PASSPHRASE_VAR}:?set {PASSPHRASE_VAR} to a passphrase for the CA key}}"',
         f"export {PASSPHRASE_VAR}",
         f'{ADMIN_URL_VAR}="${{{ADMIN_URL_VAR}:-{settings.admin_base_url}}}"',
+        f'{OPEN_URL_VAR}="${{{OPEN_URL_VAR}:-{_open_url(settings)}}}"',
         "",
         "# Run a command until it succeeds, at most 10 times, a second apart (a new listener can take a moment).",
         "retry() {",
@@ -144,7 +146,13 @@ def _variables(settings: Settings) -> list[str]:
     return [
         f"export {PASSPHRASE_VAR}='choose a passphrase'   # for the CA key; never written down here",
         f"export {ADMIN_URL_VAR}={settings.admin_base_url}",
+        f"export {OPEN_URL_VAR}={_open_url(settings)}   # the same, before the lab locks it",
     ]
+
+
+def _open_url(settings: Settings) -> str:
+    """The admin API as Amlen starts it: plain HTTP (the lab's own; an Amlen elsewhere: its URL)."""
+    return settings.admin_url or f"http://127.0.0.1:{settings.admin_port}"
 
 
 def _commands(commands: Iterable[Command]) -> str:

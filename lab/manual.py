@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ADMIN_URL_VAR", "KEY_PASSWORD_VAR", "PASSPHRASE_VAR", "Command", "ManualStep"]
+__all__ = ["ADMIN_URL_VAR", "KEY_PASSWORD_VAR", "OPEN_URL_VAR", "PASSPHRASE_VAR", "Command", "ManualStep"]
 
 PASSPHRASE_VAR = "LAB_CA_PASSPHRASE"
 KEY_PASSWORD_VAR = "LAB_SERVER_KEY_PASSWORD"
 ADMIN_URL_VAR = "AMLEN_ADMIN_URL"
+# Amlen's admin API before the lab locks it (plain HTTP): readiness and the first securing calls.
+OPEN_URL_VAR = "AMLEN_OPEN_URL"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Sequence
 
+from lab.adminsec_step import AdminCertificatesStep, AdminPlaneStep
 from lab.errors import LabError
 from lab.events import Listener, Outcome, PlanFailed, Progress, RunReport, StepEvent, StepStatus
 from lab.files import lab_lock
@@ -42,15 +43,17 @@ def up_steps() -> list[Step]:
     """The whole lab, in order (the guide's steps, plus the checks it does by hand).
 
     The container starts before the certificates are made: Amlen needs about a second to boot, and the RSA
-    keys are made in that second instead of before it.
+    keys (the admin plane's too) are made in that second instead of before it. The admin plane is locked
+    right after readiness, before any other object reaches Amlen.
     """
-    return [PreflightStep(), ContainerStep(), CertificatesStep(), ReadyStep(), AmlenConfigStep(),
-            EndpointsLiveStep(), HostsStep(), VerifyStep()]
+    return [PreflightStep(), ContainerStep(), CertificatesStep(), AdminCertificatesStep(), ReadyStep(),
+            AdminPlaneStep(), AmlenConfigStep(), EndpointsLiveStep(), HostsStep(), VerifyStep()]
 
 
 def configure_steps() -> list[Step]:
     """Steps 5-7 of `up` for an Amlen that already runs somewhere (`invoke configure`)."""
-    return [CertificatesStep(), ReadyStep(), AmlenConfigStep(), EndpointsLiveStep(), HostsStep(), VerifyStep()]
+    return [CertificatesStep(), AdminCertificatesStep(), ReadyStep(), AdminPlaneStep(), AmlenConfigStep(),
+            EndpointsLiveStep(), HostsStep(), VerifyStep()]
 
 
 def up(settings: Settings, options: Options | None = None, *, on_event: Listener = lambda _: None,
@@ -73,8 +76,8 @@ def down(settings: Settings, options: Options | None = None, *, on_event: Listen
     report = RunReport()
     started = time.monotonic()
     # The workshop's objects go with the guide's (AmlenConfigStep); its step forgets the exposed port and purges seats.
-    steps: list[Step] = list(reversed([CertificatesStep(), WorkshopStep(), ContainerStep(), AmlenConfigStep(),
-                                       HostsStep()]))
+    steps: list[Step] = list(reversed([CertificatesStep(), AdminPlaneStep(), WorkshopStep(), ContainerStep(),
+                                       AmlenConfigStep(), HostsStep()]))
     with lab_lock(settings.lab_dir):
         ctx = LabContext(settings, Ledger.load(settings.state_file), _run_id(), options or Options(), undo_all=True)
         failures: list[LabError] = []

@@ -7,6 +7,8 @@
 - `amlen_lab` (session): a started `lab.testing.AmlenLabContainer`, stopped and removed after the session.
 - `amlen_tls_client` / `amlen_mtls_client` (function): paho clients connected to the TLS / mutual-TLS
   endpoint (the latter with the default client certificate), loop running, disconnected after the test.
+- `amlen_admin` (function): a ready `lab.amlen.AmlenClient` for the admin API, which the container locks as
+  `invoke up` does (HTTPS, the lab.admin client certificate); closed after the test.
 
 Importing this module is cheap and touches nothing: docker, testcontainers and paho are imported, and a
 container started, only when a test asks for one of these fixtures, so sessions without Docker are unaffected.
@@ -23,7 +25,7 @@ import pytest
 if TYPE_CHECKING:
     from lab.testing import AmlenLabContainer
 
-__all__ = ["amlen_image", "amlen_lab", "amlen_mtls_client", "amlen_tls_client", "pytest_addoption"]
+__all__ = ["amlen_admin", "amlen_image", "amlen_lab", "amlen_mtls_client", "amlen_tls_client", "pytest_addoption"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -76,6 +78,13 @@ def amlen_tls_client(amlen_lab: AmlenLabContainer) -> Iterator[Any]:
 def amlen_mtls_client(amlen_lab: AmlenLabContainer) -> Iterator[Any]:
     """A paho client connected to the mutual-TLS endpoint with the default client certificate."""
     yield from _connected(amlen_lab, mutual=True)
+
+
+@pytest.fixture
+def amlen_admin(amlen_lab: AmlenLabContainer) -> Iterator[Any]:
+    """The admin API client (lab.amlen.AmlenClient) on one keep-alive TLS session, closed after the test."""
+    with amlen_lab.admin_client() as client:
+        yield client
 
 
 def _connected(amlen_lab: AmlenLabContainer, *, mutual: bool) -> Iterator[Any]:

@@ -16,7 +16,7 @@ from rich.table import Table
 from lab.durations import format_duration
 from lab.errors import LabError
 from lab.events import Outcome, RunReport, StepEvent, StepStatus
-from lab.settings import Settings
+from lab.settings import RESERVED_CLIENT, Settings
 
 if TYPE_CHECKING:
     from rich.status import Status  # the spinner's class: only `up`/`down` draw one (console.status)
@@ -161,6 +161,7 @@ def print_rows(title: str, columns: Iterable[str], rows: Iterable[Iterable[Any]]
 
 def up_summary(settings: Settings) -> Mapping[str, Any]:
     """What a user needs after `up`: endpoints, files and copy-paste commands for the guide's clients."""
+    from lab.adminsec import admin_curl
     from lab.pki.paths import pki_paths
 
     pki = pki_paths(settings)
@@ -179,7 +180,8 @@ def up_summary(settings: Settings) -> Mapping[str, Any]:
         "endpoints": [
             {"name": settings.tls_endpoint, "url": f"mqtts://{host}:{settings.tls_port}", "client cert": "no"},
             {"name": settings.mtls_endpoint, "url": f"mqtts://{host}:{settings.mtls_port}", "client cert": "required"},
-            {"name": "admin API", "url": settings.admin_base_url + "/ima/v1/service/status", "client cert": "-"},
+            {"name": "admin API", "url": settings.admin_base_url + "/ima/v1/service/status",
+             "client cert": _admin_lock(settings)},
         ],
         "files": {
             **files,
@@ -197,11 +199,20 @@ def up_summary(settings: Settings) -> Mapping[str, Any]:
             "openssl": f"openssl s_client -connect {settings.host_ip}:{settings.tls_port} -servername {host}"
             f" {'-CAfile ' + ca if trust is not None else ''} -verify_hostname {host} -verify_return_error"
             " -showcerts </dev/null",
-            "admin API": f"curl -s {settings.admin_base_url}/ima/v1/configuration/Endpoint",
+            "admin API": admin_curl(settings, "/ima/v1/configuration/Endpoint"),
             # The next step for a developer: the same mutual TLS from their own language (lab.kit).
             "your application (Java; or node, go, c, python)": "invoke kit --lang java",
         },
     }
+
+
+def _admin_lock(settings: Settings) -> str:
+    from lab.adminsec import lab_owns_admin
+
+    if not lab_owns_admin(settings):
+        return "as its owner set it"
+    return {"mtls": f"required ({RESERVED_CLIENT})", "password": "no (TLS + password)",
+            "open": "no (OPEN: plain HTTP, no login)"}[settings.admin_security]
 
 
 def print_rotation(rotation: Any) -> None:
@@ -250,6 +261,9 @@ def print_status(data: Mapping[str, Any]) -> None:
         rows.append(("volume", f"holds {format_bytes(volume['apparent_bytes'])} "
                                f"({format_bytes(volume['disk_bytes'])} on disk); {store}"))
     rows.append(("amlen", amlen_line))
+    admin = data.get("admin")
+    if admin:
+        rows.append(("admin API", f"{admin['url']} ({admin['lock']})"))
     for name, endpoint in (data.get("endpoints") or {}).items():
         rows.append((f"endpoint {name}", f"port {endpoint['port']}: {'live' if endpoint['live'] else 'NOT live'}"))
     hosts = data.get("hosts") or {}
@@ -257,6 +271,8 @@ def print_status(data: Mapping[str, Any]) -> None:
     for label, cert in data["certificates"].items():
         rows.append((f"{label} certificate", f"expires {cert['expires'][:10]} ({cert['days_left']} days)"))
     print_rows("amlen-lab status", ("what", "state"), rows)
+    if admin:  # outside the table: one line to copy, never wrapped
+        console.print(f"admin API by hand: {admin['curl']}", markup=False, highlight=False, soft_wrap=True)
 
 
 def print_verify(report: VerifyReport) -> None:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from cryptography import x509
 
-from lab.amlen import AmlenClient, is_ready
+from lab.adminsec import admin_client
+from lab.amlen import is_ready
 from lab.configure import converge, desired_objects
 from lab.deadline import Deadline
 from lab.errors import CertError, CheckError
@@ -60,7 +61,7 @@ def rotate(settings: Settings) -> Rotation:
                         "then `invoke up` uploads it")
     started = time.monotonic()
     paths = pki_paths(settings)
-    with lab_lock(settings.lab_dir), AmlenClient(settings.admin_base_url) as amlen:
+    with lab_lock(settings.lab_dir), admin_client(settings) as amlen:
         if not is_ready(amlen.status()) or amlen.get("CertificateProfile", settings.certificate_profile) is None:
             raise CheckError(f"the lab is not up at {settings.admin_base_url}",
                              "run `invoke up` first; --rotate proves the new certificate on the live broker")

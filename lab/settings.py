@@ -34,9 +34,13 @@ MIN_MEMORY = 1 << 30
 STORE_FILE_MB_RANGE = (256, 65536)
 _HINT = "fix it in .env or the environment (see .env.example)"
 # The user's own files: read wherever the lab runs from, so kept as absolute paths.
-_USER_FILES = ("server_cert", "server_key", "trust_ca")
+_USER_FILES = ("server_cert", "server_key", "trust_ca", "admin_ca", "admin_cert", "admin_key", "admin_netrc")
 # LAB_PKI: the guide's one-tier toy CA, or a root with an intermediate CA that signs every certificate.
 PKI_MODES = ("root", "intermediate")
+# How the lab locks its Amlen's admin plane (lab.adminsec): client certificate, TLS + password, or not at all.
+ADMIN_SECURITY_MODES = ("mtls", "password", "open")
+# The admin client's CN (lab.adminfiles.ADMIN_CLIENT): no lab client may carry it.
+RESERVED_CLIENT = "lab.admin"
 
 # RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens, each <= 63, total <= 253.
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -152,6 +156,9 @@ def _client_names(value: tuple[str, ...]) -> tuple[str, ...]:
     for name in value:
         if not _CLIENT_NAME.match(name):
             raise ValueError(f"{name!r} is not a usable client name (letters, digits, '.', '_', '-')")
+        if name.lower() == RESERVED_CLIENT:
+            raise ValueError(f"{name!r} is the lab's admin identity (the one CN Amlen's admin API lets in); "
+                             "choose another client name")
     return value
 
 
@@ -198,6 +205,15 @@ def _pki(value: str) -> str:
     return mode
 
 
+def _admin_security(value: str) -> str:
+    mode = value.strip().lower()
+    if mode not in ADMIN_SECURITY_MODES:
+        raise ValueError(f"{value!r} is not an admin security mode: 'mtls' (TLS + the lab.admin client "
+                         "certificate, the default), 'password' (TLS + a generated password) or 'open' (plain "
+                         "HTTP, no authentication: any web page in your browser can reconfigure Amlen)")
+    return mode
+
+
 def _store_file_mb(value: int) -> int:
     """MiB, 256-65536 (Amlen's range for `Store.PersistFileSizeMB`)."""
     low, high = STORE_FILE_MB_RANGE
@@ -232,6 +248,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "workshop_port": _port,
     "workshop_hostname": _optional_hostname,
     "pki": _pki,
+    "admin_security": _admin_security,
 }
 
 
@@ -285,6 +302,14 @@ class Settings:
     server_key_password: Secret | None = field(default=None, repr=False)
     trust_ca: Path | None = None
 
+    # The admin plane: how the lab's own Amlen is locked (lab.adminsec), and how to reach an Amlen elsewhere
+    # (LAB_ADMIN_URL): its CA, a client certificate and key, and/or a netrc file with its user and password.
+    admin_security: str = "mtls"
+    admin_ca: Path | None = None
+    admin_cert: Path | None = None
+    admin_key: Path | None = None
+    admin_netrc: Path | None = None
+
     # Which keys were given explicitly (not defaults): lets callers tell "the default" from "asked for".
     given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
@@ -324,6 +349,9 @@ class Settings:
                 ("LAB_SERVER_KEY", "LAB_SERVER_CERT")
             raise SettingsError(f"{given} is set but {missing} is not: your own server certificate needs both",
                                 _HINT)
+        if (self.admin_cert is None) != (self.admin_key is None):
+            raise SettingsError("LAB_ADMIN_CERT and LAB_ADMIN_KEY go together (the client certificate for "
+                                "LAB_ADMIN_URL and its key)", _HINT)
         if self.server_cert is None and (self.server_key_password is not None or self.trust_ca is not None):
             extra = "LAB_SERVER_KEY_PASSWORD" if self.server_key_password is not None else "LAB_TRUST_CA"
             raise SettingsError(f"{extra} goes with LAB_SERVER_CERT and LAB_SERVER_KEY (your own server "
@@ -367,8 +395,14 @@ class Settings:
 
     @property
     def admin_base_url(self) -> str:
-        """The Amlen admin API's base URL."""
-        return self.admin_url or f"http://127.0.0.1:{self.admin_port}"
+        """The Amlen admin API's base URL: HTTPS unless LAB_ADMIN_SECURITY=open (lab.adminsec)."""
+        scheme = "http" if self.admin_security == "open" else "https"
+        return self.admin_url or f"{scheme}://127.0.0.1:{self.admin_port}"
+
+    @property
+    def admin_dir(self) -> Path:
+        """Where the admin plane's certificates and credentials live (mode 0700)."""
+        return self.lab_dir / "admin"
 
     @property
     def memory_bytes(self) -> int:

@@ -66,10 +66,11 @@ def _docker(settings: Settings) -> dict[str, Any]:
 
 
 def _amlen(settings: Settings) -> dict[str, Any]:
-    from lab.amlen import AmlenClient, is_ready
+    from lab.adminsec import admin_client
+    from lab.amlen import is_ready
 
     try:
-        with AmlenClient(settings.admin_base_url, timeout=2.0) as amlen:
+        with admin_client(settings, timeout=2.0) as amlen:
             status = amlen.status(timeout=2.0)
             server = status.get("Server") or {}
             endpoints = {}
@@ -78,9 +79,20 @@ def _amlen(settings: Settings) -> dict[str, Any]:
                 live = bool(entry and entry.get("Enabled") and not entry.get("LastErrorCode"))
                 endpoints[name] = {"port": port, "live": live}
     except LabError as exc:
-        return {"amlen": {"ready": False, "error": exc.message}}
+        return {"amlen": {"ready": False, "error": exc.message, "hint": exc.hint}}
     ready = {"ready": is_ready(status), "state": server.get("StateDescription"), "version": server.get("Version")}
-    return {"amlen": ready, "endpoints": endpoints}
+    return {"amlen": ready, "endpoints": endpoints, "admin": _admin(settings)}
+
+
+def _admin(settings: Settings) -> dict[str, Any]:
+    """How the admin API is locked, and the one curl line that reaches it by hand."""
+    from lab.adminsec import admin_curl, lab_owns_admin, target_rung
+
+    lock = str(target_rung(settings)) if lab_owns_admin(settings) else "as its owner set it (LAB_ADMIN_URL)"
+    if lab_owns_admin(settings) and settings.admin_security == "open":
+        lock = "OPEN: plain HTTP, no login, reachable from any web page (LAB_ADMIN_SECURITY=open)"
+    return {"url": settings.admin_base_url, "security": settings.admin_security, "lock": lock,
+            "curl": admin_curl(settings)}
 
 
 def _hosts(settings: Settings) -> dict[str, Any]:

@@ -46,6 +46,9 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.docker_client import get_docker_host
 from testcontainers.core.exceptions import ContainerStartException
 
+from lab.adminfiles import admin_files, ensure_admin_files
+from lab.adminsec import AdminSource, admin_client, admin_ssl_context
+from lab.adminsec_step import secure
 from lab.amlen import AmlenClient
 from lab.configure import confirm_live, converge, desired_objects, endpoint_probes
 from lab.engine import Engine, identify
@@ -153,7 +156,7 @@ class AmlenLabContainer(DockerContainer):
                 if self._owned_dir is not None:
                     self._owned_dir.mkdir(mode=0o700)
                 # The RSA keys are the slow part: made while Docker creates the container and Amlen boots.
-                certificates = pool.submit(ensure_certificates, self.settings)
+                certificates = pool.submit(self._make_certificates)
                 self._start_container()
                 marks.append(("container", time.perf_counter()))
                 certificates.result()
@@ -190,11 +193,25 @@ class AmlenLabContainer(DockerContainer):
             ) from exc
         self._published = self._find_published()
 
+    def _make_certificates(self) -> None:
+        ensure_certificates(self.settings)
+        if self.settings.admin_security != "open":
+            ensure_admin_files(self.settings)
+
+    def _admin_settings(self) -> Settings:
+        """The settings as the admin client sees them: the admin API on its published host port."""
+        return self.settings.replace(admin_port=self.admin_port)
+
     def _configure_amlen(self, marks: list[tuple[str, float]]) -> None:
-        """Wait for Amlen, apply the guide's objects, and prove both endpoints with a TLS handshake."""
-        with AmlenClient(self.admin_url) as amlen:
-            wait_until_ready(amlen, timeout=self.ready_timeout, container=self.get_wrapped_container())
-            marks.append(("ready", time.perf_counter()))
+        """Wait for Amlen, lock its admin plane (LAB_ADMIN_SECURITY, as `invoke up` does), apply the guide's
+        objects, and prove both endpoints with a TLS handshake."""
+        admin = self._admin_settings()
+        source = AdminSource(admin, fresh=True)
+        wait_until_ready(source, timeout=self.ready_timeout, container=self.get_wrapped_container())
+        assert source.found is not None
+        marks.append(("ready", time.perf_counter()))
+        with secure(admin, source.found[0], source.found[1]) as amlen:
+            marks.append(("admin locked", time.perf_counter()))
             converge(amlen, desired_objects(self.settings, self.pki), {})
             marks.append(("configured", time.perf_counter()))
             probes = endpoint_probes(self.settings, self.pki, self.host, self.tls_port, self.mtls_port)
@@ -261,8 +278,25 @@ class AmlenLabContainer(DockerContainer):
 
     @property
     def admin_url(self) -> str:
-        """Base URL of the admin API, for `lab.amlen.AmlenClient` or any HTTP client."""
-        return f"http://{self.host}:{self.admin_port}"
+        """Base URL of the admin API: https://127.0.0.1:<port> (http:// with LAB_ADMIN_SECURITY=open). Reach it
+        with `admin_client()`, or any HTTP client given `admin_ssl_context()` (or `ca_file` plus
+        `admin_cert_files()`)."""
+        return self._admin_settings().admin_base_url
+
+    def admin_client(self) -> AmlenClient:
+        """A ready admin API client (lab.amlen.AmlenClient) on one keep-alive TLS session with the lab.admin
+        certificate; close it (or use `with`)."""
+        return admin_client(self._admin_settings())
+
+    def admin_ssl_context(self) -> ssl.SSLContext | None:
+        """An SSLContext that verifies the admin certificate against the lab CA and presents lab.admin (None
+        with LAB_ADMIN_SECURITY=open)."""
+        return admin_ssl_context(self._admin_settings())
+
+    def admin_cert_files(self) -> tuple[Path, Path]:
+        """(certificate, key) of the lab.admin client certificate, for curl or requests' `cert=`."""
+        files = admin_files(self.settings)
+        return files.presented_cert, files.client_key
 
     @property
     def tls_port(self) -> int:

@@ -8,17 +8,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import docker.errors
 from docker.models.containers import Container
 
-from lab.amlen import AmlenClient, is_ready
+from lab.amlen import is_ready
 from lab.deadline import Deadline
 from lab.errors import AmlenError, ContainerError
 from lab.runtime import read_server_logs
 
-__all__ = ["wait_until_ready"]
+__all__ = ["StatusSource", "wait_until_ready"]
+
+
+class StatusSource(Protocol):
+    """What readiness polls: an `AmlenClient`, or `lab.adminsec.AdminSource` (the lab's Amlen on any lock)."""
+
+    base_url: str
+
+    def status(self, *, timeout: float | None = None) -> dict[str, Any]: ...
 
 # Polled tightly: a status request costs Amlen next to nothing, and every tenth of a second spent sleeping
 # past the moment it is ready is added to `up`.
@@ -27,7 +35,7 @@ _STATUS_TIMEOUT = 2.0
 
 
 def wait_until_ready(
-    amlen: AmlenClient,
+    amlen: StatusSource,
     *,
     timeout: float,
     container: Container | None = None,

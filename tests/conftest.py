@@ -96,9 +96,11 @@ class LabEnv:
 
     def settings(self) -> Settings:
         """The Settings the subprocesses build from these LAB_* variables, for in-process helpers."""
+        chosen = {name: self.env[f"LAB_{name.upper()}"] for name in ("admin_security", "pki")
+                  if self.env.get(f"LAB_{name.upper()}")}
         return load_settings(dir=self.dir, hostname=self.hostname, tls_port=self.tls_port,
                              mtls_port=self.mtls_port, admin_port=self.admin_port,
-                             workshop_port=self.workshop_port)
+                             workshop_port=self.workshop_port, **chosen)
 
     def invoke(self, *args: str, timeout: float = 300, **extra_env: str) -> subprocess.CompletedProcess[str]:
         """Run `invoke <args>` in a subprocess, from the repository, like a user at a terminal would."""

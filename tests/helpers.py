@@ -9,7 +9,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import requests
+
+    from lab.settings import Settings
 
 # What a test may send a child to stop it; SIGKILL and SIGSTOP need nothing (they cannot be ignored).
 STOP_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM)
@@ -53,3 +58,12 @@ def ignored_signals(pid: int) -> set[int]:
             mask = int(line.split()[1], 16)
             return {number for number in range(1, 65) if mask & (1 << (number - 1))}
     return set()
+
+
+def admin_api(settings: Settings) -> tuple[str, requests.Session]:
+    """The lab's admin API as a person's HTTP client sees it, through the lab's own client factory
+    (`lab.adminsec.admin_client`: HTTPS, the lab CA, the lab.admin certificate): (`.../ima/v1`, session)."""
+    from lab.adminsec import admin_client
+
+    client = admin_client(settings)
+    return f"{client.base_url}/ima/v1", client.session

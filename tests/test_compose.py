@@ -14,6 +14,7 @@ import requests
 
 from tests.conftest import ROOT, LabEnv
 from tests.engine_facts import engine_facts
+from tests.helpers import admin_api
 
 COMPOSE_FILE = ROOT / "compose" / "amlen.yaml"
 
@@ -69,8 +70,9 @@ def test_configure_then_down_leaves_the_users_container_and_objects(compose_amle
     assert configured.returncode == 0, configured.stdout + configured.stderr
     assert "configure done" in configured.stdout
     assert "checks as expected" in configured.stdout
-    base = f"http://127.0.0.1:{compose_amlen.admin_port}/ima/v1/configuration"
-    assert requests.get(f"{base}/Endpoint/ClientCertsTLS", timeout=5).status_code == 200
+    api, admin = admin_api(compose_amlen.settings())
+    base = f"{api}/configuration"
+    assert admin.get(f"{base}/Endpoint/ClientCertsTLS", timeout=5).status_code == 200
 
     again = compose_amlen.invoke("configure", "--no-hosts")
     assert again.returncode == 0 and "all 6 objects already match" in again.stdout
@@ -78,11 +80,15 @@ def test_configure_then_down_leaves_the_users_container_and_objects(compose_amle
     down = compose_amlen.invoke("down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert "deleted 6 Amlen objects through the admin API" in down.stdout
+    assert "kept the admin API locked (TLS + client certificate)" in " ".join(down.stdout.split())
     for path in ("Endpoint/ClientCertsTLS", "Endpoint/TLSTestPort", "SecurityProfile/TestServerSecProfile",
                  "CertificateProfile/TestServer-from-ToyCA"):
-        assert requests.get(f"{base}/{path}", timeout=5).status_code == 404, path
-    # What the server had before the lab came stays, and so does the user's container.
-    assert requests.get(f"{base}/MessageHub/DemoHub", timeout=5).status_code == 200
+        assert admin.get(f"{base}/{path}", timeout=5).status_code == 404, path
+    # What the server had before the lab came stays, and so does the user's container (locked as the lab left it:
+    # opening it again would hand it to every web page; the lab directory keeps what opens it).
+    assert admin.get(f"{base}/MessageHub/DemoHub", timeout=5).status_code == 200
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{compose_amlen.admin_port}/ima/v1/service/status", timeout=5)
     state = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", compose_amlen.container_name],
                            capture_output=True, text=True, check=True).stdout.strip()
     assert state == "true"

@@ -64,7 +64,7 @@ def _left_behind(lab: LabEnv, podman: bool) -> tuple[list[str], list[str]]:
 def test_up_names_the_engine_and_status_doctor_logs_down_work_on_it(lab_env: LabEnv, expected: EngineFacts) -> None:
     up = _ok(lab_env, "up", "--no-hosts", COLUMNS="400")
     said = _said(up)
-    assert said.startswith(f"✔ [1/8] preflight: {expected.line}; ports"), said[:300]
+    assert said.startswith(f"✔ [1/10] preflight: {expected.line}; ports"), said[:300]
     assert "checks as expected" in said and "NOT as expected" not in said
 
     status = json.loads(_ok(lab_env, "status", "--json").stdout)

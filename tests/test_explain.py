@@ -18,6 +18,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from lab.adminsec_step import securing_calls
 from lab.amlen import payload
 from lab.checks import Target, run_matrix
 from lab.configure import desired_objects
@@ -87,7 +88,10 @@ def test_guide_posts_exactly_what_the_lab_posts_with_the_webui_route_beside_each
     ensure_certificates(settings)
     markdown = guide_markdown(settings)
     bodies = [json.loads(body) for body in _HEREDOC.findall(markdown)]
-    assert bodies == [payload(obj) for obj in desired_objects(settings, pki_paths(settings))]
+    # The admin plane's calls first (the user and password go in an unquoted heredoc: the shell fills them in),
+    # then the guide's objects.
+    locking = [call.body for call in securing_calls(settings, secrets=False) if "AdminUserID" not in call.body]
+    assert bodies == [*locking, *(payload(obj) for obj in desired_objects(settings, pki_paths(settings)))]
     for step in guide_steps(settings):
         for command in step.commands:
             if "/ima/v1/configuration" in command.text or "/ima/v1/file/" in command.text:
@@ -101,7 +105,8 @@ def test_guide_posts_exactly_what_the_lab_posts_with_the_webui_route_beside_each
 
 def test_guide_follows_the_guides_sections_in_order(settings: Settings) -> None:
     headings = re.findall(r"^## \d+\. (.+)$", guide_markdown(settings), re.MULTILINE)
-    assert headings == ["Before you start: Amlen in a container", "The toy CA", "The server certificate",
+    assert headings == ["Before you start: Amlen in a container", "The toy CA", "Lock the admin API",
+                        "The server certificate",
                         "Certificate profile", "Security profile", "Endpoint", "Hosts entry", "Clients",
                         "Debugging", "Mutual TLS", "Your application", "Clean up"]
 
@@ -182,13 +187,15 @@ def test_guide_script_alone_makes_a_lab_that_passes_verify(lab_env: LabEnv, fres
     hosts.write_text(f"127.0.0.1 localhost\n127.0.0.1 {lab_env.hostname}\n")
     # Nothing of the lab: a bare environment, real openssl, curl and mosquitto clients.
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "LAB_CA_PASSPHRASE": PASSPHRASE,
-           "AMLEN_ADMIN_URL": f"http://127.0.0.1:{lab_env.admin_port}"}
+           "AMLEN_ADMIN_URL": f"https://127.0.0.1:{lab_env.admin_port}",
+           "AMLEN_OPEN_URL": f"http://127.0.0.1:{lab_env.admin_port}"}
     isolated = ["unshare", "--mount", "sh", "-c", 'mount --bind "$1" /etc/hosts && exec bash "$2"', "sh",
                 str(hosts), str(script)]
     run = subprocess.run(isolated, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "skipped" not in run.stdout, run.stdout
-    assert run.stdout.count("refused, as expected") == 3
+    # The guide's three refusals, and the locked admin API's two: plain HTTP, and HTTPS without lab.admin.
+    assert run.stdout.count("refused, as expected") == 5
     assert run.stdout.count("topic1/subtopic2 hello 5") == 2
 
     client = lab_env.settings().client_names[0]
@@ -220,8 +227,14 @@ def test_up_explain_shows_every_step_by_hand_and_no_secret(lab_env: LabEnv) -> N
         "container": ["docker volume create", "Store.PersistFileSizeMB = 256",
                       f"docker run -d --name {lab_env.container_name} --memory 1g",
                       f"-p 127.0.0.1:{lab_env.tls_port}:{lab_env.tls_port}"],
+        "admin certificates": ["-subj /CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                               "-subj /CN=lab.admin", "admin.netrc"],
         "readiness": ["/ima/v1/service/status"],
+        "admin plane": ["AdminUserID", "--data-binary @admin-server.crt", "TLSEnabled",
+                        "UseClientCertificate", '"CommonNames": "lab.admin"',
+                        "--cacert myCA.pem --cert lab.admin.crt --key lab.admin.key"],
         "amlen configuration": ["-X PUT --data-binary @test.server.crt", "-X PUT --data-binary @myCA.pem",
+                                "--cacert myCA.pem --cert lab.admin.crt --key lab.admin.key",
                                 "# WebUI: Server > Security Settings > Certificate Profiles"],
         "endpoints live": [f"monitor/Endpoint?Name={settings.mtls_endpoint}",
                            f"openssl s_client -connect 127.0.0.1:{lab_env.mtls_port}"],
@@ -236,7 +249,8 @@ def test_up_explain_shows_every_step_by_hand_and_no_secret(lab_env: LabEnv) -> N
         for fragment in expected[name]:
             assert fragment in block, (name, fragment)
     bodies = [json.loads(body) for body in _HEREDOC.findall(out)]
-    assert bodies == [payload(obj) for obj in desired_objects(settings, pki)]
+    locking = [call.body for call in securing_calls(settings, secrets=False) if "AdminUserID" not in call.body]
+    assert bodies == [*locking, *(payload(obj) for obj in desired_objects(settings, pki))]
 
     secret_lines = [pki.passphrase_file.read_text().strip()] if pki.passphrase_file.exists() else []
     for key in pki.dir.glob("*.key"):
@@ -248,7 +262,7 @@ def test_up_explain_shows_every_step_by_hand_and_no_secret(lab_env: LabEnv) -> N
     configure = lab_env.invoke("configure", "--explain", "--no-hosts", "--no-verify", LAB_CA_PASSPHRASE=PASSPHRASE)
     assert configure.returncode == 0, configure.stdout + configure.stderr
     assert "openssl req -x509" in configure.stdout and "docker run -d" not in configure.stdout
-    assert f"AMLEN_ADMIN_URL=http://127.0.0.1:{lab_env.admin_port}" in configure.stdout
+    assert f"AMLEN_ADMIN_URL=https://127.0.0.1:{lab_env.admin_port}" in configure.stdout
 
     down = lab_env.invoke("down", "--explain", LAB_CA_PASSPHRASE=PASSPHRASE)
     assert down.returncode == 0, down.stdout + down.stderr
@@ -263,7 +277,8 @@ def test_container_commands_start_amlen_with_the_store_bounded_as_the_lab_does(l
                                           memory="1g")
     steps = [s for s in guide_steps(settings) if s.step in ("container", "readiness")]
     commands = "\n".join(c.text for s in steps for c in s.commands)
-    env = {"PATH": os.environ["PATH"], "AMLEN_ADMIN_URL": settings.admin_base_url}
+    env = {"PATH": os.environ["PATH"], "AMLEN_ADMIN_URL": settings.admin_base_url,
+           "AMLEN_OPEN_URL": f"http://127.0.0.1:{settings.admin_port}"}
     run = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], env=env, capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr

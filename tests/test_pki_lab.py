@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 from cryptography import x509
 
 from lab.pki.paths import pki_paths
@@ -24,6 +23,7 @@ from lab.settings import Settings
 from lab.tls import handshake, tls_context
 from lab.workshop.seats import seat_files
 from tests.conftest import LabEnv
+from tests.helpers import admin_api
 
 pytestmark = pytest.mark.docker
 
@@ -92,8 +92,9 @@ def test_the_lab_serves_its_chain_and_passes_every_row(lab: LabEnv) -> None:
     assert shown.returncode == 0 and "Verify return code: 0 (ok)" in shown.stdout
     assert shown.stdout.count("BEGIN CERTIFICATE") == (2 if _two_tier(lab) else 1)
     # Only the root is trusted on the mutual profile; the client presents leaf + intermediate.
-    api = f"http://127.0.0.1:{lab.admin_port}/ima/v1/configuration/TrustedCertificate"
-    trusted = requests.get(f"{api}/TestServerMutualAuthSecProfile", timeout=10).json()["TrustedCertificate"]
+    base, http = admin_api(_settings(lab))
+    api = f"{base}/configuration/TrustedCertificate"
+    trusted = http.get(f"{api}/TestServerMutualAuthSecProfile", timeout=10).json()["TrustedCertificate"]
     assert [entry["TrustedCertificate"] for entry in trusted] == ["myCA.pem"]
     checks = _doctor(lab)
     assert checks[f"TLS on {lab.tls_port}"]["status"] == "OK", checks[f"TLS on {lab.tls_port}"]
@@ -108,12 +109,12 @@ def test_the_lab_serves_its_chain_and_passes_every_row(lab: LabEnv) -> None:
 def _upload_profile(lab: LabEnv, name: str, data: bytes) -> None:
     """The server's certificate profile re-made by hand from `data` (as a person would with curl)."""
     pki = pki_paths(_settings(lab))
-    admin = f"http://127.0.0.1:{lab.admin_port}/ima/v1"
+    admin, http = admin_api(_settings(lab))
     for upload, content in ((name, data), ("test.server.key", pki.server_key.read_bytes())):
-        assert requests.put(f"{admin}/file/{upload}", data=content, timeout=10).status_code == 200
+        assert http.put(f"{admin}/file/{upload}", data=content, timeout=10).status_code == 200
     body = {"CertificateProfile": {"TestServer-from-ToyCA": {"Certificate": name, "Key": "test.server.key",
                                                              "Overwrite": True}}}
-    assert requests.post(f"{admin}/configuration", json=body, timeout=10).status_code == 200
+    assert http.post(f"{admin}/configuration", json=body, timeout=10).status_code == 200
 
 
 def test_a_wrong_chain_is_named_by_doctor_and_repaired_by_up(lab: LabEnv) -> None:

@@ -30,7 +30,7 @@ def test_defaults_are_the_guides_values() -> None:
     assert s.security_profile == "TestServerSecProfile"
     assert s.tls_endpoint == "TLSTestPort" and s.mtls_endpoint == "ClientCertsTLS"
     assert s.hosts_file == Path("/etc/hosts")
-    assert s.admin_base_url == "http://127.0.0.1:9089"
+    assert s.admin_base_url == "https://127.0.0.1:9089"  # the admin plane is locked by default (issue 22)
 
 
 def test_every_key_in_env_example_is_a_setting_with_that_default(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import docker.errors
 import paho.mqtt.client as paho
 import pytest
 
+from lab.amlen import AmlenClient
 from lab.errors import AmlenError, CheckError, ContainerError
 from lab.mqtt import try_connect
 from lab.pki.leaves import make_foreign_client
@@ -290,3 +291,35 @@ def test_two_tier_pki_serves_the_chain_and_its_clients_present_theirs(standin_im
                                 context=tls_context(ca_file=amlen.ca_file, cert=leaf, key=key,
                                                     server_name=amlen.server_hostname))
         assert leaf_only.reached and not leaf_only.accepted, leaf_only.reason
+
+
+def test_the_admin_api_is_locked_and_reachable_with_what_the_container_hands_out(
+    amlen_lab: AmlenLabContainer,
+) -> None:
+    import urllib.request
+
+    import requests
+
+    assert amlen_lab.admin_url == f"https://127.0.0.1:{amlen_lab.admin_port}"
+    with amlen_lab.admin_client() as admin:
+        assert admin.get("Endpoint", amlen_lab.settings.mtls_endpoint) is not None
+    context = amlen_lab.admin_ssl_context()
+    assert context is not None
+    with urllib.request.urlopen(f"{amlen_lab.admin_url}/ima/v1/service/status", context=context, timeout=10) as seen:
+        assert seen.status == 200
+    cert, key = amlen_lab.admin_cert_files()
+    reply = requests.get(f"{amlen_lab.admin_url}/ima/v1/service/status", cert=(str(cert), str(key)),
+                         verify=str(amlen_lab.ca_file), timeout=10)
+    assert reply.status_code == 200
+    # Neither plain HTTP nor HTTPS without the lab.admin certificate gets in.
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{amlen_lab.admin_port}/ima/v1/service/status", timeout=5)
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"{amlen_lab.admin_url}/ima/v1/service/status", verify=str(amlen_lab.ca_file), timeout=5)
+
+
+def test_the_plugins_admin_fixture_reads_the_configuration(amlen_admin: AmlenClient,
+                                                           amlen_lab: AmlenLabContainer) -> None:
+    assert amlen_admin.base_url == amlen_lab.admin_url
+    profile = amlen_admin.get("SecurityProfile", "AdminDefaultSecProfile") or {}
+    assert profile["UseClientCertificate"] is True and profile["UsePasswordAuthentication"] is False

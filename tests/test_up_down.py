@@ -21,6 +21,7 @@ import requests
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import LabEnv
+from tests.helpers import admin_api
 
 HOSTS = Path("/etc/hosts")
 
@@ -222,8 +223,8 @@ def test_keep_on_failure_keeps_this_run_for_inspection_and_down_removes_it(
     _one_error_line(result)
     assert "kept what this run created" in result.stderr
     assert _lab_containers(lab_env) == [lab_env.container_name]
-    base = f"http://127.0.0.1:{lab_env.admin_port}/ima/v1/configuration"
-    assert requests.get(f"{base}/SecurityProfile/TestServerSecProfile", timeout=5).status_code == 200
+    api, admin = admin_api(lab_env.settings())
+    assert admin.get(f"{api}/configuration/SecurityProfile/TestServerSecProfile", timeout=5).status_code == 200
     down = lab_env.invoke("down")
     assert down.returncode == 0, down.stdout + down.stderr
     _nothing_left(lab_env, hosts_guard)

@@ -24,6 +24,7 @@ from lab.pki.leaves import ensure_certificates
 from lab.pki.paths import pki_paths
 from lab.settings import load_settings
 from tests.conftest import INVOKE, ROOT, LabEnv, free_port
+from tests.helpers import admin_api
 
 HOSTS = Path("/etc/hosts")
 # The issue's figure: the whole matrix for a running lab in under 1.5 s (about 0.1 s on the stand-in).
@@ -38,7 +39,12 @@ class Lab(LabEnv):
 
     @property
     def admin(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}/ima/v1"
+        return admin_api(self.settings())[0]
+
+    @property
+    def http(self) -> requests.Session:
+        """The lab's admin session (HTTPS, the lab.admin certificate), for calls a person makes by hand."""
+        return admin_api(self.settings())[1]
 
 
 def _run_ok(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
@@ -257,11 +263,11 @@ def test_server_certificate_for_another_name_reddens_round_trips_doctor_shows_it
     profile = healthy_lab.settings().certificate_profile
     # As a person would: stage the files under the profile's names, then re-POST the profile with Overwrite.
     for name, path in ((ours.server_cert.name, cert), (ours.server_key.name, key)):
-        response = requests.put(f"{healthy_lab.admin}/file/{name}", data=path.read_bytes(), timeout=10)
+        response = healthy_lab.http.put(f"{healthy_lab.admin}/file/{name}", data=path.read_bytes(), timeout=10)
         assert response.status_code == 200, response.text
     files = {"Certificate": ours.server_cert.name, "Key": ours.server_key.name, "Overwrite": True}
     body = {"CertificateProfile": {profile: files}}
-    response = requests.post(f"{healthy_lab.admin}/configuration", json=body, timeout=10)
+    response = healthy_lab.http.post(f"{healthy_lab.admin}/configuration", json=body, timeout=10)
     assert response.status_code == 200, response.text
 
     report = _verify(healthy_lab)
@@ -285,11 +291,12 @@ def test_trusted_ca_removed_from_mutual_profile_reddens_mutual_round_trip_doctor
 ) -> None:
     settings = healthy_lab.settings()
     profile, config = settings.mutual_security_profile, f"{healthy_lab.admin}/configuration"
-    response = requests.delete(f"{config}/TrustedCertificate/{profile}/myCA.pem", timeout=10)
+    http = healthy_lab.http
+    response = http.delete(f"{config}/TrustedCertificate/{profile}/myCA.pem", timeout=10)
     assert response.status_code == 200, response.text
     # Amlen rebuilds an endpoint's trust list only when its SecurityProfile is posted again (reference 3.8).
-    current = requests.get(f"{config}/SecurityProfile/{profile}", timeout=10).json()["SecurityProfile"]
-    response = requests.post(config, json={"SecurityProfile": current}, timeout=10)
+    current = http.get(f"{config}/SecurityProfile/{profile}", timeout=10).json()["SecurityProfile"]
+    response = http.post(config, json={"SecurityProfile": current}, timeout=10)
     assert response.status_code == 200, response.text
 
     report = _verify(healthy_lab)

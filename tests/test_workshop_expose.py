@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.conftest import LabEnv
+from tests.helpers import admin_api
 from tests.workshop_helpers import Probe
 
 
@@ -108,8 +108,9 @@ def test_expose_refuses_an_address_that_is_not_this_machines(room: LabEnv) -> No
 
 
 def test_down_removes_the_workshop_objects_and_purge_the_bundles(room: LabEnv) -> None:
-    api = f"http://127.0.0.1:{room.admin_port}/ima/v1/configuration"
-    assert requests.get(f"{api}/Endpoint/WorkshopSeats", timeout=5).status_code == 200
+    base, admin = admin_api(room.settings())
+    api = f"{base}/configuration"
+    assert admin.get(f"{api}/Endpoint/WorkshopSeats", timeout=5).status_code == 200
     address = network_address()
     assert room.invoke("workshop", "--expose", address).returncode == 0
 
@@ -118,7 +119,7 @@ def test_down_removes_the_workshop_objects_and_purge_the_bundles(room: LabEnv) -
     for kind, name in (("Endpoint", "WorkshopSeats"), ("TopicPolicy", "WorkshopSeatsOwnTopics"),
                        ("ConnectionPolicy", "WorkshopSeatsConnection"), ("SecurityProfile", "WorkshopSeatsSecProfile"),
                        ("CRLProfile", "WorkshopSeatsCRL"), ("Endpoint", "ClientCertsTLS")):
-        assert requests.get(f"{api}/{kind}/{name}", timeout=5).status_code == 404, (kind, name)
+        assert admin.get(f"{api}/{kind}/{name}", timeout=5).status_code == 404, (kind, name)
     said = " ".join(kept.stdout.split())  # the step lines wrap at the terminal width
     assert f"no longer published on {address}" in said
     assert "kept 2 seat bundles" in said and (room.dir / "workshop" / "01" / "01.zip").exists()

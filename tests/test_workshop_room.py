@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from lab.amlen import AmlenClient
+from lab.adminsec import admin_client
 from tests.conftest import INVOKE, ROOT, LabEnv, standin_variant
 from tests.helpers import default_signals, ignored_signals
 from tests.workshop_helpers import Probe, running_room
@@ -104,7 +104,7 @@ def test_rehearsal_of_the_whole_room_passes_and_leaves_nothing_behind(room: LabE
     assert f"seats ok │ {SEATS} of {SEATS}" in said and f"received by {SEATS}" in said
     assert "no rehearsal client left" in said and "the room is ready" in said
     assert "FAILED" not in said
-    with AmlenClient(f"http://127.0.0.1:{room.admin_port}") as amlen:
+    with admin_client(room.settings()) as amlen:
         assert amlen.subscriptions(ClientID="*-rh*", ResultCount="100") == []
         assert amlen.subscriptions(SubType="Durable", ResultCount="100") == []
 

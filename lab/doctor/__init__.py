@@ -58,13 +58,15 @@ class DoctorReport:
 
 def doctor(settings: Settings) -> DoctorReport:
     """Run every diagnostic against the lab described by `settings` and return the findings."""
+    from lab.doctor.admin import admin_plane
     from lab.doctor.amlen import amlen_status, endpoints, server_log, trusted_ca
     from lab.doctor.container import container, docker_engine, image, lab_volume, memory, published_ports
     from lab.doctor.files import local_files, other_clients
     from lab.doctor.network import handshakes, name_resolution, ports
 
     run = Run(settings)
-    for check in (docker_engine, container, image, memory, published_ports, lab_volume, amlen_status, endpoints,
+    for check in (docker_engine, container, image, memory, published_ports, lab_volume, admin_plane, amlen_status,
+                  endpoints,
                   trusted_ca, name_resolution, ports, handshakes, server_log, local_files, other_clients):
         check(run)
     return DoctorReport(run.checks)

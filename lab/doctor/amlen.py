@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from lab.amlen import AmlenClient, is_ready
+from lab.adminsec import admin_client
+from lab.amlen import is_ready
 from lab.doctor import Run, Status
 from lab.errors import LabError
 from lab.pki.paths import pki_paths
@@ -13,8 +14,8 @@ from lab.pki.paths import pki_paths
 def amlen_status(run: Run) -> None:
     if run.container is None and not run.remote_admin:
         return run.skip("Amlen status", "the lab container running")
-    client = AmlenClient(run.settings.admin_base_url, timeout=5.0)
     try:
+        client = admin_client(run.settings, timeout=5.0)
         status = client.status()
     except LabError as exc:
         return run.add("Amlen status", Status.FAIL, exc.message, exc.hint or "")

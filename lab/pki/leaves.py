@@ -43,7 +43,7 @@ from lab.pki.chain import after_leaf
 from lab.pki.disk import Action, FileResult, prepare_dir, read, read_cert, write, write_if_changed
 from lab.pki.info import common_name, days_left, describe_certificate, dns_names, is_issued_by, key_matches
 from lab.pki.paths import PkiPaths, chain_of, pki_paths
-from lab.settings import Settings
+from lab.settings import RESERVED_CLIENT, Settings
 
 __all__ = [
     "Validity",
@@ -204,10 +204,11 @@ def _client_names(names: Iterable[str], paths: PkiPaths, *, setting: str) -> lis
     wanted = list(dict.fromkeys(names))
     reserved = {paths.ca_key.stem, paths.server_key.stem, paths.intermediate_key.stem, paths.server_ca.stem}
     for name in wanted:
-        if not _CLIENT_NAME.match(name) or name in reserved:
+        if not _CLIENT_NAME.match(name) or name in reserved or name.lower() == RESERVED_CLIENT:
             raise CertError(
                 f"{setting}: {name!r} is not a usable client name",
-                "use letters, digits, '.', '_' or '-', at most 64, and none of the CA and server files' names",
+                "use letters, digits, '.', '_' or '-', at most 64, and none of the CA and server files' names"
+                " nor lab.admin (the admin identity)",
             )
     return wanted
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lab import runtime
-from lab.amlen import AmlenClient, AmlenObject
+from lab.amlen import AmlenObject
 from lab.configure import ObjectAction, ObjectResult, confirm_live, converge, desired_objects, endpoint_probes, teardown
 from lab.pki.paths import pki_paths
 from lab.steps.context import LabContext
@@ -64,8 +64,7 @@ class AmlenConfigStep:
             deleted = [f"{o['type']} {o['name']}" for o in recorded]
         else:
             objects = [AmlenObject(o["type"], o["name"], {}) for o in recorded]
-            with AmlenClient(entry.get("url") or ctx.settings.admin_base_url) as amlen:
-                deleted = teardown(amlen, objects)
+            deleted = teardown(ctx.amlen, objects)
         entry["objects"] = [o for o in entry.get("objects", []) if o not in recorded]
         if not entry["objects"]:
             ctx.ledger.fingerprints.clear()  # Amlen holds none of the lab's files any more

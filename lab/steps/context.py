@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import docker
     from docker.models.containers import Container
 
+    from lab.adminsec import Rung
     from lab.amlen import AmlenClient
     from lab.engine import Engine
 
@@ -47,6 +48,8 @@ class LabContext:
     container: Container | None = None
     # The container's volume was made by this run: Amlen holds its defaults only, so nothing need be read back.
     fresh_server: bool = False
+    # Which lock the admin API answered through (lab.adminsec.Rung), found by readiness.
+    admin_rung: Rung | None = None
     _engine: Engine | None = None
     _amlen: AmlenClient | None = None
 
@@ -66,12 +69,19 @@ class LabContext:
 
     @property
     def amlen(self) -> AmlenClient:
-        """The admin API client for this lab's Amlen."""
+        """The admin API client for this lab's Amlen (`lab.adminsec.admin_client`; readiness and the admin-plane
+        step swap in the one for the lock the server is behind)."""
         if self._amlen is None:
-            from lab.amlen import AmlenClient
+            from lab.adminsec import admin_client
 
-            self._amlen = AmlenClient(self.settings.admin_base_url)
+            self._amlen = admin_client(self.settings)
         return self._amlen
+
+    def use_amlen(self, client: AmlenClient, rung: Rung) -> None:
+        """From now on, talk to Amlen through `client` (it answered on `rung`)."""
+        if self._amlen is not None and self._amlen is not client:
+            self._amlen.close()
+        self._amlen, self.admin_rung = client, rung
 
     def in_scope(self, entry: Any) -> bool:
         """May an undo in this run remove what `entry` records?"""

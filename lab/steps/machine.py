@@ -9,6 +9,7 @@ import time
 import docker
 
 from lab import runtime
+from lab.adminsec import admin_source
 from lab.elevate import needs_root, prepare_sudo
 from lab.errors import ContainerError, HostsError
 from lab.hosts import HostsState, hosts_status, manual_instructions
@@ -175,9 +176,11 @@ class ReadyStep:
 
     def apply(self, ctx: LabContext) -> str:
         started = time.monotonic()
+        source = admin_source(ctx)
         status = wait_until_ready(
-            ctx.amlen, timeout=ctx.settings.ready_timeout, container=ctx.container, progress=ctx.progress
+            source, timeout=ctx.settings.ready_timeout, container=ctx.container, progress=ctx.progress
         )
+        source.settle(ctx)
         version = (status.get("Server") or {}).get("Version", "?")
         return f"Amlen {version} running (waited {time.monotonic() - started:.1f} s)"
 

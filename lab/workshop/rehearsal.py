@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.amlen import AmlenClient
+from lab.adminsec import admin_client
 from lab.errors import LabError, WorkshopError
 from lab.kit.programs import available_languages
 from lab.kit.proof import ProgramRun, proving_copy, run_program
@@ -136,7 +136,7 @@ def rehearse(settings: Settings, *, progress: Progress = lambda _: None) -> Rehe
 
 def _require_live(settings: Settings) -> None:
     try:
-        with AmlenClient(settings.admin_base_url, timeout=5.0) as amlen:
+        with admin_client(settings, timeout=5.0) as amlen:
             entry = amlen.endpoint_monitor(ENDPOINT)
     except LabError as exc:
         raise WorkshopError(f"cannot rehearse: {exc.message}", "`invoke up`, then `invoke workshop --seats N`") \
@@ -242,7 +242,7 @@ def _check_clean(settings: Settings, result: Rehearsal, nonce: str) -> None:
     """The live subscription monitor must show none of the rehearsal's client IDs (clean sessions end)."""
     deadline = time.monotonic() + WAIT
     try:
-        with AmlenClient(settings.admin_base_url, timeout=5.0) as amlen:
+        with admin_client(settings, timeout=5.0) as amlen:
             while True:
                 left = amlen.subscriptions(ClientID=f"*-rh{nonce}", StatType="AllUnsorted", ResultCount="100")
                 result.leftovers = sorted({str(sub.get("ClientID")) for sub in left})

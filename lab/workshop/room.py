@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.adminsec import admin_client
 from lab.amlen import AmlenClient, is_ready
 from lab.configure import EndpointProbe, ObjectAction, ObjectResult, confirm_live
 from lab.errors import WorkshopError
@@ -99,7 +100,7 @@ def build_room(settings: Settings, wanted: Sequence[SeatName], *, kits: Sequence
         existing = existing_seats(settings)
         names = validate(wanted, existing)
         ledger = Ledger.load(settings.state_file)
-        with AmlenClient(settings.admin_base_url) as amlen:
+        with admin_client(settings) as amlen:
             _require_lab(amlen, settings)
             progress("seat certificates")
             ca = signing_ca(settings)
@@ -121,7 +122,7 @@ def revoke_seat(settings: Settings, name: str, *, progress: Progress = lambda _:
         seat = _known_seat(settings, name)
         serial = read_seat_cert(seat).serial_number
         ledger = Ledger.load(settings.state_file)
-        with AmlenClient(settings.admin_base_url) as amlen:
+        with admin_client(settings) as amlen:
             _require_lab(amlen, settings)
             ca = signing_ca(settings)
             already = serial in revoked_serials(read_crl(crl_path(settings)))
@@ -156,7 +157,7 @@ def refresh_room(settings: Settings, *, progress: Progress = lambda _: None) -> 
         if not existing_seats(settings):
             return None
         ledger = Ledger.load(settings.state_file)
-        with AmlenClient(settings.admin_base_url) as amlen:
+        with admin_client(settings) as amlen:
             _require_lab(amlen, settings)
             return _converge(settings, signing_ca(settings), ledger, amlen, [], progress=progress)
 

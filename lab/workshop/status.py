@@ -19,7 +19,7 @@ from typing import Any
 
 from cryptography import x509
 
-from lab.amlen import AmlenClient
+from lab.adminsec import admin_client
 from lab.errors import LabError
 from lab.ledger import Ledger
 from lab.pki.crl import read_crl, revoked_serials
@@ -108,7 +108,7 @@ def workshop_status(settings: Settings) -> WorkshopStatus:
     reading: RoomReading | None = None
     error = None
     try:
-        with AmlenClient(settings.admin_base_url, timeout=2.0) as amlen:
+        with admin_client(settings, timeout=2.0) as amlen:
             reading = read_room(amlen, [cn(name) for name in names])
     except LabError as exc:
         error = exc.message
