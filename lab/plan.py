@@ -76,7 +76,9 @@ def down(settings: Settings, options: Options | None = None, *, on_event: Listen
     report = RunReport()
     started = time.monotonic()
     # The workshop's objects go with the guide's (AmlenConfigStep); its step forgets the exposed port and purges seats.
-    steps: list[Step] = list(reversed([CertificatesStep(), AdminPlaneStep(), WorkshopStep(), ContainerStep(),
+    # The admin plane is undone while the container is still in the ledger: it must know whether the lock goes
+    # with the container (then --purge may remove .lab/admin) or stays on a kept one (then the files must stay).
+    steps: list[Step] = list(reversed([CertificatesStep(), WorkshopStep(), ContainerStep(), AdminPlaneStep(),
                                        AmlenConfigStep(), HostsStep()]))
     with lab_lock(settings.lab_dir):
         ctx = LabContext(settings, Ledger.load(settings.state_file), _run_id(), options or Options(), undo_all=True)

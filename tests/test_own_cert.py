@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -242,5 +243,5 @@ def test_an_ec_key_is_refused_in_preflight_before_any_container_or_volume(tmp_pa
     assert "is an EC 256 key: Amlen takes RSA keys only" in error[0] and "left nothing behind" in up.stderr
     assert "step certificate create --kty RSA" in error[0] and "Traceback" not in up.stdout + up.stderr
     assert containers == "" and volumes == "", "refused before anything was made"
-    assert "✘ [1/8] preflight: LAB_SERVER_KEY" in up.stdout and "[2/8]" not in up.stdout, up.stdout
+    assert re.search(r"✘ \[1/\d+\] preflight: LAB_SERVER_KEY", up.stdout) and "[2/" not in up.stdout, up.stdout
     assert not (lab.dir / "pki" / "test.server.chain.pem").exists() and (made / "leaf.key").is_file()

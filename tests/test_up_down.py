@@ -139,6 +139,19 @@ def test_down_purge_removes_certificates(lab_env: LabEnv, hosts_guard: bytes) ->
     assert not (lab_env.dir / "pki").exists()
 
 
+def test_down_purge_after_up_removes_the_admin_credentials(lab_env: LabEnv, hosts_guard: bytes) -> None:
+    up = lab_env.invoke("up", "--no-hosts", "--no-verify")
+    assert up.returncode == 0, up.stdout + up.stderr
+    admin = lab_env.dir / "admin"
+    assert (admin / "netrc").exists(), sorted(p.name for p in admin.iterdir())
+    down = lab_env.invoke("down", "--purge")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "the admin lock goes with the container" in down.stdout, down.stdout
+    assert not admin.exists(), "the lab.admin key and the admin password must not outlive the container"
+    assert not (lab_env.dir / "pki").exists()
+    _nothing_left(lab_env, hosts_guard)
+
+
 def test_missing_image_fails_cleanly(lab_env: LabEnv, hosts_guard: bytes) -> None:
     result = lab_env.invoke("up", LAB_IMAGE="amlen-lab/no-such-image:missing")
     line = _one_error_line(result)
