@@ -206,6 +206,7 @@ def _pki(value: str) -> str:
 
 
 def _admin_security(value: str) -> str:
+    """`mtls` (TLS + the lab.admin client certificate), `password` (TLS + a generated password) or `open`."""
     mode = value.strip().lower()
     if mode not in ADMIN_SECURITY_MODES:
         raise ValueError(f"{value!r} is not an admin security mode: 'mtls' (TLS + the lab.admin client "
@@ -266,7 +267,7 @@ class Settings:
     tls_port: int = 8889
     mtls_port: int = 8890
     admin_port: int = 9089
-    admin_url: str = ""  # empty: http://127.0.0.1:<admin_port>, the container's port
+    admin_url: str = ""  # empty: https://127.0.0.1:<admin_port> (http:// when open), the lab's own Amlen
     image: str = "quay.io/amlen/amlen-server:main"
     container_name: str = "amlen-lab"
     # Docs ask for 4 GB; Amlen's operator runs demo systems in 3Gi, which is kinder to laptops.
