@@ -153,7 +153,8 @@ def local_only(endpoint: Endpoint) -> None:
             f"the engine at {endpoint.url} ({endpoint.source}) is not on this machine: the lab publishes Amlen's "
             "ports on 127.0.0.1 and checks them there, so it needs a local engine",
             "use a local engine (unset DOCKER_HOST, or `docker context use default`), or run Amlen there and "
-            "`invoke configure --admin-url http://HOST:9089`",
+            "`invoke configure --admin-url https://HOST:9089` (with LAB_ADMIN_CA and LAB_ADMIN_CERT/KEY or "
+            "LAB_ADMIN_NETRC)",
         )
 
 

@@ -26,7 +26,7 @@ def admin_plane(run: Run) -> None:
     if settings.admin_security == "open":
         return run.add(_NAME, Status.WARN, OPEN_WARNING + " (Access-Control-Allow-Origin: <any origin>, "
                        "Access-Control-Allow-Credentials: true)",
-                       "unset LAB_ADMIN_SECURITY (mtls is the default), then `invoke down` and `invoke up`")
+                       "unset LAB_ADMIN_SECURITY (mtls is the default), then `invoke up` locks this container")
     files, port = admin_files(settings), settings.admin_port
     mtls = settings.admin_security == "mtls"
     try:
