@@ -7,10 +7,9 @@ Errors the user can fix (LabError) end as one line with a hint and exit code 1; 
 from __future__ import annotations
 
 import atexit
+import functools
 import gc
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from invoke import Context, Exit, Task, task
@@ -23,17 +22,23 @@ from lab.errors import LabError
 atexit.register(gc.freeze)
 
 
-@contextmanager
-def _lab_errors() -> Iterator[None]:
-    """Turn a LabError into one line on stderr and exit code 1 (Ctrl-C into 130), never a traceback."""
-    from lab.report import error_line
+class _LabTask(Task):  # type: ignore[type-arg]
+    """A task whose LabError ends as one line on stderr and exit code 1 (Ctrl-C: 130), never a traceback."""
 
-    try:
-        yield
-    except LabError as exc:
-        raise Exit(error_line(exc), code=1) from None
-    except KeyboardInterrupt:
-        raise Exit("interrupted", code=130) from None
+    interrupted: ClassVar[str | None] = "interrupted"  # what Ctrl-C prints
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from lab.report import error_line
+
+        try:
+            return super().__call__(*args, **kwargs)
+        except LabError as exc:
+            raise Exit(error_line(exc), code=1) from None
+        except KeyboardInterrupt:
+            raise Exit(self.interrupted, code=130) from None
+
+
+lab_task = functools.partial(task, klass=_LabTask)
 
 
 def _settings(**overrides: Any) -> Any:
@@ -49,7 +54,7 @@ def _explanation(settings: Any, explain: bool, *, down: bool = False) -> Any:
     return explanation(settings, down=down) if explain else None
 
 
-@task(help={
+@lab_task(help={
     "hosts": "add the hosts-file entry (--no-hosts skips it and verifies by address instead)",
     "force_hosts": "add the lab's line even if a line of yours maps the name elsewhere (yours stays)",
     "verify": "run the TLS matrix at the end (--no-verify skips it)",
@@ -59,52 +64,38 @@ def _explanation(settings: Any, explain: bool, *, down: bool = False) -> Any:
 def up(c: Context, hosts: bool = True, force_hosts: bool = False, verify: bool = True,
        keep_on_failure: bool = False, explain: bool = False) -> None:
     """Build the whole TLS lab: certificates, Amlen container, endpoints 8889/8890, hosts entry, checks."""
-    from lab.plan import PlanFailed
     from lab.plan import up as run_up
-    from lab.report import StepPrinter, error_line, print_summary, up_summary
+    from lab.report import StepPrinter, print_summary, up_summary
     from lab.steps import Options
 
-    with _lab_errors():
-        settings = _settings()
-        printer = StepPrinter("up", _explanation(settings, explain))
-        options = Options(hosts=hosts, force_hosts=force_hosts, verify=verify, keep_on_failure=keep_on_failure)
-        try:
-            report = run_up(settings, options, on_event=printer.on_event, on_progress=printer.on_progress)
-        except PlanFailed as exc:
-            printer.finish(exc.report)
-            raise Exit(error_line(exc), code=1) from None
-        printer.finish(report)
-        print_summary(up_summary(settings))
-        if not hosts:
-            print(f"No hosts entry: clients must reach {settings.hostname} some other way; "
-                  f"`invoke verify --no-hosts` checks the TLS handshakes by address.")
+    settings = _settings()
+    options = Options(hosts=hosts, force_hosts=force_hosts, verify=verify, keep_on_failure=keep_on_failure)
+    with StepPrinter("up", _explanation(settings, explain)) as printer:
+        printer.finish(run_up(settings, options, on_event=printer.on_event, on_progress=printer.on_progress))
+    print_summary(up_summary(settings))
+    if not hosts:
+        print(f"No hosts entry: clients must reach {settings.hostname} some other way; "
+              f"`invoke verify --no-hosts` checks the TLS handshakes by address.")
 
 
-@task(help={
+@lab_task(help={
     "keep_container": "delete the lab's Amlen objects but keep the container running",
     "purge": "also delete the certificates, including the CA (which browsers may trust)",
     "explain": "print each step's manual equivalent (curl, docker, hosts commands) as it runs",
 })
 def down(c: Context, keep_container: bool = False, purge: bool = False, explain: bool = False) -> None:
     """Remove what `up` created: endpoints, container, volume, hosts line (certificates stay unless --purge)."""
-    from lab.plan import PlanFailed
     from lab.plan import down as run_down
-    from lab.report import StepPrinter, error_line
+    from lab.report import StepPrinter
     from lab.steps import Options
 
-    with _lab_errors():
-        settings = _settings()
-        printer = StepPrinter("down", _explanation(settings, explain, down=True))
-        try:
-            report = run_down(settings, Options(keep_container=keep_container, purge=purge),
-                              on_event=printer.on_event)
-        except PlanFailed as exc:
-            printer.finish(exc.report)
-            raise Exit(error_line(exc), code=1) from None
-        printer.finish(report)
+    settings = _settings()
+    with StepPrinter("down", _explanation(settings, explain, down=True)) as printer:
+        printer.finish(run_down(settings, Options(keep_container=keep_container, purge=purge),
+                                on_event=printer.on_event))
 
 
-@task(help={
+@lab_task(help={
     "admin_url": "the admin API of the Amlen to configure, e.g. http://amlen.example:9089 (default: LAB_ADMIN_URL)",
     "hosts": "add the hosts-file entry (--no-hosts skips it)",
     "verify": "run the TLS matrix at the end (--no-verify skips it)",
@@ -112,25 +103,18 @@ def down(c: Context, keep_container: bool = False, purge: bool = False, explain:
 })
 def configure(c: Context, admin_url: str = "", hosts: bool = True, verify: bool = True, explain: bool = False) -> None:
     """Apply the guide's certificates and endpoints to an Amlen that already runs (e.g. `docker compose up`)."""
-    from lab.plan import PlanFailed
     from lab.plan import configure as run_configure
-    from lab.report import StepPrinter, error_line, print_summary, up_summary
+    from lab.report import StepPrinter, print_summary, up_summary
     from lab.steps import Options
 
-    with _lab_errors():
-        settings = _settings(admin_url=admin_url or None)
-        printer = StepPrinter("configure", _explanation(settings, explain))
-        try:
-            report = run_configure(settings, Options(hosts=hosts, verify=verify),
-                                   on_event=printer.on_event, on_progress=printer.on_progress)
-        except PlanFailed as exc:
-            printer.finish(exc.report)
-            raise Exit(error_line(exc), code=1) from None
-        printer.finish(report)
-        print_summary(up_summary(settings))
+    settings = _settings(admin_url=admin_url or None)
+    with StepPrinter("configure", _explanation(settings, explain)) as printer:
+        printer.finish(run_configure(settings, Options(hosts=hosts, verify=verify), on_event=printer.on_event,
+                                     on_progress=printer.on_progress))
+    print_summary(up_summary(settings))
 
 
-@task(help={
+@lab_task(help={
     "output": "write the Markdown to FILE instead of printing it",
     "script": "write the same commands as one bash script to FILE (set -euo pipefail; files in the current dir)",
 })
@@ -141,77 +125,55 @@ def guide(c: Context, output: str = "", script: str = "") -> None:
     from lab.guide import write_guide
     from lab.report import print_guide
 
-    with _lab_errors():
-        result = write_guide(_settings(), output=Path(output) if output else None,
-                             script=Path(script) if script else None)
-    print_guide(result)
+    print_guide(write_guide(_settings(), output=Path(output) if output else None,
+                            script=Path(script) if script else None))
 
 
-@task(help={"json": "print JSON for scripts"})
+@lab_task(help={"json": "print JSON for scripts"})
 def status(c: Context, json: bool = False) -> None:
     """Show the container, Amlen's readiness, each endpoint, the hosts entry and certificate expiry."""
-    from lab.report import print_json, print_status
+    from lab.report import print_status
     from lab.status import lab_status
 
-    with _lab_errors():
-        data = lab_status(_settings())
-    if json:
-        print_json(data)
-    else:
-        print_status(data)
+    print_status(lab_status(_settings()), as_json=json)
 
 
-@task(help={"follow": "keep printing new lines (Ctrl-C stops)", "lines": "how many lines to show first"})
+@lab_task(help={"follow": "keep printing new lines (Ctrl-C stops)", "lines": "how many lines to show first"})
 def logs(c: Context, follow: bool = False, lines: int = 50) -> None:
     """Show Amlen's server log from inside the container (Amlen logs to files, not to `docker logs`)."""
-    from lab import runtime
-
-    with _lab_errors():
-        settings = _settings()
-        container = runtime.find_lab_container(runtime.docker_client(), settings)
-        if container is None:
-            raise LabError("no lab container", "`invoke up` starts one")
-        if not follow or container.status != "running":
-            print(runtime.read_server_logs(container, lines=lines))
-            return
-        for chunk in runtime.follow_server_log(container, lines=lines):
-            sys.stdout.write(chunk)
-            sys.stdout.flush()
+    from lab.runtime import server_log
+    for chunk in server_log(_settings(), follow=follow, lines=lines):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
 
 
-@task(help={
+@lab_task(help={
     "new_ca": "replace the CA and re-issue every certificate it signed (the old CA is gone for good)",
     "rotate": "on the running lab: a new server key and certificate (new serial), uploaded, proven live",
 })
 def certs(c: Context, new_ca: bool = False, rotate: bool = False) -> None:
     """Make or refresh the CA, server and client certificates (keeps what is still good); --rotate the server's."""
-    from lab.report import print_rotation, print_rows
+    from lab.kit import refreshing_kits
+    from lab.kit.report import print_refreshed
+    from lab.report import print_certificates, print_rotation
 
     if new_ca and rotate:
         raise Exit("error: choose one of --new-ca and --rotate", code=1)
-    with _lab_errors():
-        settings = _settings()
-        from lab.files import lab_lock
-        from lab.kit import refresh_kits
-        from lab.kit.report import print_refreshed
+    settings = _settings()
+    if rotate:
+        from lab.rotation import rotate as rotate_server
 
-        if rotate:
-            from lab.rotation import rotate as rotate_server
+        print_rotation(rotate_server(settings))
+        print_refreshed(refreshing_kits(settings, lambda: None)[1])
+        return
+    from lab.pki.leaves import ensure_certificates
 
-            print_rotation(rotate_server(settings))
-            with lab_lock(settings.lab_dir):
-                print_refreshed(refresh_kits(settings))  # kits follow the lab's certificates
-            return
-        from lab.pki.leaves import ensure_certificates
-
-        with lab_lock(settings.lab_dir):
-            results = ensure_certificates(settings, new_ca=new_ca)
-            kits = refresh_kits(settings)
-    print_rows("Certificates", ("action", "file", "why"), ((r.action, r.path, r.reason) for r in results))
+    results, kits = refreshing_kits(settings, lambda: ensure_certificates(settings, new_ca=new_ca))
+    print_certificates("Certificates", results)
     print_refreshed(kits)
 
 
-@task(iterable=["name"], help={
+@lab_task(iterable=["name"], help={
     "name": "client name, used as CN and file name; repeat the flag or separate names with commas",
     "force": "re-issue even when the existing certificate is still good",
     "expired": "the expiry drill: a certificate that expired yesterday (Amlen must refuse it)",
@@ -221,24 +183,22 @@ def certs(c: Context, new_ca: bool = False, rotate: bool = False) -> None:
 def client_cert(c: Context, name: list[str], force: bool = False, expired: bool = False, days: int = 0,
                 not_before: str = "") -> None:
     """Make more client certificates from the lab CA, e.g. --name alice,bob (--expired for the drill)."""
-    from lab.files import lab_lock
-    from lab.kit import refresh_kits
+    from lab.kit import refreshing_kits
     from lab.kit.report import print_refreshed
     from lab.pki.leaves import issue_client_certs, parse_validity
-    from lab.report import print_rows
+    from lab.report import print_certificates
 
     names = [part.strip() for value in name for part in value.split(",") if part.strip()]
-    with _lab_errors():
-        validity = parse_validity(expired=expired, days=days, not_before=not_before)
-        settings = _settings()
-        with lab_lock(settings.lab_dir):
-            results = issue_client_certs(settings, names, force=force, validity=validity)
-            kits = refresh_kits(settings)  # a re-issued client's kit gets its new key and certificate
-    print_rows("Client certificates", ("action", "file", "why"), ((r.action, r.path, r.reason) for r in results))
+    validity = parse_validity(expired=expired, days=days, not_before=not_before)
+    settings = _settings()
+    # A re-issued client's kit gets its new key and certificate.
+    results, kits = refreshing_kits(settings, lambda: issue_client_certs(settings, names, force=force,
+                                                                          validity=validity))
+    print_certificates("Client certificates", results)
     print_refreshed(kits)
 
 
-@task(help={
+@lab_task(help={
     "client": "the client whose kit to write (default: the lab's first client, e.g. test.client1)",
     "lang": "languages, comma-separated: java,node,go,c,python (default: all)",
     "force": "overwrite kit files you changed by hand",
@@ -246,67 +206,38 @@ def client_cert(c: Context, name: list[str], force: bool = False, expired: bool 
 })
 def kit(c: Context, client: str = "", lang: str = "", force: bool = False, legacy_p12: bool = False) -> None:
     """Write a connection kit: PEM and PKCS#12 files, connection.env, a program per language (.lab/kits/)."""
-    from lab.files import lab_lock
-    from lab.kit import parse_languages, write_client_kit
+    from lab.kit import make_client_kit, parse_languages
     from lab.kit.report import print_kit
 
-    with _lab_errors():
-        languages = parse_languages(lang)
-        settings = _settings()
-        with lab_lock(settings.lab_dir):
-            result = write_client_kit(settings, client or settings.client_names[0], languages,
-                                      legacy_p12=legacy_p12, force=force)
-    print_kit(result)
+    languages = parse_languages(lang)
+    print_kit(make_client_kit(_settings(), client, languages, legacy_p12=legacy_p12, force=force))
 
 
-@task(help={
+@lab_task(help={
     "install": "trust the lab CA in your Chrome/Chromium and Firefox certificate databases (Linux; certutil)",
     "uninstall": "remove the lab CA from them again (only the entry the lab added)",
 })
 def trust(c: Context, install: bool = False, uninstall: bool = False) -> None:
     """Browser trust for the lab CA: show where and how (default), --install it, or --uninstall it."""
-    from lab.pki import trust as lab_trust
+    from lab.pki.trust import trust_report
     from lab.report import print_trust_guide
 
     if install and uninstall:
         raise Exit("error: choose one of --install and --uninstall", code=1)
-    with _lab_errors():
-        settings = _settings()
-        guide = lab_trust.trust_guide(settings)
-        if install and not lab_trust.supports_automatic_trust():
-            print_trust_guide(guide, [], platform_only="Windows" if sys.platform == "win32" else "macOS")
-            return
-        removed = lab_trust.uninstall_ca(settings) if uninstall else None
-        installed = lab_trust.install_ca(settings) if install else None
-        rows = [(t.db.browser, t.db.path, t.state.value) for t in lab_trust.trust_status(settings)]
-    print_trust_guide(guide, rows, installed=installed, removed=removed)
+    print_trust_guide(trust_report(_settings(), install=install, uninstall=uninstall))
 
 
-@task(help={
+@lab_task(help={
     "port": "port for the page on 127.0.0.1 (0: any free port)",
     "no_open": "only print the URL; do not open a browser",
 })
 def browser(c: Context, port: int = 0, no_open: bool = False) -> None:
     """Serve a local MQTT-over-secure-WebSocket page prefilled for the lab, and open it; Ctrl-C stops."""
-    from lab.browser import open_page, serve_page
-    from lab.report import console
-
-    with _lab_errors():
-        settings = _settings()
-        server = serve_page(settings, port=port)
-    with server:
-        console.print(f"MQTT web client: {server.url}  (connects to wss://{settings.hostname}:{settings.tls_port})",
-                      soft_wrap=True)
-        console.print("The browser must trust the lab CA first: `invoke trust` shows how. Ctrl-C stops the page.")
-        if not no_open and not open_page(server.url):
-            console.print("No desktop browser here: open the URL in a browser on this machine.")
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            console.print("page stopped")
+    from lab.browser import serve_browser_page
+    serve_browser_page(_settings(), port=port, open_browser=not no_open)
 
 
-@task(help={
+@lab_task(help={
     "add": "add the lab's line (no change when it, or a line of yours for the same address, is there)",
     "remove": "remove the lab's line (only this lab directory's marked line)",
     "show": "show which line makes the host name resolve (the default)",
@@ -323,18 +254,13 @@ def hosts(c: Context, add: bool = False, remove: bool = False, show: bool = Fals
         raise Exit("error: choose one of --add, --remove and --show", code=1)
     if force and not add:
         raise Exit("error: --force goes with --add", code=1)
-    with _lab_errors():
-        settings = _settings()
-        if add:
-            outcome = add_hosts_entry(settings, force=force)
-        elif remove:
-            outcome = remove_hosts_entry(settings)
-        else:
-            outcome = hosts_status(settings)
+    settings = _settings()
+    outcome = (add_hosts_entry(settings, force=force) if add else remove_hosts_entry(settings) if remove
+               else hosts_status(settings))
     console.print(outcome.message, markup=False, highlight=False, soft_wrap=True)
 
 
-@task(help={
+@lab_task(help={
     "count": "messages each round trip publishes and must receive back",
     "protocol": "MQTT version for the rows: 3.1.1, 5 or both (round trips run once per version)",
     "no_hosts": "dial the lab's address and send the host name in TLS, for when the hosts entry is absent",
@@ -346,21 +272,17 @@ def verify(c: Context, count: int = 5, protocol: str = "both", no_hosts: bool = 
     """Prove the TLS setup with real MQTT clients: what must work works, what must fail fails."""
     from lab.checks import parse_protocols
     from lab.checks import verify as run_verify
-    from lab.report import print_json, print_verify
+    from lab.report import print_verify
 
-    with _lab_errors():
-        report = run_verify(_settings(), count=count, protocols=parse_protocols(protocol), no_hosts=no_hosts,
-                            client=client)
-    if json:
-        print_json(report.as_dict())
-    else:
-        print_verify(report)
+    report = run_verify(_settings(), count=count, protocols=parse_protocols(protocol), no_hosts=no_hosts,
+                        client=client)
+    print_verify(report, as_json=json)
     if not report.passed:
-        raise Exit("error: some rows are not as expected (hint: `invoke doctor` names the cause)" if not json
-                   else None, code=1)
+        raise Exit(None if json else "error: some rows are not as expected (hint: `invoke doctor` names the cause)",
+                   code=1)
 
 
-class _GuideFlags(Task):  # type: ignore[type-arg]
+class _GuideFlags(_LabTask):
     """The paho examples' flags (client_sub_opts.py / client_pub_opts.py) plus the guide's -K/-C."""
 
     NAMES: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -376,6 +298,12 @@ class _GuideFlags(Task):  # type: ignore[type-arg]
             long_name = argument.names[0]
             argument.names = (long_name, *self.NAMES.get(long_name.replace("-", "_"), ()))
         return arguments
+
+
+class _SubFlags(_GuideFlags):
+    """`sub` is meant to end by Ctrl-C: exit code 130 without a message."""
+
+    interrupted = None
 
 
 _CLIENT_HELP = {
@@ -399,54 +327,31 @@ _CLIENT_HELP = {
 }
 
 
-def _client_session(
-    host: str, port: str, tls: bool, insecure: bool, cacerts: str, tls_version: str, key: str, cert: str,
-    qos: str, clientid: str, username: str, password: str, disable_clean_session: bool, keepalive: str,
-    protocol: str, debug: bool,
-) -> Any:
-    """The guide's flags as a ready client session (values checked in lab.clients, errors in one line)."""
-    from lab.clients import ClientFlags, guide_session
-    from lab.report import console
+def _client_flags(host: str, port: str, tls: bool, insecure: bool, cacerts: str, tls_version: str, key: str,
+                  cert: str, qos: str, clientid: str, username: str, password: str, disable_clean_session: bool,
+                  keepalive: str, protocol: str) -> Any:
+    """The guide's flags as typed (their values are checked in lab.clients, errors in one line)."""
+    from lab.clients import ClientFlags
 
-    flags = ClientFlags(host, port, tls, cacerts, key, cert, insecure, tls_version, qos=qos, client_id=clientid,
-                        username=username, password=password, clean_session=not disable_clean_session,
-                        keepalive=keepalive, protocol=protocol)
-    log = (lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)) if debug else None
-    return guide_session(_settings(), flags, log=log)
+    return ClientFlags(host, port, tls, cacerts, key, cert, insecure, tls_version, qos=qos, client_id=clientid,
+                       username=username, password=password, clean_session=not disable_clean_session,
+                       keepalive=keepalive, protocol=protocol)
 
 
-@task(klass=_GuideFlags, auto_shortflags=False, help={**_CLIENT_HELP, "count": "stop after N messages (0: never)"})
+@lab_task(klass=_SubFlags, auto_shortflags=False, help={**_CLIENT_HELP, "count": "stop after N messages (0: never)"})
 def sub(c: Context, host: str = "", port: str = "", topic: str = "topic1/#", qos: str = "0", clientid: str = "",
         username: str = "", password: str = "", disable_clean_session: bool = False, keepalive: str = "60",
         tls: bool = True, insecure: bool = False, cacerts: str = "", tls_version: str = "", debug: bool = False,
         key: str = "", cert: str = "", count: str = "0", protocol: str = "3.1.1") -> None:
     """Subscribe like the guide's paho client and print messages as they arrive (Ctrl-C stops)."""
-    from lab.clients import parse_number
-    from lab.mqtt import subscribe
-    from lab.report import console
-
-    received = 0
-    try:
-        with _lab_errors():
-            stop_after = int(parse_number("-N/--count", count, low=0, high=10**9))
-            session = _client_session(host, port, tls, insecure, cacerts, tls_version, key, cert, qos, clientid,
-                                      username, password, disable_clean_session, keepalive, protocol, debug)
-            target = session.target
-            console.print(f"subscribing to {topic} on {target.description}", markup=False, soft_wrap=True)
-            for message in subscribe(target.host, target.port, topic, context=target.context, qos=session.qos,
-                                     options=session.options):
-                console.print(f"{message.topic} {message.payload.decode(errors='replace')}", markup=False,
-                              soft_wrap=True)
-                received += 1
-                if stop_after and received >= stop_after:
-                    break
-    except Exit as exc:
-        if exc.code == 130:
-            raise Exit(code=130) from None  # Ctrl-C is how sub is meant to end: no message
-        raise
+    from lab.clients import guide_subscribe, parse_number
+    stop_after = int(parse_number("-N/--count", count, low=0, high=10**9))
+    flags = _client_flags(host, port, tls, insecure, cacerts, tls_version, key, cert, qos, clientid, username,
+                          password, disable_clean_session, keepalive, protocol)
+    guide_subscribe(_settings(), flags, topic, stop_after=stop_after, debug=debug)
 
 
-@task(klass=_GuideFlags, auto_shortflags=False, help={
+@lab_task(klass=_GuideFlags, auto_shortflags=False, help={
     **_CLIENT_HELP, "count": "publish N messages", "delay": "seconds between messages", "message": "payload",
 })
 def pub(c: Context, host: str = "", port: str = "", topic: str = "topic1/subtopic2", qos: str = "0",
@@ -455,22 +360,15 @@ def pub(c: Context, host: str = "", port: str = "", topic: str = "topic1/subtopi
         debug: bool = False, key: str = "", cert: str = "", count: str = "1", delay: str = "0",
         message: str = "hello", protocol: str = "3.1.1") -> None:
     """Publish like the guide's paho client: N messages to a topic, over TLS with the lab's files."""
-    from lab.clients import parse_number
-    from lab.mqtt import publish
-    from lab.report import console
-
-    with _lab_errors():
-        how_many = int(parse_number("-N/--count", count, low=1, high=10**6))
-        pause = float(parse_number("-S/--delay", delay, low=0, high=3600, integer=False))
-        session = _client_session(host, port, tls, insecure, cacerts, tls_version, key, cert, qos, clientid,
-                                  username, password, disable_clean_session, keepalive, protocol, debug)
-        target = session.target
-        sent = publish(target.host, target.port, topic, [message] * how_many, context=target.context,
-                       qos=session.qos, options=session.options, delay=pause)
-    console.print(f"published {sent} message(s) to {topic} on {target.description}", markup=False, soft_wrap=True)
+    from lab.clients import guide_publish, parse_number
+    how_many = int(parse_number("-N/--count", count, low=1, high=10**6))
+    pause = float(parse_number("-S/--delay", delay, low=0, high=3600, integer=False))
+    flags = _client_flags(host, port, tls, insecure, cacerts, tls_version, key, cert, qos, clientid, username,
+                          password, disable_clean_session, keepalive, protocol)
+    guide_publish(_settings(), flags, topic, [message] * how_many, delay=pause, debug=debug)
 
 
-@task(help={
+@lab_task(help={
     "seats": "make or grow the room to N seats named 01..N (seat certificate CN seat.01 ...)",
     "roster": "make or grow the room from a file: one seat name per line (# comments)",
     "revoke": "put seat NAME's certificate on the workshop CRL: its new connections are refused",
@@ -486,60 +384,13 @@ def workshop(c: Context, seats: int = 0, roster: str = "", revoke: str = "", rei
              status: bool = False, json: bool = False, watch: bool = False, rehearse: bool = False,
              expose: str = "", kits: str = "") -> None:
     """Workshop labs: a seat per participant with its own certificate, endpoint, topics; revoke, status, expose."""
-    from pathlib import Path
-
-    from lab.plan import PlanFailed
-    from lab.report import StepPrinter, console, error_line, print_json
-    from lab.workshop import report
-
-    chosen = [flag for flag, value in (("--seats", seats), ("--roster", roster), ("--revoke", revoke),
-                                       ("--reissue", reissue), ("--status", status), ("--rehearse", rehearse),
-                                       ("--expose", expose)) if value]
-    if len(chosen) > 1:
-        raise Exit(f"error: choose one of {', '.join(chosen)}", code=1)
-    for flag, given in (("--json", json), ("--watch", watch)):
-        if given and chosen not in ([], ["--status"]):
-            raise Exit(f"error: {flag} goes with --status", code=1)
-    if json and watch:
-        raise Exit("error: choose one of --json, --watch", code=1)
-    if kits and not (seats or roster):
-        raise Exit("error: --kits goes with --seats or --roster", code=1)
-    with _lab_errors():
-        import lab.workshop as room
-        from lab.kit import parse_languages
-
-        languages = None if not kits else () if kits == "none" else parse_languages(kits)
-        settings = _settings()
-        if seats or roster:
-            wanted = room.numbered(seats) if seats else room.read_roster(Path(roster))
-            report.print_room(room.build_room(settings, wanted, kits=languages))
-        elif revoke:
-            report.print_room(room.revoke_seat(settings, revoke))
-        elif reissue:
-            report.print_room(room.reissue_seat(settings, reissue))
-        elif expose:
-            printer = StepPrinter("up")
-            try:
-                exposed = room.expose(settings, expose, on_event=printer.on_event, on_progress=printer.on_progress)
-            except PlanFailed as exc:
-                printer.finish(exc.report)
-                raise Exit(error_line(exc), code=1) from None
-            report.print_expose(exposed)
-        elif rehearse:
-            with console.status("rehearsal") as spinner:
-                rehearsal = room.rehearse(settings, progress=lambda text: spinner.update(f"rehearsal: {text}"))
-            report.print_rehearsal(rehearsal)
-            if not rehearsal.ok:
-                raise Exit(code=1)
-        elif watch:
-            room.watch(settings, console=console)
-        elif json:
-            print_json(room.workshop_status(settings).as_dict())
-        else:
-            report.print_workshop_status(room.workshop_status(settings))
+    from lab.workshop.command import WorkshopFlags, run_workshop
+    flags = WorkshopFlags(seats, roster, revoke, reissue, status, json, watch, rehearse, expose, kits)
+    if not run_workshop(_settings(), flags):
+        raise Exit(code=1)
 
 
-@task(help={
+@lab_task(help={
     "save": "write LAB_IMAGE to FILE (docker save, plus the digests to check it by) to hand out",
     "load": "check FILE blob by blob, load it, and make a digest-pinned LAB_IMAGE resolve offline",
 })
@@ -552,25 +403,20 @@ def image(c: Context, save: str = "", load: str = "") -> None:
 
     if bool(save) == bool(load):
         raise Exit("error: choose one of --save FILE and --load FILE", code=1)
-    with _lab_errors():
-        settings = _settings()
-        if save:
-            print_saved_image(save_image(settings, Path(save)))
-        else:
-            print_loaded_image(load_image(settings, Path(load)))
+    settings = _settings()
+    if save:
+        print_saved_image(save_image(settings, Path(save)))
+    else:
+        print_loaded_image(load_image(settings, Path(load)))
 
 
-@task(help={"json": "print JSON for scripts"})
+@lab_task(help={"json": "print JSON for scripts"})
 def doctor(c: Context, json: bool = False) -> None:
     """Diagnose the lab: Docker, container, Amlen, names, ports, TLS chains, files; each with a hint."""
     from lab.doctor import doctor as run_doctor
-    from lab.report import print_doctor, print_json
+    from lab.report import print_doctor
 
-    with _lab_errors():
-        report = run_doctor(_settings())
-    if json:
-        print_json(report.as_dict())
-    else:
-        print_doctor(report)
+    report = run_doctor(_settings())
+    print_doctor(report, as_json=json)
     if not report.ok:
         raise Exit(None if json else "error: some checks failed (hints above)", code=1)

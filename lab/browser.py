@@ -30,6 +30,7 @@ __all__ = [
     "has_desktop",
     "open_page",
     "page_config",
+    "serve_browser_page",
     "serve_page",
 ]
 
@@ -170,3 +171,21 @@ def open_page(url: str) -> bool:
         return webbrowser.open(url)
     except webbrowser.Error:
         return False  # no usable browser registered: the printed URL is the fallback
+
+
+def serve_browser_page(settings: Settings, *, port: int = 0, open_browser: bool = True) -> None:
+    """`invoke browser`: serve the page on 127.0.0.1:`port`, say where, open it (if asked and possible), and
+    serve until Ctrl-C."""
+    from lab.report import console
+
+    server = serve_page(settings, port=port)
+    with server:
+        console.print(f"MQTT web client: {server.url}  (connects to wss://{settings.hostname}:{settings.tls_port})",
+                      soft_wrap=True)
+        console.print("The browser must trust the lab CA first: `invoke trust` shows how. Ctrl-C stops the page.")
+        if open_browser and not open_page(server.url):
+            console.print("No desktop browser here: open the URL in a browser on this machine.")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            console.print("page stopped")

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from lab.durations import format_duration
 from lab.errors import LabError
-from lab.events import Outcome, RunReport, StepEvent, StepStatus
+from lab.events import Outcome, PlanFailed, RunReport, StepEvent, StepStatus
 from lab.settings import RESERVED_CLIENT, Settings
 
 if TYPE_CHECKING:
@@ -25,12 +25,13 @@ if TYPE_CHECKING:
     from lab.doctor import DoctorReport
     from lab.guide import Explanation, GuideResult
     from lab.image import LoadedImage, SavedImage
-    from lab.pki.trust import TrustGuide
+    from lab.pki.trust import TrustReport
 
 __all__ = [
     "StepPrinter",
     "console",
     "error_line",
+    "print_certificates",
     "print_doctor",
     "print_guide",
     "print_json",
@@ -58,7 +59,9 @@ _MARKS = {
 class StepPrinter:
     """Shows each step as it runs: a spinner line with a counter and elapsed time, then a result line.
 
-    With an `explanation` (`--explain`), each step's manual equivalent is printed as the step starts.
+    With an `explanation` (`--explain`), each step's manual equivalent is printed as the step starts. Used as a
+    context manager around a plan run, it prints how a failed run ended (a PlanFailed's report) and lets the
+    error go on to its one line; a run that succeeds is finished by the caller, with its report.
     """
 
     def __init__(self, title: str, explanation: Explanation | None = None) -> None:
@@ -68,6 +71,13 @@ class StepPrinter:
         self._label = ""
         self._explanation = explanation
         self._preamble_shown = False
+
+    def __enter__(self) -> StepPrinter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: object) -> None:
+        if isinstance(error, PlanFailed):
+            self.finish(error.report)
 
     def on_event(self, event: StepEvent) -> None:
         """Receive a plan event."""
@@ -227,6 +237,11 @@ def print_rotation(rotation: Any) -> None:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
+def print_certificates(title: str, results: Iterable[Any]) -> None:
+    """What `invoke certs` / `client-cert` did to each certificate file, and why."""
+    print_rows(title, ("action", "file", "why"), ((r.action, r.path, r.reason) for r in results))
+
+
 def print_summary(summary: Mapping[str, Any]) -> None:
     """Render `up_summary` as tables."""
     print_rows("Endpoints", ("name", "url", "client cert"), (e.values() for e in summary["endpoints"]))
@@ -236,8 +251,11 @@ def print_summary(summary: Mapping[str, Any]) -> None:
         console.print(f"  [dim]# {label}[/]\n  {command}", markup=True, soft_wrap=True)
 
 
-def print_status(data: Mapping[str, Any]) -> None:
-    """Render `lab.status.lab_status` for people."""
+def print_status(data: Mapping[str, Any], *, as_json: bool = False) -> None:
+    """Render `lab.status.lab_status` for people (or as JSON for scripts)."""
+    if as_json:
+        print_json(data)
+        return
     container = data.get("container") or {}
     if container.get("error"):
         container_line = container["error"]
@@ -275,8 +293,11 @@ def print_status(data: Mapping[str, Any]) -> None:
         console.print(f"admin API by hand: {admin['curl']}", markup=False, highlight=False, soft_wrap=True)
 
 
-def print_verify(report: VerifyReport) -> None:
-    """The TLS matrix, one line per row (expectation, outcome, time) and the reason in words beneath."""
+def print_verify(report: VerifyReport, *, as_json: bool = False) -> None:
+    """The TLS matrix, one line per row (expectation, outcome, time) and the reason in words beneath (or JSON)."""
+    if as_json:
+        print_json(report.as_dict())
+        return
     console.print(f"[bold]TLS verification[/] ({format_duration(report.seconds)})")
     for r in report.rows:
         mark = "[green]✔[/]" if r.passed else "[red]✘ NOT as expected:[/]"
@@ -290,8 +311,11 @@ def print_verify(report: VerifyReport) -> None:
 _STATUS_MARKS = {"OK": "[green]OK  [/]", "WARN": "[yellow]WARN[/]", "FAIL": "[red]FAIL[/]", "SKIP": "[dim]SKIP[/]"}
 
 
-def print_doctor(report: DoctorReport) -> None:
-    """The doctor's findings, one line each (OK/WARN/FAIL/SKIP), with the hint beneath what is not OK."""
+def print_doctor(report: DoctorReport, *, as_json: bool = False) -> None:
+    """The doctor's findings, one line each (OK/WARN/FAIL/SKIP), with the hint beneath what is not OK (or JSON)."""
+    if as_json:
+        print_json(report.as_dict())
+        return
     console.print("[bold]amlen-lab doctor[/]")
     for check in report.checks:
         console.print(f"{_STATUS_MARKS[check.status]} {escape(check.name)}: {escape(check.detail)}", soft_wrap=True)
@@ -299,9 +323,9 @@ def print_doctor(report: DoctorReport) -> None:
             console.print(f"     [dim]hint: {escape(check.hint)}[/]", soft_wrap=True)
 
 
-def print_trust_guide(guide: TrustGuide, rows: Iterable[tuple[str, Any, str]], *, installed: list[str] | None = None,
-                      removed: list[str] | None = None, platform_only: str | None = None) -> None:
+def print_trust_guide(trust: TrustReport) -> None:
     """What `invoke trust` says: what trusting a CA means, how per browser, and where the lab CA stands."""
+    guide, installed, removed, platform_only = trust.guide, trust.installed, trust.removed, trust.platform_only
     if platform_only:
         commands = guide.os_commands[platform_only]
         console.print(f"Not changing trust on {platform_only} automatically. To trust the lab CA for your user, run:")
@@ -326,7 +350,7 @@ def print_trust_guide(guide: TrustGuide, rows: Iterable[tuple[str, Any, str]], *
         console.print("\nOr let the lab do it for Chrome/Chromium and Firefox on Linux: invoke trust --install")
         for system, commands in guide.os_commands.items():
             console.print(f"{system}: " + " ; ".join(commands["install"]), markup=False, soft_wrap=True)
-    print_rows(f"Lab CA ({guide.nickname}) in NSS databases", ("browser", "database", "lab CA"), rows)
+    print_rows(f"Lab CA ({guide.nickname}) in NSS databases", ("browser", "database", "lab CA"), trust.rows)
 
 
 def print_saved_image(saved: SavedImage) -> None:

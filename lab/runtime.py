@@ -55,6 +55,7 @@ __all__ = [
     "remove_container",
     "remove_volume",
     "resolve_image",
+    "server_log",
     "spec_matches",
     "start_container",
 ]
@@ -283,6 +284,17 @@ def follow_server_log(container: Container, *, lines: int = 50) -> Iterator[str]
     # With stream=True the output is an iterator of chunks; types-docker has no overload that says so.
     for chunk in cast(Iterator[bytes], result.output):
         yield chunk.decode("utf-8", "replace")
+
+
+def server_log(settings: Settings, *, follow: bool = False, lines: int = 50) -> Iterator[str]:
+    """`invoke logs`: the lab container's server log as text; with `follow`, then its new lines as they come."""
+    container = find_lab_container(docker_client(), settings)
+    if container is None:
+        raise ContainerError("no lab container", "`invoke up` starts one")
+    if not follow or container.status != "running":  # a stopped container's log is all there will be
+        yield read_server_logs(container, lines=lines) + "\n"
+        return
+    yield from follow_server_log(container, lines=lines)
 
 
 def remove_container(container: Container, *, keep_data: bool = True) -> None:

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from lab.kit.client import kits_dir, refresh_kits, remove_kits, write_client_kit
+from lab.kit.client import kits_dir, make_client_kit, refresh_kits, refreshing_kits, remove_kits, write_client_kit
 from lab.kit.connection import Connection, KitFiles
 from lab.kit.programs import LANGUAGES, available_languages, parse_languages
 from lab.kit.writer import KitResult, KitSpec, write_kit
@@ -20,8 +20,10 @@ __all__ = [
     "KitSpec",
     "available_languages",
     "kits_dir",
+    "make_client_kit",
     "parse_languages",
     "refresh_kits",
+    "refreshing_kits",
     "remove_kits",
     "write_client_kit",
     "write_kit",

@@ -10,13 +10,15 @@ removes them (`remove_kits`).
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from lab.errors import KitError
+from lab.files import lab_lock
 from lab.kit.connection import Connection, KitFiles
 from lab.kit.programs import available_languages, language_notes
 from lab.kit.readme import client_readme
@@ -24,7 +26,10 @@ from lab.kit.writer import KitResult, KitSpec, make_private_dir, read_manifest, 
 from lab.pki.paths import pki_paths
 from lab.settings import Settings
 
-__all__ = ["client_kit_spec", "kits_dir", "refresh_kits", "remove_kits", "write_client_kit"]
+T = TypeVar("T")
+
+__all__ = ["client_kit_spec", "kits_dir", "make_client_kit", "refresh_kits", "refreshing_kits", "remove_kits",
+           "write_client_kit"]
 
 
 def kits_dir(settings: Settings) -> Path:
@@ -88,6 +93,21 @@ def write_client_kit(settings: Settings, client: str, languages: Sequence[str], 
     spec = client_kit_spec(settings, client, languages, legacy_p12=legacy_p12)
     make_private_dir(kits_dir(settings))
     return write_kit(spec, force=force)
+
+
+def make_client_kit(settings: Settings, client: str, languages: Sequence[str], *, legacy_p12: bool = False,
+                    force: bool = False) -> KitResult:
+    """`invoke kit`: `client`'s kit (default: the lab's first client), written under the lab's lock."""
+    with lab_lock(settings.lab_dir):
+        return write_client_kit(settings, client or settings.client_names[0], languages, legacy_p12=legacy_p12,
+                                force=force)
+
+
+def refreshing_kits(settings: Settings, change: Callable[[], T]) -> tuple[T, list[KitResult | KitError]]:
+    """Under the lab's lock, make a certificate `change`, then bring every kit up to date with it (kits follow the
+    lab's certificates: `invoke certs`, `client-cert`, `certs --rotate`)."""
+    with lab_lock(settings.lab_dir):
+        return change(), refresh_kits(settings)
 
 
 def refresh_kits(settings: Settings) -> list[KitResult | KitError]:

@@ -27,12 +27,14 @@ __all__ = [
     "NssDb",
     "NssTrust",
     "TrustGuide",
+    "TrustReport",
     "TrustState",
     "ca_nickname",
     "find_nss_dbs",
     "install_ca",
     "supports_automatic_trust",
     "trust_guide",
+    "trust_report",
     "trust_status",
     "uninstall_ca",
 ]
@@ -218,6 +220,28 @@ def trust_guide(settings: Settings) -> TrustGuide:
         },
         os_commands=_os_commands(ca_file),
     )
+
+
+@dataclass(frozen=True)
+class TrustReport:
+    """What one `invoke trust` run did and found: the guide, one row per NSS database, what changed."""
+
+    guide: TrustGuide
+    rows: list[tuple[str, Path, str]]  # browser, database, the lab CA's standing there
+    installed: list[str] | None = None  # the databases --install changed (None: not asked)
+    removed: list[str] | None = None  # the databases --uninstall changed (None: not asked)
+    platform_only: str | None = None  # "macOS"/"Windows": --install there only prints that system's commands
+
+
+def trust_report(settings: Settings, *, install: bool = False, uninstall: bool = False) -> TrustReport:
+    """`invoke trust`: the guide (default), or trust the lab CA (`install`) or remove it (`uninstall`) first."""
+    guide = trust_guide(settings)
+    if install and not supports_automatic_trust():
+        return TrustReport(guide, [], platform_only="Windows" if sys.platform == "win32" else "macOS")
+    removed = uninstall_ca(settings) if uninstall else None
+    installed = install_ca(settings) if install else None
+    rows = [(t.db.browser, t.db.path, t.state.value) for t in trust_status(settings)]
+    return TrustReport(guide, rows, installed=installed, removed=removed)
 
 
 # -- internals ----------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ instructor revokes (a CRL), re-issues, watches who is connected, and exposes the
     handout  a bundle as its participant reads it  rehearsal every seat proven from its bundle
     seatclient one seat's MQTT client              netloop  one network thread for all of them
     step     `down`'s part                         report   printing
-    step     `down`'s part                         report   printing
+    command  `invoke workshop`: its flags checked together, the one action they ask for, printed
 
 Names are imported on first use: `lab.plan` imports `lab.workshop.step`, and `exposure` imports `lab.plan`.
 """
