@@ -142,6 +142,7 @@ def status(c: Context, json: bool = False) -> None:
 def logs(c: Context, follow: bool = False, lines: int = 50) -> None:
     """Show Amlen's server log from inside the container (Amlen logs to files, not to `docker logs`)."""
     from lab.runtime import server_log
+
     for chunk in server_log(_settings(), follow=follow, lines=lines):
         sys.stdout.write(chunk)
         sys.stdout.flush()
@@ -234,7 +235,9 @@ def trust(c: Context, install: bool = False, uninstall: bool = False) -> None:
 def browser(c: Context, port: int = 0, no_open: bool = False) -> None:
     """Serve a local MQTT-over-secure-WebSocket page prefilled for the lab, and open it; Ctrl-C stops."""
     from lab.browser import serve_browser_page
-    serve_browser_page(_settings(), port=port, open_browser=not no_open)
+    from lab.report import say
+
+    serve_browser_page(_settings(), say, port=port, open_browser=not no_open)
 
 
 @lab_task(help={
@@ -345,10 +348,12 @@ def sub(c: Context, host: str = "", port: str = "", topic: str = "topic1/#", qos
         key: str = "", cert: str = "", count: str = "0", protocol: str = "3.1.1") -> None:
     """Subscribe like the guide's paho client and print messages as they arrive (Ctrl-C stops)."""
     from lab.clients import guide_subscribe, parse_number
+    from lab.report import say
+
     stop_after = int(parse_number("-N/--count", count, low=0, high=10**9))
     flags = _client_flags(host, port, tls, insecure, cacerts, tls_version, key, cert, qos, clientid, username,
                           password, disable_clean_session, keepalive, protocol)
-    guide_subscribe(_settings(), flags, topic, stop_after=stop_after, debug=debug)
+    guide_subscribe(_settings(), flags, topic, say, stop_after=stop_after, debug=debug)
 
 
 @lab_task(klass=_GuideFlags, auto_shortflags=False, help={
@@ -361,11 +366,13 @@ def pub(c: Context, host: str = "", port: str = "", topic: str = "topic1/subtopi
         message: str = "hello", protocol: str = "3.1.1") -> None:
     """Publish like the guide's paho client: N messages to a topic, over TLS with the lab's files."""
     from lab.clients import guide_publish, parse_number
+    from lab.report import say
+
     how_many = int(parse_number("-N/--count", count, low=1, high=10**6))
     pause = float(parse_number("-S/--delay", delay, low=0, high=3600, integer=False))
     flags = _client_flags(host, port, tls, insecure, cacerts, tls_version, key, cert, qos, clientid, username,
                           password, disable_clean_session, keepalive, protocol)
-    guide_publish(_settings(), flags, topic, [message] * how_many, delay=pause, debug=debug)
+    guide_publish(_settings(), flags, topic, [message] * how_many, say, delay=pause, debug=debug)
 
 
 @lab_task(help={
@@ -385,6 +392,7 @@ def workshop(c: Context, seats: int = 0, roster: str = "", revoke: str = "", rei
              expose: str = "", kits: str = "") -> None:
     """Workshop labs: a seat per participant with its own certificate, endpoint, topics; revoke, status, expose."""
     from lab.workshop.command import WorkshopFlags, run_workshop
+
     flags = WorkshopFlags(seats, roster, revoke, reissue, status, json, watch, rehearse, expose, kits)
     if not run_workshop(_settings(), flags):
         raise Exit(code=1)

@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 import webbrowser
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -173,19 +174,17 @@ def open_page(url: str) -> bool:
         return False  # no usable browser registered: the printed URL is the fallback
 
 
-def serve_browser_page(settings: Settings, *, port: int = 0, open_browser: bool = True) -> None:
-    """`invoke browser`: serve the page on 127.0.0.1:`port`, say where, open it (if asked and possible), and
+def serve_browser_page(settings: Settings, say: Callable[[str], None], *, port: int = 0,
+                       open_browser: bool = True) -> None:
+    """`invoke browser`: serve the page on 127.0.0.1:`port`, `say` where, open it (if asked and possible), and
     serve until Ctrl-C."""
-    from lab.report import console
-
     server = serve_page(settings, port=port)
     with server:
-        console.print(f"MQTT web client: {server.url}  (connects to wss://{settings.hostname}:{settings.tls_port})",
-                      soft_wrap=True)
-        console.print("The browser must trust the lab CA first: `invoke trust` shows how. Ctrl-C stops the page.")
+        say(f"MQTT web client: {server.url}  (connects to wss://{settings.hostname}:{settings.tls_port})")
+        say("The browser must trust the lab CA first: `invoke trust` shows how. Ctrl-C stops the page.")
         if open_browser and not open_page(server.url):
-            console.print("No desktop browser here: open the URL in a browser on this machine.")
+            say("No desktop browser here: open the URL in a browser on this machine.")
         try:
             server.serve_forever()
         except KeyboardInterrupt:
-            console.print("page stopped")
+            say("page stopped")

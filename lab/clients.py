@@ -80,40 +80,33 @@ def guide_session(settings: Settings, flags: ClientFlags, *, log: Callable[[str]
     return GuideSession(client_target(settings, flags), options, qos)
 
 
-def guide_subscribe(settings: Settings, flags: ClientFlags, topic: str, *, stop_after: int = 0,
-                    debug: bool = False) -> None:
-    """`invoke sub`: subscribe to `topic` and print each message as it arrives, until `stop_after` of them
-    (0: until Ctrl-C); `debug` prints paho's log too."""
+def guide_subscribe(settings: Settings, flags: ClientFlags, topic: str, say: Callable[[str], None], *,
+                    stop_after: int = 0, debug: bool = False) -> None:
+    """`invoke sub`: subscribe to `topic` and `say` each message as it arrives, until `stop_after` of them
+    (0: until Ctrl-C); `debug` says paho's log too."""
     from lab.mqtt import subscribe
 
-    session = guide_session(settings, flags, log=_say if debug else None)
+    session = guide_session(settings, flags, log=say if debug else None)
     target = session.target
-    _say(f"subscribing to {topic} on {target.description}")
+    say(f"subscribing to {topic} on {target.description}")
     messages = subscribe(target.host, target.port, topic, context=target.context, qos=session.qos,
                          options=session.options)
     for received, message in enumerate(messages, 1):
-        _say(f"{message.topic} {message.payload.decode(errors='replace')}")
+        say(f"{message.topic} {message.payload.decode(errors='replace')}")
         if stop_after and received >= stop_after:
             break
 
 
-def guide_publish(settings: Settings, flags: ClientFlags, topic: str, payloads: list[str], *, delay: float = 0,
-                  debug: bool = False) -> None:
+def guide_publish(settings: Settings, flags: ClientFlags, topic: str, payloads: list[str],
+                  say: Callable[[str], None], *, delay: float = 0, debug: bool = False) -> None:
     """`invoke pub`: publish `payloads` to `topic`, `delay` seconds apart, and say how many went out."""
     from lab.mqtt import publish
 
-    session = guide_session(settings, flags, log=_say if debug else None)
+    session = guide_session(settings, flags, log=say if debug else None)
     target = session.target
     sent = publish(target.host, target.port, topic, payloads, context=target.context, qos=session.qos,
                    options=session.options, delay=delay)
-    _say(f"published {sent} message(s) to {topic} on {target.description}")
-
-
-def _say(line: str) -> None:
-    """One line as it is: topics, payloads and paho's log are text, never rich markup."""
-    from lab.report import console
-
-    console.print(line, markup=False, highlight=False, soft_wrap=True)
+    say(f"published {sent} message(s) to {topic} on {target.description}")
 
 
 @dataclass(frozen=True)

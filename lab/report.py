@@ -139,6 +139,11 @@ class StepPrinter:
             self._status = None
 
 
+def say(line: str) -> None:
+    """One line as it is (topics, payloads, paho's log, URLs are text, never rich markup)."""
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def error_line(error: LabError) -> str:
     """One line for the user: what went wrong and what to do (the details, if any, go above it)."""
     if error.details:
