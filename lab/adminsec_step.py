@@ -5,11 +5,14 @@ lab out. Each POST answers over the transport it was sent on; the next rung is p
 
     1  AdminUserID + AdminUserPassword              (the default superuser is not left open)
     2  CertificateProfile LabAdminCert              (the admin certificate: CN localhost, IP:127.0.0.1)
-    3  TrustedCertificate for AdminDefaultSecProfile (the lab root; mtls only)
-    4  AdminDefaultSecProfile TLS + password        -> HTTPS + password
+    3  AdminDefaultSecProfile TLS + password        -> HTTPS + password
+    4  TrustedCertificate for AdminDefaultSecProfile (the lab root; mtls only; over TLS + password)
     5  UseClientCertificate                         -> HTTPS + lab.admin + password          (mtls only)
     6  AdminDefaultConfigPolicy CommonNames lab.admin                                         (mtls only)
     7  UsePasswordAuthentication off                -> HTTPS + lab.admin                     (mtls only)
+
+1, 2 and 3 go as one POST (Amlen applies a POST's object types in that order, whatever the JSON's), with every
+file staged before it; 4, 5, 6 and 7 are a POST each, every one answered before the next is sent.
 
 A re-run finds the rung the server is on (`lab.adminsec.find_rung`, done by readiness) and goes on from there;
 on the target with the wanted properties it does nothing.
