@@ -51,6 +51,7 @@ OPEN_WARNING = ("LAB_ADMIN_SECURITY=open leaves Amlen's admin API on plain HTTP 
                 "every Origin with CORS allow-credentials: any web page your browser opens can read and change it")
 LOCKED_HINT = "`invoke down` removes that container (and its volume), then `invoke up` makes one this lab can open"
 _TIMEOUT = 10.0
+_FIRST_TLS_POLL = 0.02
 
 
 class Rung(StrEnum):
@@ -209,6 +210,10 @@ def wait_for_rung(settings: Settings, rung: Rung, *, before: Rung | None = None,
     deadline = Deadline(timeout)
     witness = before if before is not None and (before is Rung.OPEN or _OFFERS[rung] >= _OFFERS[before]) else None
     last = "no answer"
+    if before is not Rung.OPEN:
+        # Every early TLS attempt is a full handshake the old listener serves (and the server's CPU that its switch
+        # needs): none before 20 ms, as Amlen switched 26-33 ms after its answer (reference, 2026-12-04).
+        time.sleep(_FIRST_TLS_POLL)
     if witness is not None:
         with admin_client(settings, timeout=2.0, rung=witness) as old:
             while not _refuses(old, deadline.cap(2.0)):
