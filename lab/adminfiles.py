@@ -18,15 +18,17 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography import x509
+from typing import TYPE_CHECKING
 
 from lab.errors import CertError
 from lab.files import atomic_write, private_dir
-from lab.pki.build import LabCa, ServerNames
-from lab.pki.disk import Action, FileResult, read_cert
 from lab.pki.paths import chain_of, pki_paths
 from lab.settings import RESERVED_CLIENT, Settings
+
+if TYPE_CHECKING:  # the PKI code is loaded only to make or check files: `status` and every admin call skip it
+    from cryptography import x509
+
+    from lab.pki.disk import FileResult
 
 __all__ = ["ADMIN_CLIENT", "LOOPBACK", "SERVER_NAME", "AdminFiles", "admin_files", "ensure_admin_files",
            "read_credentials"]
@@ -79,6 +81,8 @@ def ensure_admin_files(settings: Settings, *, addresses: Sequence[str] = ()) -> 
     `addresses` are extra IP addresses the admin certificate must name (where a test container's port is
     reached). The CA key is decrypted only when a certificate must be issued.
     """
+    from lab.pki.build import LabCa, ServerNames
+    from lab.pki.disk import Action, FileResult
     from lab.pki.leaves import _ensure_leaves, _leaf_problem  # the lab's own leaf rules, shared
 
     files = admin_files(settings)
@@ -120,6 +124,8 @@ def read_credentials(path: Path) -> tuple[str, str]:
 
 
 def _ensure_credentials(files: AdminFiles) -> list[FileResult]:
+    from lab.pki.disk import Action, FileResult
+
     if files.netrc.exists():
         read_credentials(files.netrc)  # unreadable or broken: one line now, before anything reaches Amlen
         return [FileResult(files.netrc, Action.REUSED, "the admin user and password")]
@@ -131,6 +137,8 @@ def _ensure_credentials(files: AdminFiles) -> list[FileResult]:
 
 
 def _issuer_cert(settings: Settings) -> x509.Certificate | None:
+    from lab.pki.disk import read_cert
+
     pki = pki_paths(settings)
     issuer = pki.intermediate_cert if pki.two_tier else pki.ca_cert
     return read_cert(issuer) if issuer.exists() else None

@@ -51,6 +51,7 @@ OPEN_WARNING = ("LAB_ADMIN_SECURITY=open leaves Amlen's admin API on plain HTTP 
                 "every Origin with CORS allow-credentials: any web page your browser opens can read and change it")
 LOCKED_HINT = "`invoke down` removes that container (and its volume), then `invoke up` makes one this lab can open"
 _TIMEOUT = 10.0
+_FIRST_TLS_POLL = 0.02
 
 
 class Rung(StrEnum):
@@ -154,11 +155,12 @@ def remote_curl_options(settings: Settings) -> str:
     return "".join(f" {part}" for part in parts if part)
 
 
-def find_rung(settings: Settings, *, timeout: float = 2.0,
-              first: Iterable[Rung] = ()) -> tuple[Rung, AmlenClient] | None:
+def find_rung(settings: Settings, *, timeout: float = 2.0, first: Iterable[Rung] = (),
+              answers: list[dict[str, Any]] | None = None) -> tuple[Rung, AmlenClient] | None:
     """Which rung the lab's running Amlen answers on (trying `first`, then the most secured), with a client
-    for it; None while nothing answers yet (starting). Raises AdminLocked when the server answers but to
-    none of this lab's credentials: another lab directory locked it, or this one lost its files."""
+    for it (its status body appended to `answers`); None while nothing answers yet (starting). Raises
+    AdminLocked when the server answers but to none of this lab's credentials: another lab directory locked
+    it, or this one lost its files."""
     order = list(dict.fromkeys((*first, *_LADDER)))
     refusals: list[str] = []
     for rung in order:
@@ -170,7 +172,9 @@ def find_rung(settings: Settings, *, timeout: float = 2.0,
         except AmlenError:
             continue  # nothing listens yet
         try:
-            client.status(timeout=timeout)
+            status = client.status(timeout=timeout)
+            if answers is not None:
+                answers.append(status)
             return rung, client
         except AmlenError as exc:
             client.close()
@@ -190,34 +194,49 @@ def find_rung(settings: Settings, *, timeout: float = 2.0,
 
 
 def wait_for_rung(settings: Settings, rung: Rung, *, before: Rung | None = None, timeout: float = 60.0,
-                  poll: float = 0.01) -> AmlenClient:
+                  poll: float = 0.005) -> AmlenClient:
     """Poll until the admin API answers on `rung` after a POST moved it there from `before` (Amlen reopens its
-    listener some 30 ms after answering that POST; a refused attempt costs a millisecond, so the poll is tight);
-    pause-aware, so a VM pause does not fail it.
+    listener some 30 ms after answering that POST); pause-aware, so a VM pause does not fail it.
 
-    Where `rung`'s client would also pass the old listener (it offers all the old one required), an answer
-    proves nothing: then the old rung's client must be refused too before the switch counts as done.
+    Where `rung`'s client would also pass the old listener (it offers all the old one required), its answer
+    proves nothing: the old rung's client, on a fresh connection each time, must be refused first. From plain
+    HTTP the old rung is polled first too, because it is cheap (a refused plain request costs a millisecond, a
+    TLS attempt that the old listener serves with Amlen's default certificate ten); there the new rung's
+    verified answer would prove the switch by itself, as only the new listener serves the lab's certificate.
+    Otherwise (the new client offers less than the old listener required) the old listener refuses the new
+    client, so its answer is the proof. Either way the connection that answered is the new listener's (opened
+    after the old one refused, or refused by it), and it is kept: the next request needs no new handshake.
     """
     deadline = Deadline(timeout)
-    client = admin_client(settings, timeout=2.0, rung=rung)
-    witness = before if before is not None and _OFFERS[rung] >= _OFFERS[before] else None
+    witness = before if before is not None and (before is Rung.OPEN or _OFFERS[rung] >= _OFFERS[before]) else None
     last = "no answer"
+    if before is not Rung.OPEN:
+        # Every early TLS attempt is a full handshake the old listener serves (and the server's CPU that its switch
+        # needs): none before 20 ms, as Amlen switched 26-33 ms after its answer (reference, 2026-12-04).
+        time.sleep(_FIRST_TLS_POLL)
+    if witness is not None:
+        with admin_client(settings, timeout=2.0, rung=witness) as old:
+            while not _refuses(old, deadline.cap(2.0)):
+                last = f"{witness} still answers"
+                _pause_or_fail(deadline, rung, timeout, last, poll)
+    client = admin_client(settings, timeout=2.0, rung=rung)
     while True:
         try:
             client.status(timeout=deadline.cap(2.0))
-            if witness is None or _refuses(settings, witness, deadline.cap(2.0)):
-                client.close()  # its connection may be the old listener's: the next request opens a new one
-                client.timeout = _TIMEOUT
-                return client
-            last = f"{witness} still answers"
+            client.timeout = _TIMEOUT
+            return client
         except AmlenError as exc:
             last = exc.message
             client.close()  # a fresh connection (and handshake) next time
-        if deadline.expired():
-            raise AmlenError(f"the admin API did not answer over {rung} within {timeout:.0f} s after the lab "
-                             f"switched it ({last})",
-                             "`invoke logs` shows Amlen's side; `invoke down`, then `invoke up` starts over")
-        time.sleep(poll)
+        _pause_or_fail(deadline, rung, timeout, last, poll)
+
+
+def _pause_or_fail(deadline: Deadline, rung: Rung, timeout: float, last: str, poll: float) -> None:
+    if deadline.expired():
+        raise AmlenError(f"the admin API did not answer over {rung} within {timeout:.0f} s after the lab "
+                         f"switched it ({last})",
+                         "`invoke logs` shows Amlen's side; `invoke down`, then `invoke up` starts over")
+    time.sleep(poll)
 
 
 # What each rung's client offers, which is also what a server on that rung requires.
@@ -227,13 +246,15 @@ _OFFERS: dict[Rung, frozenset[str]] = {
 }
 
 
-def _refuses(settings: Settings, rung: Rung, timeout: float) -> bool:
-    """True when a fresh connection on `rung` is refused (the listener has switched away from it)."""
-    with admin_client(settings, timeout=timeout, rung=rung) as old:
-        try:
-            old.status(timeout=timeout)
-        except AmlenError:
-            return True
+def _refuses(old: AmlenClient, timeout: float) -> bool:
+    """True when a fresh connection of `old` is refused (the listener has switched away from its rung). No
+    answer in time is not a refusal: a paused machine must not pass for a switched listener."""
+    try:
+        old.status(timeout=timeout)
+    except AmlenError as exc:
+        return "(timed out)" not in exc.message
+    finally:
+        old.close()  # the next attempt opens a new connection: a kept-alive one may outlive the old listener
     return False
 
 
@@ -260,7 +281,10 @@ class AdminSource:
             if self._only_open:
                 self.found = Rung.OPEN, admin_client(self.settings, timeout=timeout or 2.0, rung=Rung.OPEN)
             else:
-                self.found = find_rung(self.settings, timeout=timeout or 2.0, first=self._first)
+                answers: list[dict[str, Any]] = []
+                self.found = find_rung(self.settings, timeout=timeout or 2.0, first=self._first, answers=answers)
+                if answers:
+                    return answers[0]  # the rung's answer is this poll's: no second request
             if self.found is None:
                 raise AmlenError(f"the admin API at {self.base_url} did not answer yet")
         try:

@@ -5,11 +5,14 @@ lab out. Each POST answers over the transport it was sent on; the next rung is p
 
     1  AdminUserID + AdminUserPassword              (the default superuser is not left open)
     2  CertificateProfile LabAdminCert              (the admin certificate: CN localhost, IP:127.0.0.1)
-    3  TrustedCertificate for AdminDefaultSecProfile (the lab root; mtls only)
-    4  AdminDefaultSecProfile TLS + password        -> HTTPS + password
+    3  AdminDefaultSecProfile TLS + password        -> HTTPS + password
+    4  TrustedCertificate for AdminDefaultSecProfile (the lab root; mtls only; over TLS + password)
     5  UseClientCertificate                         -> HTTPS + lab.admin + password          (mtls only)
     6  AdminDefaultConfigPolicy CommonNames lab.admin                                         (mtls only)
     7  UsePasswordAuthentication off                -> HTTPS + lab.admin                     (mtls only)
+
+1, 2 and 3 go as one POST (Amlen applies a POST's object types in that order, whatever the JSON's), with every
+file staged before it; 4, 5, 6 and 7 are a POST each, every one answered before the next is sent.
 
 A re-run finds the rung the server is on (`lab.adminsec.find_rung`, done by readiness) and goes on from there;
 on the target with the wanted properties it does nothing.
@@ -112,21 +115,57 @@ def securing_calls(settings: Settings, *, secrets: bool = True) -> list[SecureCa
 def secure(settings: Settings, rung: Rung, amlen: AmlenClient, *, progress: Callable[[str], None] = lambda _: None,
            reupload_cert: bool = False) -> AmlenClient:
     """Run the securing calls from `rung` (the server's, `amlen` reaches it) to the target; returns the client
-    for the target. The calls of earlier rungs are skipped, except the certificate profile when `reupload_cert`."""
+    for the target. The calls of earlier rungs are skipped, except the certificate profile when `reupload_cert`.
+
+    Every file is staged first, over the transport of the moment (a staged file waits in Amlen's userfiles
+    until an apply consumes it; a transport switch leaves it there), and consecutive calls over one transport
+    go as one POST where Amlen's fixed order of object types is the sequence's own (`_batches`)."""
     client, current = amlen, rung
+    todo = []
     for call in securing_calls(settings):
         profile = call.label.startswith(f"CertificateProfile {ADMIN_CERT_PROFILE}")
         # Calls of rungs the server has passed are done; the certificate profile again when its file changed.
         passed = _RUNGS.index(call.then) < _RUNGS.index(current) or (call.then is current and call.over is not current)
-        if passed and not (profile and reupload_cert):
-            continue
-        progress(f"admin plane: {call.label}")
+        if not passed or (profile and reupload_cert):
+            todo.append(call)
+    for call in todo:
         for name, data in call.uploads.items():
             client.upload(name, data)
-        client.post(call.body, what=f"apply {call.label}")
-        if call.then is not current and _RUNGS.index(call.then) > _RUNGS.index(current):
-            client, current = _switch(settings, client, call.then, current), call.then
+    for batch in _batches(todo):
+        labels = " + ".join(call.label for call in batch)
+        progress(f"admin plane: {labels}")
+        body: dict[str, Any] = {}
+        for call in batch:
+            body |= call.body
+        client.post(body, what=f"apply {labels}")
+        then = batch[-1].then
+        if then is not current and _RUNGS.index(then) > _RUNGS.index(current):
+            client, current = _switch(settings, client, then, current), then
     return client
+
+
+# The order in which Amlen applies the object types of one POST, whatever their order in the JSON
+# (janssonProcessPost.c `configOrderList`, reference 2.3): only those the securing sequence sends.
+_AMLEN_ORDER = ("AdminUserID", "AdminUserPassword", "CertificateProfile", "SecurityProfile", "TrustedCertificate",
+                "ConfigurationPolicy", "AdminEndpoint")
+
+
+def _batches(calls: list[SecureCall]) -> list[list[SecureCall]]:
+    """The calls grouped into POSTs: a call joins the one before when it goes over the same transport, that one
+    switches nothing, and Amlen applies all of its object types after the group's (so the server sees the
+    sequence's order, as if sent one by one). In the sequence that is the admin user, the certificate profile
+    and the switch to TLS + password (Amlen's own order: user, certificate profile, security profile); the
+    trusted certificate must precede the client-certificate switch, which Amlen's order would not keep, and
+    the steps after it were seen to need their order, one answer at a time."""
+    batches: list[list[SecureCall]] = []
+    for call in calls:
+        group = batches[-1] if batches else None
+        if group and group[-1].over is call.over and group[-1].then is group[-1].over and \
+                min(map(_AMLEN_ORDER.index, call.body)) > max(_AMLEN_ORDER.index(t) for c in group for t in c.body):
+            group.append(call)
+        else:
+            batches.append([call])
+    return batches
 
 
 def _done_already(settings: Settings, amlen: AmlenClient) -> bool:
