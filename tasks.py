@@ -49,7 +49,7 @@ def _settings(**overrides: Any) -> Any:
 
 def _explanation(settings: Any, explain: bool, *, down: bool = False) -> Any:
     """The manual equivalent of each step for `--explain`, or None without it."""
-    from lab.guide import explanation
+    from lab.learn.guide import explanation
 
     return explanation(settings, down=down) if explain else None
 
@@ -122,7 +122,7 @@ def guide(c: Context, output: str = "", script: str = "") -> None:
     """Write the TLS guide for this lab as Markdown: each step of `up` as commands to type by hand."""
     from pathlib import Path
 
-    from lab.guide import write_guide
+    from lab.learn.guide import write_guide
     from lab.report import print_guide
 
     print_guide(write_guide(_settings(), output=Path(output) if output else None,
@@ -141,7 +141,7 @@ def status(c: Context, json: bool = False) -> None:
 @lab_task(help={"follow": "keep printing new lines (Ctrl-C stops)", "lines": "how many lines to show first"})
 def logs(c: Context, follow: bool = False, lines: int = 50) -> None:
     """Show Amlen's server log from inside the container (Amlen logs to files, not to `docker logs`)."""
-    from lab.runtime import server_log
+    from lab.container.runtime import server_log
 
     for chunk in server_log(_settings(), follow=follow, lines=lines):
         sys.stdout.write(chunk)
@@ -234,7 +234,7 @@ def trust(c: Context, install: bool = False, uninstall: bool = False) -> None:
 })
 def browser(c: Context, port: int = 0, no_open: bool = False) -> None:
     """Serve a local MQTT-over-secure-WebSocket page prefilled for the lab, and open it; Ctrl-C stops."""
-    from lab.browser import serve_browser_page
+    from lab.clients.browser import serve_browser_page
     from lab.report import say
 
     serve_browser_page(_settings(), say, port=port, open_browser=not no_open)
@@ -273,8 +273,8 @@ def hosts(c: Context, add: bool = False, remove: bool = False, show: bool = Fals
 def verify(c: Context, count: int = 5, protocol: str = "both", no_hosts: bool = False, client: str = "",
            json: bool = False) -> None:
     """Prove the TLS setup with real MQTT clients: what must work works, what must fail fails."""
-    from lab.checks import parse_protocols
-    from lab.checks import verify as run_verify
+    from lab.clients.checks import parse_protocols
+    from lab.clients.checks import verify as run_verify
     from lab.report import print_verify
 
     report = run_verify(_settings(), count=count, protocols=parse_protocols(protocol), no_hosts=no_hosts,
@@ -333,8 +333,8 @@ _CLIENT_HELP = {
 def _client_flags(host: str, port: str, tls: bool, insecure: bool, cacerts: str, tls_version: str, key: str,
                   cert: str, qos: str, clientid: str, username: str, password: str, disable_clean_session: bool,
                   keepalive: str, protocol: str) -> Any:
-    """The guide's flags as typed (their values are checked in lab.clients, errors in one line)."""
-    from lab.clients import ClientFlags
+    """The guide's flags as typed (their values are checked in lab.clients.subpub, errors in one line)."""
+    from lab.clients.subpub import ClientFlags
 
     return ClientFlags(host, port, tls, cacerts, key, cert, insecure, tls_version, qos=qos, client_id=clientid,
                        username=username, password=password, clean_session=not disable_clean_session,
@@ -347,7 +347,7 @@ def sub(c: Context, host: str = "", port: str = "", topic: str = "topic1/#", qos
         tls: bool = True, insecure: bool = False, cacerts: str = "", tls_version: str = "", debug: bool = False,
         key: str = "", cert: str = "", count: str = "0", protocol: str = "3.1.1") -> None:
     """Subscribe like the guide's paho client and print messages as they arrive (Ctrl-C stops)."""
-    from lab.clients import guide_subscribe, parse_number
+    from lab.clients.subpub import guide_subscribe, parse_number
     from lab.report import say
 
     stop_after = int(parse_number("-N/--count", count, low=0, high=10**9))
@@ -365,7 +365,7 @@ def pub(c: Context, host: str = "", port: str = "", topic: str = "topic1/subtopi
         debug: bool = False, key: str = "", cert: str = "", count: str = "1", delay: str = "0",
         message: str = "hello", protocol: str = "3.1.1") -> None:
     """Publish like the guide's paho client: N messages to a topic, over TLS with the lab's files."""
-    from lab.clients import guide_publish, parse_number
+    from lab.clients.subpub import guide_publish, parse_number
     from lab.report import say
 
     how_many = int(parse_number("-N/--count", count, low=1, high=10**6))
@@ -406,7 +406,7 @@ def image(c: Context, save: str = "", load: str = "") -> None:
     """The lab's Amlen image as one file: --save FILE on a machine that has it, --load FILE on each seat."""
     from pathlib import Path
 
-    from lab.image import load_image, save_image
+    from lab.container.image import load_image, save_image
     from lab.report import print_loaded_image, print_saved_image
 
     if bool(save) == bool(load):

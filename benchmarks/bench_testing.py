@@ -24,11 +24,11 @@ sys.path.insert(0, str(REPO))
 
 import docker  # noqa: E402
 
-from lab.amlen import AmlenClient  # noqa: E402
-from lab.runtime import AMLEN_ADMIN_PORT  # noqa: E402
+from lab.amlen.admin import AmlenClient  # noqa: E402
+from lab.amlen.waits import wait_until_ready  # noqa: E402
+from lab.container.runtime import AMLEN_ADMIN_PORT  # noqa: E402
 from lab.settings import load_settings  # noqa: E402
 from lab.testing import AmlenLabContainer  # noqa: E402
-from lab.waits import wait_until_ready  # noqa: E402
 
 
 def _standin_image() -> str:

@@ -81,19 +81,19 @@ def timed(env: dict[str, str], *args: str) -> float:
 
 # Run in one Python process: for each lab (LAB_* values in a JSON list on stdin), a cold then a warm `up`, then
 # every lab's `down`, as a test suite with several labs in one process (the pytest plugin, testcontainers) does.
-# The verification step's matrix is kept as it returns (VerifyStep imports lab.checks.verify when it runs), so
+# The verification step's matrix is kept as it returns (VerifyStep imports lab.clients.checks.verify when it runs), so
 # each row's time can be printed; `up` runs exactly as `invoke up --no-hosts` does.
 _IN_PROCESS = """
 import json, os, sys, time
-import lab.checks
+import lab.clients.checks
 from lab.plan import down, up
 from lab.settings import load_settings
 from lab.steps import Options
 matrices = []
-def kept(*args, verify=lab.checks.verify, **kwargs):
+def kept(*args, verify=lab.clients.checks.verify, **kwargs):
     matrices.append(verify(*args, **kwargs))
     return matrices[-1]
-lab.checks.verify = kept
+lab.clients.checks.verify = kept
 labs = []
 for values in json.load(sys.stdin):
     for key in [k for k in os.environ if k.startswith("LAB_")]:
@@ -137,9 +137,10 @@ def breakdown(envs: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
-UP_IMPORTS = "import tasks, lab.plan, lab.report, lab.checks, lab.mqtt"
+UP_IMPORTS = "import tasks, lab.plan, lab.report, lab.clients.checks, lab.clients.mqtt"
 # What `invoke status` loads (its four questions import theirs in threads, so they are named here).
-STATUS_IMPORTS = "import tasks, lab.status, lab.report, lab.runtime, lab.volume, lab.amlen, lab.hosts, lab.pki.info"
+STATUS_IMPORTS = ("import tasks, lab.status, lab.report, lab.container.runtime, lab.container.volume, lab.amlen.admin, "
+                  "lab.hosts, lab.pki.info")
 
 
 def slowest_imports(code: str = UP_IMPORTS, count: int = 8) -> str:
@@ -189,7 +190,7 @@ def measure(ref: str, rounds: int) -> dict[str, list[float]]:
 
 def engine_line() -> str:
     """How the lab names the engine this process would use."""
-    from lab.engine import connect
+    from lab.container.engine import connect
 
     engine = connect()
     try:

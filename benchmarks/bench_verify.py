@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lab.checks import ALL_PROTOCOLS, run_matrix, target_from_settings  # noqa: E402
+from lab.clients.checks import ALL_PROTOCOLS, run_matrix, target_from_settings  # noqa: E402
 from lab.pki.leaves import ensure_certificates  # noqa: E402
 from lab.pki.paths import pki_paths  # noqa: E402
 from lab.settings import Settings, load_settings  # noqa: E402

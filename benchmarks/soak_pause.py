@@ -19,11 +19,11 @@ from pathlib import Path
 
 from common import ROOT, free_port, image
 
+from lab.clients.tls import DEFAULT_TIMEOUT
 from lab.errors import LabError
 from lab.plan import StepEvent, StepStatus, down, up
 from lab.settings import load_settings
 from lab.steps import Options
-from lab.tls import DEFAULT_TIMEOUT
 
 sys.path.insert(0, str(ROOT))  # the same freeze as the pause tests
 from tests.freeze import freeze as freeze_container

@@ -13,8 +13,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
-
 __all__ = [
     "LabError",
     "Options",
@@ -28,6 +26,7 @@ __all__ = [
 ]
 
 _SURFACE = {
+    "__version__": "lab.version",
     "LabError": "lab.errors",
     "Options": "lab.steps",
     "Settings": "lab.settings",
@@ -35,7 +34,7 @@ _SURFACE = {
     "down": "lab.plan",
     "load_settings": "lab.settings",
     "up": "lab.plan",
-    "verify": "lab.checks",
+    "verify": "lab.clients.checks",
 }
 
 

@@ -7,7 +7,7 @@ never had its chance to answer. A `Deadline` notices such a jump between two of 
 time back, so a wait counts only time in which the machine was actually running.
 
 Blocking calls (a TCP connect, a TLS handshake) cannot be polled; callers retry those once on a fresh
-connection when they got no answer (`lab.checks`), and `Deadline.paused` tells them a pause happened.
+connection when they got no answer (`lab.clients.checks`), and `Deadline.paused` tells them a pause happened.
 """
 
 from __future__ import annotations

@@ -22,21 +22,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import functools
 import ipaddress
 import os
-import re
 import shlex
-import stat
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from lab.errors import HostsError
-from lab.settings import Settings, default_hosts_file
+from lab.hostsfile import MARKER, Line, join_lines, line_ending, parse_line, parse_lines, real_path, replace_file
+from lab.settings import Settings
+from lab.values import default_hosts_file
 
 __all__ = [
     "HostsOutcome",
@@ -47,13 +45,6 @@ __all__ = [
     "remove_hosts_entry",
 ]
 
-_BOM = b"\xef\xbb\xbf"
-_MARKER = "amlen-lab"
-# Strict on purpose: a line that does not match exactly is not ours and is never removed.
-_MARKED = re.compile(r"^(?P<address>\S+) (?P<name>[^\s#]+)  # amlen-lab (?P<lab_dir>\S.*)$")
-_LINES = re.compile(rb"[^\n]*\n|[^\n]+\Z")
-# Errors from rename/mkstemp/fchown that mean "this file cannot be replaced", not "you may not write it".
-_NO_RENAME = frozenset({errno.EBUSY, errno.EXDEV, errno.EPERM, errno.EACCES, errno.EROFS})
 _DENIED = frozenset({errno.EACCES, errno.EPERM})
 # Someone else editing the file while we plan: re-plan on their content a few times, then give up.
 _ATTEMPTS = 3
@@ -78,65 +69,13 @@ class HostsOutcome:
     message: str
 
 
-@dataclass(frozen=True)
-class _Line:
-    raw: bytes  # as stored, terminator included
-    eol: bytes  # b"\n", b"\r\n" or b"" (last line without a final newline)
-    text: str  # without terminator; undecodable bytes kept as surrogates
-    fields: tuple[str, ...]  # before any comment, split on blanks
-    lab_dir: str | None  # for a line carrying the amlen-lab marker
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(name.lower() for name in self.fields[1:])
-
-    @functools.cached_property
-    def address(self) -> str | None:
-        """The normalised address when the line maps names (worked out only for lines that matter: blocklists
-        of 100 000 lines exist)."""
-        if not self.fields:
-            return None
-        try:
-            return str(ipaddress.ip_address(self.fields[0]))
-        except ValueError:
-            return None
-
-
-def _line(raw: bytes) -> _Line:
-    eol = b"\r\n" if raw.endswith(b"\r\n") else b"\n" if raw.endswith(b"\n") else b""
-    text = raw[: len(raw) - len(eol)].decode("utf-8", "surrogateescape")
-    # Split ourselves rather than with HostsEntry.str_to_hostentry: python-hosts drops a whole line when one
-    # alias is not a valid host name (`my_box`), but the resolver still uses the line's other names.
-    fields = tuple(text.split("#", 1)[0].split())
-    marked = _MARKED.match(text) if _MARKER in text else None
-    return _Line(raw, eol, text, fields, marked["lab_dir"] if marked else None)
-
-
-def _parse(data: bytes) -> tuple[bytes, list[_Line]]:
-    bom = _BOM if data.startswith(_BOM) else b""
-    return bom, [_line(raw) for raw in _LINES.findall(data[len(bom) :])]
-
-
-def _join(bom: bytes, lines: list[_Line]) -> bytes:
-    return bom + b"".join(line.raw for line in lines)
-
-
-def _eol(lines: list[_Line]) -> bytes:
-    """The file's own line ending; the platform's for a file without one."""
-    crlf = sum(line.eol == b"\r\n" for line in lines)
-    lf = sum(line.eol == b"\n" for line in lines)
-    if crlf or lf:
-        return b"\r\n" if crlf > lf else b"\n"
-    return b"\r\n" if sys.platform == "win32" else b"\n"
-
-
 def _wanted(settings: Settings) -> str:
     """The lab's line, validated by python-hosts."""
     lab_dir = str(settings.lab_dir)
     if "\n" in lab_dir or "\r" in lab_dir:
         raise HostsError(f"the lab directory {lab_dir!r} contains a line break", "use LAB_DIR without one")
     family = "ipv6" if _version(settings.host_ip) == 6 else "ipv4"
-    comment = f"{_MARKER} {lab_dir}"
+    comment = f"{MARKER} {lab_dir}"
     # Imported here: python-hosts pulls in urllib.request, and reading the file (`status`) needs none of it.
     from python_hosts import HostsEntry
     from python_hosts.exception import HostsEntryException
@@ -158,7 +97,7 @@ def _entry(settings: Settings) -> str:
     return f"{settings.host_ip} {settings.hostname}"
 
 
-def _is_ours(line: _Line, settings: Settings) -> bool:
+def _is_ours(line: Line, settings: Settings) -> bool:
     # settings.lab_dir resolves the path on every call: ask only for marked lines.
     return line.lab_dir is not None and line.lab_dir == str(settings.lab_dir)
 
@@ -167,7 +106,7 @@ def _version(address: str) -> int:
     return ipaddress.ip_address(address).version
 
 
-def _first_match(lines: list[_Line], settings: Settings) -> int | None:
+def _first_match(lines: list[Line], settings: Settings) -> int | None:
     """Index of the line resolvers use for the name: the first of the lab address's family that names it."""
     version = _version(settings.host_ip)
     for index, line in enumerate(lines):
@@ -176,7 +115,7 @@ def _first_match(lines: list[_Line], settings: Settings) -> int | None:
     return None
 
 
-def _without_ours(lines: list[_Line], settings: Settings) -> list[_Line]:
+def _without_ours(lines: list[Line], settings: Settings) -> list[Line]:
     kept = [line for line in lines if not _is_ours(line, settings)]
     if lines and _is_ours(lines[-1], settings) and not lines[-1].eol and kept:
         # An unterminated last line of ours follows the separator we gave a file without a final newline.
@@ -185,21 +124,21 @@ def _without_ours(lines: list[_Line], settings: Settings) -> list[_Line]:
     return kept
 
 
-def _with_line(lines: list[_Line], text: str, eol: bytes, *, before: int | None = None) -> list[_Line]:
+def _with_line(lines: list[Line], text: str, eol: bytes, *, before: int | None = None) -> list[Line]:
     new = list(lines)
     data = text.encode("utf-8", "surrogateescape")
     if before is not None:
-        new.insert(before, _line(data + eol))
+        new.insert(before, parse_line(data + eol))
     elif new and not new[-1].eol:
         # No final newline: add a separator and leave ours unterminated, so removal takes the separator back.
-        new[-1] = _line(new[-1].raw + eol)
-        new.append(_line(data))
+        new[-1] = parse_line(new[-1].raw + eol)
+        new.append(parse_line(data))
     else:
-        new.append(_line(data + eol))
+        new.append(parse_line(data + eol))
     return new
 
 
-def _describe(lines: list[_Line], settings: Settings) -> tuple[HostsState, str]:
+def _describe(lines: list[Line], settings: Settings) -> tuple[HostsState, str]:
     path, name, want_ip = settings.hosts_file, settings.hostname, settings.host_ip
     first = _first_match(lines, settings)
     if first is None:
@@ -221,7 +160,7 @@ def _describe(lines: list[_Line], settings: Settings) -> tuple[HostsState, str]:
 
 
 def _plan_add(data: bytes, settings: Settings, force: bool) -> tuple[bytes, HostsState, str]:
-    bom, lines = _parse(data)
+    bom, lines = parse_lines(data)
     path, want, entry = settings.hosts_file, _wanted(settings), _entry(settings)
     ours = [line for line in lines if _is_ours(line, settings)]
     first = _first_match(lines, settings)
@@ -232,15 +171,15 @@ def _plan_add(data: bytes, settings: Settings, force: bool) -> tuple[bytes, Host
     base = _without_ours(lines, settings)
     first = _first_match(base, settings)
     if first is None:
-        new, message = _with_line(base, want, _eol(lines)), f"added '{entry}' to {path}"
+        new, message = _with_line(base, want, line_ending(lines)), f"added '{entry}' to {path}"
     elif base[first].address == settings.host_ip and base[first].lab_dir is None:
-        return _join(bom, base), HostsState.USER_PROVIDES, (
+        return join_lines(bom, base), HostsState.USER_PROVIDES, (
             f"line {first + 1} of {path} already maps {settings.hostname} to {settings.host_ip}: "
             f"nothing added, nothing to remove later{stale}"
         )
     elif base[first].address == settings.host_ip:
         # Another lab's line: add ours too, so that lab's `down` cannot take our name away.
-        new, message = _with_line(base, want, _eol(lines)), f"added '{entry}' to {path}"
+        new, message = _with_line(base, want, line_ending(lines)), f"added '{entry}' to {path}"
     elif not force:
         raise HostsError(
             f"line {first + 1} of {path} maps {settings.hostname} to {base[first].address}, "
@@ -249,16 +188,16 @@ def _plan_add(data: bytes, settings: Settings, force: bool) -> tuple[bytes, Host
             "`invoke up --force-hosts` or `invoke hosts --add --force`",
         )
     else:
-        new = _with_line(base, want, _eol(lines), before=first)
+        new = _with_line(base, want, line_ending(lines), before=first)
         message = (
             f"added '{entry}' to {path} above line {first + 2} ('{base[first].text}'), which is left as it "
             "is; resolvers use the first line"
         )
-    return _join(bom, new), HostsState.OURS_PRESENT, message + stale
+    return join_lines(bom, new), HostsState.OURS_PRESENT, message + stale
 
 
 def _plan_remove(data: bytes, settings: Settings) -> tuple[bytes, HostsState, str]:
-    bom, lines = _parse(data)
+    bom, lines = parse_lines(data)
     ours = [line.text for line in lines if _is_ours(line, settings)]
     if not ours:
         state, _ = _describe(lines, settings)
@@ -266,17 +205,17 @@ def _plan_remove(data: bytes, settings: Settings) -> tuple[bytes, HostsState, st
     base = _without_ours(lines, settings)
     state, _ = _describe(base, settings)
     removed = ", ".join(f"'{text.split('  #', 1)[0]}'" for text in ours)
-    return _join(bom, base), state, f"removed {removed} from {settings.hosts_file}"
+    return join_lines(bom, base), state, f"removed {removed} from {settings.hosts_file}"
 
 
 def hosts_status(settings: Settings) -> HostsOutcome:
     """Which line, if any, makes the lab's host name resolve; reads the file and changes nothing."""
     path = settings.hosts_file
     try:
-        data = _read(_real(path), settings, write=False)
+        data = _read(real_path(path), settings, write=False)
     except FileNotFoundError:
         return HostsOutcome(path, False, HostsState.ABSENT, f"{path} does not exist")
-    state, message = _describe(_parse(data)[1], settings)
+    state, message = _describe(parse_lines(data)[1], settings)
     return HostsOutcome(path, False, state, _printable(message))
 
 
@@ -338,11 +277,6 @@ def _invoke_path() -> str:
     return shlex.quote(str(candidate))
 
 
-def _real(path: Path) -> Path:
-    # Replace the file a symlink points to, never the symlink itself (some systems link /etc/hosts elsewhere).
-    return Path(os.path.realpath(path))
-
-
 def _read(
     target: Path, settings: Settings, *, write: bool, remove: bool = False, force: bool = False
 ) -> bytes:
@@ -368,7 +302,7 @@ def _read(
 
 def _edit(settings: Settings, plan: Callable[[bytes], tuple[bytes, HostsState, str]], action: str,
           *, force: bool = False) -> HostsOutcome:
-    path, target, remove = settings.hosts_file, _real(settings.hosts_file), action == "remove"
+    path, target, remove = settings.hosts_file, real_path(settings.hosts_file), action == "remove"
     for _ in range(_ATTEMPTS):
         before = _read(target, settings, write=False)
         after, state, message = plan(before)
@@ -379,60 +313,10 @@ def _edit(settings: Settings, plan: Callable[[bytes], tuple[bytes, HostsState, s
         if _read(target, settings, write=True, remove=remove, force=force) != before:
             continue
         try:
-            _replace(target, after)
+            replace_file(target, after)
         except OSError as exc:
             reason = "permission denied" if exc.errno in _DENIED else (exc.strerror or str(exc)).lower()
             raise HostsError(f"cannot change {path}: {reason}",
                              manual_instructions(settings, remove=remove, force=force)) from exc
         return HostsOutcome(path, True, state, message)
     raise HostsError(f"{path} kept changing while the lab was editing it", "run the command again")
-
-
-def _replace(target: Path, data: bytes) -> None:
-    """Replace `target`'s content atomically, keeping mode and owner; in place where rename cannot work."""
-    st = os.stat(target)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{_MARKER}.", suffix=".tmp", dir=target.parent)
-    except OSError as exc:
-        if exc.errno not in _NO_RENAME:
-            raise
-        _write_in_place(target, data)  # the directory is not ours to write, the file may be
-        return
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if hasattr(os, "fchown"):  # POSIX; on Windows the file's ACL is the directory's anyway
-                os.fchmod(handle.fileno(), stat.S_IMODE(st.st_mode))
-                if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
-                    os.fchown(handle.fileno(), st.st_uid, st.st_gid)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if exc.errno not in _NO_RENAME:
-            raise
-        # Docker bind-mounts /etc/hosts (rename over it: EBUSY); other mounts give EXDEV; a sticky directory
-        # or a file we may not chown gives EPERM. The in-place write keeps inode, owner and mode as they are.
-        _write_in_place(target, data)
-        return
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # the rename survives a crash once the directory is synced
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def _write_in_place(target: Path, data: bytes) -> None:
-    with open(target, "r+b") as handle:
-        # Write, then truncate: a kill between the two leaves a stray tail, never an empty file (hostile #29).
-        handle.write(data)
-        handle.truncate()
-        handle.flush()
-        os.fsync(handle.fileno())

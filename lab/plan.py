@@ -12,8 +12,8 @@ import functools
 import time
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from lab.adminsec_step import AdminCertificatesStep, AdminPlaneStep
 from lab.errors import LabError
 from lab.events import Listener, Outcome, PlanFailed, Progress, RunReport, StepEvent, StepStatus
 from lab.files import lab_lock
@@ -32,9 +32,13 @@ from lab.steps import (
     Step,
     VerifyStep,
 )
+from lab.steps.admin import AdminCertificatesStep, AdminPlaneStep
 from lab.workshop.step import WorkshopStep
 
-__all__ = ["Outcome", "PlanFailed", "RunReport", "StepEvent", "StepStatus", "configure", "down", "up"]
+if TYPE_CHECKING:
+    from lab.workshop.exposure import ExposeResult
+
+__all__ = ["Outcome", "PlanFailed", "RunReport", "StepEvent", "StepStatus", "configure", "down", "expose", "up"]
 
 
 
@@ -176,3 +180,18 @@ def _notice(on_event: Listener, step: str, text: str) -> None:
 
 def _run_id() -> str:
     return uuid.uuid4().hex[:12]
+
+
+def expose(settings: Settings, address: str, *, on_event: Listener = lambda _: None,
+           on_progress: Progress = lambda _s, _d: None) -> ExposeResult:
+    """Publish the workshop port on `address` (loopback: back to 127.0.0.1) and converge the lab with `up`.
+
+    `on_event` / `on_progress` are `up`'s callbacks, to show the lab's steps as they run. The workshop's
+    modules are imported here, not with the plan: `up` and `down` never need them.
+    """
+    from lab.workshop.exposure import expose as expose_port
+
+    def converge(options: Options) -> None:
+        up(settings, options, on_event=on_event, on_progress=on_progress)
+
+    return expose_port(settings, address, converge=converge, on_progress=on_progress)

@@ -16,15 +16,16 @@ from rich.table import Table
 from lab.durations import format_duration
 from lab.errors import LabError
 from lab.events import Outcome, PlanFailed, RunReport, StepEvent, StepStatus
-from lab.settings import RESERVED_CLIENT, Settings
+from lab.settings import Settings
+from lab.values import RESERVED_CLIENT
 
 if TYPE_CHECKING:
     from rich.status import Status  # the spinner's class: only `up`/`down` draw one (console.status)
 
-    from lab.checks import VerifyReport
-    from lab.doctor import DoctorReport
-    from lab.guide import Explanation, GuideResult
-    from lab.image import LoadedImage, SavedImage
+    from lab.clients.checks import VerifyReport
+    from lab.container.image import LoadedImage, SavedImage
+    from lab.doctor.findings import DoctorReport
+    from lab.learn.guide import Explanation, GuideResult
     from lab.pki.trust import TrustReport
 
 __all__ = [
@@ -176,7 +177,7 @@ def print_rows(title: str, columns: Iterable[str], rows: Iterable[Iterable[Any]]
 
 def up_summary(settings: Settings) -> Mapping[str, Any]:
     """What a user needs after `up`: endpoints, files and copy-paste commands for the guide's clients."""
-    from lab.adminsec import admin_curl
+    from lab.amlen.adminsec import admin_curl
     from lab.pki.paths import pki_paths
 
     pki = pki_paths(settings)
@@ -222,7 +223,7 @@ def up_summary(settings: Settings) -> Mapping[str, Any]:
 
 
 def _admin_lock(settings: Settings) -> str:
-    from lab.adminsec import lab_owns_admin
+    from lab.amlen.adminsec import lab_owns_admin
 
     if not lab_owns_admin(settings):
         return "as its owner set it"
@@ -277,7 +278,7 @@ def print_status(data: Mapping[str, Any], *, as_json: bool = False) -> None:
     rows.append(("container", container_line))
     volume = data.get("volume")
     if volume:
-        from lab.volume import format_bytes
+        from lab.container.volume import format_bytes
 
         store = (f"store files {volume['store_file_mb']} MiB each" if volume["store_file_mb"] is not None
                  else "store sized by Amlen from the disk (LAB_STORE_FILE_MB applies to new volumes)")

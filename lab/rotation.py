@@ -17,20 +17,20 @@ from pathlib import Path
 
 from cryptography import x509
 
-from lab.adminsec import admin_client
-from lab.amlen import is_ready
-from lab.configure import converge, desired_objects
+from lab.amlen.admin import is_ready
+from lab.amlen.adminsec import admin_client
+from lab.amlen.configure import converge, desired_objects
+from lab.clients.mqtt import listen, publish
+from lab.clients.tls import handshake, tls_context
 from lab.deadline import Deadline
 from lab.errors import CertError, CheckError
 from lab.files import lab_lock
 from lab.ledger import Ledger
-from lab.mqtt import listen, publish
 from lab.pki.disk import read_cert
 from lab.pki.leaves import rotate_server
 from lab.pki.lint import check_certificates
 from lab.pki.paths import pki_paths
 from lab.settings import Settings
-from lab.tls import handshake, tls_context
 
 __all__ = ["Rotation", "rotate"]
 

@@ -38,9 +38,9 @@ def lab_status(settings: Settings) -> dict[str, Any]:
 
 
 def _docker(settings: Settings) -> dict[str, Any]:
-    from lab import runtime
-    from lab.engine import connect
-    from lab.volume import volume_usage
+    from lab.container import runtime
+    from lab.container.engine import connect
+    from lab.container.volume import volume_usage
 
     try:
         engine = connect()
@@ -66,8 +66,8 @@ def _docker(settings: Settings) -> dict[str, Any]:
 
 
 def _amlen(settings: Settings) -> dict[str, Any]:
-    from lab.adminsec import admin_client
-    from lab.amlen import is_ready
+    from lab.amlen.admin import is_ready
+    from lab.amlen.adminsec import admin_client
 
     try:
         with admin_client(settings, timeout=2.0) as amlen:
@@ -86,7 +86,7 @@ def _amlen(settings: Settings) -> dict[str, Any]:
 
 def _admin(settings: Settings) -> dict[str, Any]:
     """How the admin API is locked, and the one curl line that reaches it by hand."""
-    from lab.adminsec import admin_curl, lab_owns_admin, target_rung
+    from lab.amlen.adminsec import admin_curl, lab_owns_admin, target_rung
 
     lock = str(target_rung(settings)) if lab_owns_admin(settings) else "as its owner set it (LAB_ADMIN_URL)"
     if lab_owns_admin(settings) and settings.admin_security == "open":

@@ -62,8 +62,8 @@ def ignored_signals(pid: int) -> set[int]:
 
 def admin_api(settings: Settings) -> tuple[str, requests.Session]:
     """The lab's admin API as a person's HTTP client sees it, through the lab's own client factory
-    (`lab.adminsec.admin_client`: HTTPS, the lab CA, the lab.admin certificate): (`.../ima/v1`, session)."""
-    from lab.adminsec import admin_client
+    (`lab.amlen.adminsec.admin_client`: HTTPS, the lab CA, the lab.admin certificate): (`.../ima/v1`, session)."""
+    from lab.amlen.adminsec import admin_client
 
     client = admin_client(settings)
     return f"{client.base_url}/ima/v1", client.session

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.adminsec import admin_client
+from lab.amlen.adminsec import admin_client
 from tests.conftest import LabEnv
 from tests.test_browser import CHROMIUM, DRIVER_DIR, _browser_home
 

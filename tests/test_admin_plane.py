@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.adminfiles import admin_files
+from lab.amlen.adminfiles import admin_files
 from lab.pki.leaves import issue_client_certs
 from tests.conftest import LabEnv
 

@@ -1,4 +1,4 @@
-"""lab.adminsec without a server: the setting, the reserved name, the securing order, the curl line."""
+"""lab.amlen.adminsec without a server: the setting, the reserved name, the securing order, the curl line."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from lab.adminsec import _OFFERS, Rung, admin_client, admin_curl, find_rung, target_rung
-from lab.adminsec_step import securing_calls
+from lab.amlen.adminsec import _OFFERS, Rung, admin_client, admin_curl, find_rung, target_rung
 from lab.errors import AmlenError, CertError, SettingsError
 from lab.pki.leaves import issue_client_certs
 from lab.settings import load_settings
+from lab.steps.admin import securing_calls
 from tests.helpers import free_port
 
 

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import pytest
 
-from lab.amlen import CODE_HINTS, AmlenClient, AmlenObject, is_ready, payload
+from lab.amlen.admin import CODE_HINTS, AmlenClient, AmlenObject, is_ready, payload
 from lab.errors import AmlenError
 
 # Every error code the reference records (amlen-admin-api.md, section 2.3 and the appendix tables).

@@ -1,4 +1,4 @@
-"""The browser route: the page server (lab.browser), and the page itself in headless Chromium over wss://.
+"""The browser route: the page server (lab.clients.browser), and the page itself in headless Chromium over wss://.
 
 The Chromium test needs Debian's chromium and playwright-core from npm (tests/browser/); see `.ci/run`.
 The broker behind the page is a lab brought `up` on the Amlen stand-in (`wss_lab`), whose endpoints speak
@@ -25,12 +25,12 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from lab.browser import DEFAULT_TOPIC, STATIC_DIR, has_desktop, page_config, serve_page
+from lab.clients.browser import DEFAULT_TOPIC, STATIC_DIR, has_desktop, page_config, serve_page
+from lab.clients.tls import tls_context
 from lab.errors import LabError
 from lab.pki.paths import pki_paths
 from lab.pki.trust import ca_nickname, find_nss_dbs, install_ca
 from lab.settings import Settings, load_settings
-from lab.tls import tls_context
 from tests.conftest import LabEnv, lab_up
 
 REPO = Path(__file__).resolve().parents[1]

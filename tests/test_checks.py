@@ -18,13 +18,14 @@ from typing import Any
 
 import pytest
 
-from lab.checks import CheckResult, verify
+from lab.clients.checks import verify
+from lab.clients.mqtt import Protocol, publish, subscribe
+from lab.clients.rows import CheckResult
+from lab.clients.tls import tls_context
 from lab.errors import CheckError
-from lab.mqtt import Protocol, publish, subscribe
 from lab.pki.leaves import ensure_certificates, make_foreign_client
 from lab.pki.paths import pki_paths
 from lab.settings import Settings, load_settings
-from lab.tls import tls_context
 from tests.helpers import free_port
 from tests.mosquitto_lab import Broker, other_name_certificate
 

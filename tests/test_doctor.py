@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from lab.doctor import DoctorReport, Status, doctor
+from lab.doctor import doctor
+from lab.doctor.findings import DoctorReport, Status
 from lab.pki.leaves import ensure_certificates, make_foreign_client
 from lab.settings import Settings, load_settings
 from tests.helpers import serve_http

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from lab import report
-from lab.checks import CheckResult, VerifyReport
+from lab.clients.checks import VerifyReport
+from lab.clients.rows import CheckResult
 from lab.durations import format_duration
 from lab.events import StepEvent, StepStatus
 from lab.workshop import report as workshop_report

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from lab.engine import Endpoint, Engine, candidate_sockets, connect, is_local
+from lab.container.engine import Endpoint, Engine, candidate_sockets, connect, is_local
+from lab.container.references import canonical_reference
 from lab.errors import ContainerError
-from lab.references import canonical_reference
 from tests.conftest import LabEnv
 from tests.engine_facts import EngineFacts, engine_facts
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import docker
 import pytest
 
-from lab.adminsec_step import securing_calls
-from lab.amlen import payload
-from lab.checks import Target, run_matrix
-from lab.configure import desired_objects
-from lab.explain import guide_steps, teardown_steps
-from lab.guide import explanation, guide_markdown, guide_script
+from lab.amlen.admin import payload
+from lab.amlen.configure import desired_objects
+from lab.clients.checks import run_matrix
+from lab.clients.rows import Target
+from lab.learn.explain import guide_steps, teardown_steps
+from lab.learn.guide import explanation, guide_markdown, guide_script
 from lab.pki.disk import Action
 from lab.pki.info import describe_certificate
 from lab.pki.leaves import ensure_certificates
@@ -31,6 +31,7 @@ from lab.pki.lint import lint_certificates
 from lab.pki.paths import pki_paths
 from lab.plan import configure_steps, up_steps
 from lab.settings import Settings, load_settings
+from lab.steps.admin import securing_calls
 from tests.conftest import INVOKE, ROOT, LabEnv
 from tests.helpers import free_port
 

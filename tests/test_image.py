@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.image import METADATA
-from lab.runtime import digest_alias, is_pinned
+from lab.container.image import METADATA
+from lab.container.runtime import digest_alias, is_pinned
 from tests.conftest import LabEnv
 
 FAKE_DIGEST = "sha256:" + "ab" * 32

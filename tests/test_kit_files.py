@@ -262,7 +262,7 @@ def test_your_own_password_in_kit_password_remakes_only_the_p12_pair(settings: S
 
 
 def test_guide_and_up_summary_lead_to_the_kit(settings: Settings) -> None:
-    from lab.guide import explanation, guide_markdown
+    from lab.learn.guide import explanation, guide_markdown
     from lab.report import up_summary
 
     guide = guide_markdown(settings)

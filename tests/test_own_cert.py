@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from lab.configure import desired_objects
+from lab.amlen.configure import desired_objects
 from lab.errors import CertError
 from lab.pki.leaves import ensure_certificates
 from lab.pki.own import load_own_server

@@ -18,12 +18,12 @@ from typing import ClassVar
 
 import pytest
 
-from lab.amlen import AmlenClient
+from lab.amlen.admin import AmlenClient
+from lab.clients.tls import DEFAULT_TIMEOUT
 from lab.deadline import PAUSE_GAP, Deadline
 from lab.plan import StepEvent, StepStatus, up
 from lab.settings import load_settings
 from lab.steps import Options
-from lab.tls import DEFAULT_TIMEOUT
 from tests.conftest import LabEnv
 from tests.freeze import freeze
 from tests.helpers import serve_http

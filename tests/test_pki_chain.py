@@ -141,14 +141,14 @@ def test_serve_root_appends_the_root_after_the_chain(tmp_path: Path, pki: str, s
     assert certs[-1] == x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
     assert lint_certificates(settings) == []
     assert [f.severity for f in presented_findings(certs, certs[-1:])] == [Severity.OK]  # "the root is sent too"
-    from lab.guide import guide_markdown
+    from lab.learn.guide import guide_markdown
 
     assert f"cat test.server.crt {' '.join(['myIntermediateCA.pem'] * (pki == 'intermediate'))}".rstrip() \
         + " myCA.pem > test.server.chain.pem" in guide_markdown(settings)
 
 
 def test_guide_clients_present_the_chain_in_the_two_tier_pki(tmp_path: Path) -> None:
-    from lab.clients import ClientFlags, client_target
+    from lab.clients.subpub import ClientFlags, client_target
 
     settings = _set(tmp_path, "intermediate")
     ensure_certificates(settings)
@@ -160,7 +160,7 @@ def test_guide_clients_present_the_chain_in_the_two_tier_pki(tmp_path: Path) -> 
 
 
 def test_guide_for_your_own_certificate_never_shows_the_key_password(tmp_path: Path) -> None:
-    from lab.guide import guide_markdown, guide_script
+    from lab.learn.guide import guide_markdown, guide_script
 
     made = tmp_path / "mine"
     made.mkdir()

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from lab.clients.tls import handshake, tls_context
 from lab.pki.paths import pki_paths
 from lab.settings import Settings
-from lab.tls import handshake, tls_context
 from lab.workshop.seats import seat_files
 from tests.conftest import LabEnv
 from tests.helpers import admin_api

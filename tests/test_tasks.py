@@ -57,7 +57,8 @@ def test_malformed_client_flags_are_a_usage_line_not_a_traceback(tmp_path: Path,
 
 # What `invoke status` must not load: the plan and its steps, the MQTT clients, the spinner (the status task is
 # read-only and reports; these cost about a tenth of a second of imports it does not need).
-NOT_FOR_STATUS = ("lab.plan", "lab.steps", "lab.checks", "lab.mqtt", "lab.configure", "lab.workshop", "lab.doctor",
+NOT_FOR_STATUS = ("lab.plan", "lab.steps", "lab.clients.checks", "lab.clients.mqtt", "lab.amlen.configure",
+                  "lab.workshop", "lab.doctor",
                   "paho", "rich.status")
 
 

@@ -21,12 +21,12 @@ import docker.errors
 import paho.mqtt.client as paho
 import pytest
 
-from lab.amlen import AmlenClient
+from lab.amlen.admin import AmlenClient
+from lab.clients.mqtt import try_connect
+from lab.clients.tls import tls_context
 from lab.errors import AmlenError, CheckError, ContainerError
-from lab.mqtt import try_connect
 from lab.pki.leaves import make_foreign_client
 from lab.testing import AmlenLabContainer
-from lab.tls import tls_context
 from tests.engine_facts import engine_facts
 
 pytest_plugins = ["pytester"]
@@ -265,7 +265,7 @@ def test_plugin_leaves_sessions_without_docker_alone(pytester: pytest.Pytester) 
 
 def test_plugin_import_starts_nothing_and_imports_no_docker() -> None:
     code = (
-        "import sys, pytest; before = set(sys.modules); import lab.pytest_plugin; "
+        "import sys, pytest; before = set(sys.modules); import lab.testing.pytest_plugin; "
         "print(sorted({m.split('.')[0] for m in set(sys.modules) - before}))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

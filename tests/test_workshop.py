@@ -4,7 +4,7 @@ One room for the module (a lab with three seats), as an instructor would run it.
 the ones that change the room (a fourth seat, a revocation) come last.
 
 No test touches /etc/hosts (other suites on the machine restore it from snapshots): paho clients dial
-127.0.0.1 and verify the lab's host name (lab.tls's context), and a participant's mosquitto commands run in
+127.0.0.1 and verify the lab's host name (lab.clients.tls's context), and a participant's mosquitto commands run in
 a private mount namespace whose hosts file holds the line from the seat's README.
 """
 

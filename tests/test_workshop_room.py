@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from lab.adminsec import admin_client
+from lab.amlen.adminsec import admin_client
 from tests.conftest import INVOKE, ROOT, LabEnv, standin_variant
 from tests.helpers import default_signals, ignored_signals
 from tests.workshop_helpers import Probe, running_room

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from lab.tls import tls_context
+from lab.clients.tls import tls_context
 
 if TYPE_CHECKING:
     from tests.conftest import LabEnv
@@ -50,7 +50,7 @@ class Probe:
                  server_name: str | None = None) -> None:
         protocol = MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
-        # lab.tls's context: with `server_name` it dials any address yet sends and verifies that name.
+        # lab.clients.tls's context: with `server_name` it dials any address yet sends and verifies that name.
         context = tls_context(ca_file=ca, cert=cert, key=key, server_name=server_name)
         self.client.tls_set_context(context)
         self.connack: Any = None

@@ -177,8 +177,9 @@ def _shown(value: Any) -> str:
 def settings_page() -> str:
     """Every LAB_* setting grouped as .env.example groups them; disagreements are warnings."""
     from lab import settings as lab_settings
+    from lab.values import VALUE_CHECKS
 
-    checks: dict[str, Any] = lab_settings._CHECKS
+    checks: dict[str, Any] = VALUE_CHECKS
     defaults = lab_settings.Settings()
     fields = {f"LAB_{item.name.upper()}": item for item in dataclasses.fields(lab_settings.Settings)
               if item.name != "given"}

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from cryptography import x509
 
-from lab.adminfiles import LOOPBACK, admin_files
-from lab.adminsec import OPEN_WARNING, Rung, admin_client, lab_owns_admin, target_rung
-from lab.doctor import Run, Status
+from lab.amlen.adminfiles import LOOPBACK, admin_files
+from lab.amlen.adminsec import OPEN_WARNING, Rung, admin_client, lab_owns_admin, target_rung
+from lab.clients.tls import handshake, tls_context
+from lab.doctor.findings import Run, Status
 from lab.errors import AmlenError, LabError
-from lab.tls import handshake, tls_context
 
 _NAME = "admin API"
 _FIX = "`invoke up` locks it again (LAB_ADMIN_SECURITY); if it cannot, `invoke down`, then `invoke up`"
@@ -65,7 +65,7 @@ def _refused(run: Run, rung: Rung, what: str) -> None:
 
 
 def _without_password(run: Run) -> None:
-    from lab.amlen import AmlenClient
+    from lab.amlen.admin import AmlenClient
 
     files = admin_files(run.settings)
     try:

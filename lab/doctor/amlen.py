@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from lab.adminsec import admin_client
-from lab.amlen import is_ready
-from lab.doctor import Run, Status
+from lab.amlen.admin import is_ready
+from lab.amlen.adminsec import admin_client
+from lab.doctor.findings import Run, Status
 from lab.errors import LabError
 from lab.pki.paths import pki_paths
 
@@ -84,7 +84,7 @@ def server_log(run: Run) -> None:
     """What Amlen's own log says about endpoints that take no connection (CWLNA1119, CWLNA1102)."""
     if run.container is None:
         return run.skip("Amlen's log", "the lab container running")
-    from lab.runtime import connection_log_findings
+    from lab.amlen.logs import connection_log_findings
 
     findings = connection_log_findings(run.container, run.settings.tls_endpoint, run.settings.mtls_endpoint)
     if not findings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lab.doctor import Run, Status
+from lab.doctor.findings import Run, Status
 from lab.errors import LabError
 
 _LOOPBACK = {"127.0.0.1", "::1"}
@@ -14,7 +14,7 @@ _LOOPBACK = {"127.0.0.1", "::1"}
 
 def docker_engine(run: Run) -> None:
     """Which engine answers (name, version, rootless or not, socket), and whether it is on this machine."""
-    from lab.engine import connect  # imported late: the docker SDK is slow to import
+    from lab.container.engine import connect  # imported late: the docker SDK is slow to import
 
     try:
         run.engine = connect()
@@ -28,7 +28,7 @@ def docker_engine(run: Run) -> None:
 def container(run: Run) -> None:
     if run.docker is None:
         return run.skip("lab container", "Docker")
-    from lab.runtime import find_lab_container
+    from lab.container.runtime import find_lab_container
 
     container = find_lab_container(run.docker, run.settings)
     if container is None:
@@ -53,7 +53,7 @@ def image(run: Run) -> None:
     """LAB_IMAGE in Docker's store, pinned to one exact image, and the one the container runs."""
     if run.docker is None:
         return run.skip("image", "Docker")
-    from lab.image import check_image
+    from lab.container.image import check_image
 
     running = run.container.image if run.container is not None else None
     try:
@@ -66,7 +66,7 @@ def image(run: Run) -> None:
 def published_ports(run: Run) -> None:
     if run.container is None:
         return run.skip("published ports", "the lab container running")
-    from lab.runtime import published_ports
+    from lab.container.runtime import published_ports
 
     ports = published_ports(run.container)
     shown = ", ".join(f"{ip or '0.0.0.0'}:{host_port}->{port}" for port, (ip, host_port) in sorted(ports.items()))
@@ -90,8 +90,8 @@ def memory(run: Run) -> None:
     """Amlen allows 2 x 4000 connections per whole GiB: a container under 1 GiB takes none (CWLNA1119)."""
     if run.container is None:
         return run.skip("container memory", "the lab container running")
-    from lab.settings import MIN_MEMORY
-    from lab.volume import format_bytes
+    from lab.container.volume import format_bytes
+    from lab.values import MIN_MEMORY
 
     limit = int((run.container.attrs.get("HostConfig") or {}).get("Memory") or 0)
     if not limit and run.engine is not None and not run.engine.memory_limits:
@@ -120,7 +120,7 @@ def lab_volume(run: Run) -> None:
     """What the data volume holds (apparent size counts: Amlen fallocates its store files)."""
     if run.container is None:
         return run.skip("lab volume", "the lab container running")
-    from lab.volume import format_bytes, volume_usage
+    from lab.container.volume import format_bytes, volume_usage
 
     usage = volume_usage(run.container)
     if usage is None:

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from lab.doctor import EXPIRY_WARN_DAYS, Run, Status
+from lab.doctor.findings import EXPIRY_WARN_DAYS, Run, Status
 from lab.errors import LabError
 from lab.pki.info import CertInfo, describe_certificate
 from lab.pki.lint import lint_certificates

@@ -9,14 +9,14 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 
-from lab.doctor import EXPIRY_WARN_DAYS, Run, Status
+from lab.clients.tls import handshake, tls_context
 from lab.doctor.files import cert_data, cert_line
+from lab.doctor.findings import EXPIRY_WARN_DAYS, Run, Status
 from lab.errors import LabError
 from lab.hosts import hosts_status
 from lab.pki.chain import Severity, presented_findings
 from lab.pki.info import covers_hostname, describe_certificate
 from lab.pki.paths import pki_paths
-from lab.tls import handshake, tls_context
 
 _TCP_TIMEOUT = 2.0
 

@@ -43,7 +43,8 @@ from lab.pki.chain import after_leaf
 from lab.pki.disk import Action, FileResult, prepare_dir, read, read_cert, write, write_if_changed
 from lab.pki.info import common_name, days_left, describe_certificate, dns_names, is_issued_by, key_matches
 from lab.pki.paths import PkiPaths, chain_of, pki_paths
-from lab.settings import RESERVED_CLIENT, Settings
+from lab.settings import Settings
+from lab.values import RESERVED_CLIENT
 
 __all__ = [
     "Validity",

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab import runtime
-from lab.amlen import AmlenObject
-from lab.configure import ObjectAction, ObjectResult, confirm_live, converge, desired_objects, endpoint_probes, teardown
+from lab.amlen.admin import AmlenObject
+from lab.amlen.configure import (
+    ObjectAction,
+    ObjectResult,
+    confirm_live,
+    converge,
+    desired_objects,
+    endpoint_probes,
+    teardown,
+)
+from lab.amlen.logs import connection_log_findings
+from lab.clients.tls import handshake, tls_context
+from lab.container import runtime
 from lab.pki.paths import pki_paths
 from lab.steps.context import LabContext
-from lab.tls import handshake, tls_context
 
 __all__ = ["AmlenConfigStep", "EndpointsLiveStep"]
 
@@ -99,7 +108,7 @@ def _log_findings(ctx: LabContext, endpoint: str) -> list[str]:
     container = ctx.container or runtime.find_lab_container(ctx.docker, ctx.settings)
     if container is None:
         return []
-    return runtime.connection_log_findings(container, endpoint)
+    return connection_log_findings(container, endpoint)
 
 
 def _der_chain(path: Path) -> tuple[bytes, ...]:

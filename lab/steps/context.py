@@ -13,9 +13,9 @@ if TYPE_CHECKING:
     import docker
     from docker.models.containers import Container
 
-    from lab.adminsec import Rung
-    from lab.amlen import AmlenClient
-    from lab.engine import Engine
+    from lab.amlen.admin import AmlenClient
+    from lab.amlen.adminsec import Rung
+    from lab.container.engine import Engine
 
 __all__ = ["LabContext", "Options", "Step"]
 
@@ -48,16 +48,16 @@ class LabContext:
     container: Container | None = None
     # The container's volume was made by this run: Amlen holds its defaults only, so nothing need be read back.
     fresh_server: bool = False
-    # Which lock the admin API answered through (lab.adminsec.Rung), found by readiness.
+    # Which lock the admin API answered through (lab.amlen.adminsec.Rung), found by readiness.
     admin_rung: Rung | None = None
     _engine: Engine | None = None
     _amlen: AmlenClient | None = None
 
     @property
     def engine(self) -> Engine:
-        """The container engine (`lab.engine.connect`), connected on first use."""
+        """The container engine (`lab.container.engine.connect`), connected on first use."""
         if self._engine is None:
-            from lab.engine import connect  # the docker SDK only for steps that use Docker
+            from lab.container.engine import connect  # the docker SDK only for steps that use Docker
 
             self._engine = connect()
         return self._engine
@@ -69,10 +69,10 @@ class LabContext:
 
     @property
     def amlen(self) -> AmlenClient:
-        """The admin API client for this lab's Amlen (`lab.adminsec.admin_client`; readiness and the admin-plane
+        """The admin API client for this lab's Amlen (`lab.amlen.adminsec.admin_client`; readiness and the admin-plane
         step swap in the one for the lock the server is behind)."""
         if self._amlen is None:
-            from lab.adminsec import admin_client
+            from lab.amlen.adminsec import admin_client
 
             self._amlen = admin_client(self.settings)
         return self._amlen

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from lab.configure import fingerprint
+from lab.amlen.configure import fingerprint
 from lab.elevate import hosts_as_root, needs_root
 from lab.errors import CheckError
 from lab.hosts import HostsState, add_hosts_entry, hosts_status, remove_hosts_entry
@@ -134,7 +134,7 @@ class VerifyStep:
         return "" if ctx.options.verify else "skipped (--no-verify)"
 
     def apply(self, ctx: LabContext) -> str:
-        from lab.checks import verify  # imported late: paho is only needed when verifying
+        from lab.clients.checks import verify  # imported late: paho is only needed when verifying
 
         report = verify(ctx.settings, no_hosts=not ctx.options.hosts)
         failed = [row for row in report.rows if not row.passed]

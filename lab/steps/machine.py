@@ -8,20 +8,20 @@ import time
 
 import docker
 
-from lab import runtime
-from lab.adminsec import admin_source
+from lab.amlen.adminsec import admin_source
+from lab.amlen.waits import wait_until_ready
+from lab.container import runtime
 from lab.elevate import needs_root, prepare_sudo
 from lab.errors import ContainerError, HostsError
 from lab.hosts import HostsState, hosts_status, manual_instructions
 from lab.steps.context import LabContext
-from lab.waits import wait_until_ready
 
 __all__ = ["ContainerStep", "PreflightStep", "ReadyStep", "container_spec", "exposed_address", "memory_notice"]
 
 
 class PreflightStep:
     """Your own certificate usable (LAB_SERVER_CERT/KEY), a local engine reachable (named: which, what version,
-    which socket; one on another machine stops here, before anything is made: `lab.engine.local_only`) and the
+    which socket; one on another machine stops here, before anything is made: `lab.container.engine.local_only`) and the
     host ports free (or held by this lab's container)."""
 
     name = "preflight"
@@ -144,7 +144,7 @@ def container_spec(ctx: LabContext) -> runtime.ContainerSpec:
 
 def memory_notice(ctx: LabContext) -> str:
     """The one line for an engine that cannot limit memory: Amlen sees the host's, and the lab goes on."""
-    from lab.volume import format_bytes
+    from lab.container.volume import format_bytes
 
     host = ctx.engine.host_memory
     return (f"{ctx.engine.name} {'rootless ' if ctx.engine.rootless else ''}cannot limit a container's memory here "

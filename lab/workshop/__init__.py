@@ -14,7 +14,8 @@ instructor revokes (a CRL), re-issues, watches who is connected, and exposes the
     step     `down`'s part                         report   printing
     command  `invoke workshop`: its flags checked together, the one action they ask for, printed
 
-Names are imported on first use: `lab.plan` imports `lab.workshop.step`, and `exposure` imports `lab.plan`.
+Names are imported on first use: `lab.plan` imports `lab.workshop.step`; `expose` is `lab.plan.expose`,
+which converges with `up` (the workshop itself never imports the plan).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ _SURFACE = {
     "WorkshopStatus": "lab.workshop.status",
     "WorkshopStep": "lab.workshop.step",
     "build_room": "lab.workshop.room",
-    "expose": "lab.workshop.exposure",
+    "expose": "lab.plan",
     "numbered": "lab.workshop.roster",
     "read_roster": "lab.workshop.roster",
     "rehearse": "lab.workshop.rehearsal",

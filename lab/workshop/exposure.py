@@ -12,14 +12,14 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lab.errors import LabError, WorkshopError
-from lab.events import Listener, Progress
+from lab.events import Progress
 from lab.files import lab_lock
 from lab.hosts import HostsState, hosts_status
 from lab.ledger import Ledger
-from lab.plan import up
 from lab.settings import Settings
 from lab.steps import Options
 from lab.workshop.bundle import Access, access
@@ -39,12 +39,13 @@ class ExposeResult:
     room: RoomResult | None
 
 
-def expose(settings: Settings, address: str, *, on_event: Listener = lambda _: None,
+def expose(settings: Settings, address: str, *, converge: Callable[[Options], object],
            on_progress: Progress = lambda _s, _d: None) -> ExposeResult:
     """Publish the workshop port on `address` (a loopback address puts it back on 127.0.0.1) and converge.
 
-    `on_event` / `on_progress` are `lab.plan.up`'s callbacks, to show the lab's steps as they run. If the
-    lab cannot be converged, the previous binding is recorded again, so the next `up` restores it.
+    `converge(options)` runs the lab's plan: `lab.plan.expose` passes `lab.plan.up` (the plan holds the
+    workshop's step, so the workshop does not import the plan). If the lab cannot be converged, the previous
+    binding is recorded again, so the next `up` restores it.
     """
     target = _checked(settings, address)
     with lab_lock(settings.lab_dir):
@@ -57,7 +58,7 @@ def expose(settings: Settings, address: str, *, on_event: Listener = lambda _: N
     state = hosts_status(settings).state
     options = Options(hosts=state in (HostsState.OURS_PRESENT, HostsState.USER_PROVIDES), verify=False)
     try:
-        up(settings, options, on_event=on_event, on_progress=on_progress)
+        converge(options)
     except LabError:
         with lab_lock(settings.lab_dir):
             _record(Ledger.load(settings.state_file), previous)

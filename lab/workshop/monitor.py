@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lab.amlen import AmlenClient
+from lab.amlen.admin import AmlenClient
 from lab.workshop.objects import ENDPOINT
 from lab.workshop.roster import CN_PREFIX
 

@@ -10,7 +10,7 @@ What a real Amlen was seen to enforce (reference, "Observed later (2026-11-29)")
   `workshop/all/*`. Amlen's topic wildcard is `*` (clients subscribe with `#`).
 - A CRLProfile on the security profile revokes single seats.
 
-The objects are applied with `lab.configure.converge` (only what differs) and recorded in the ledger's `amlen`
+The objects are applied with `lab.amlen.configure.converge` (only what differs) and recorded in the ledger's `amlen`
 list in creation order, so `invoke down` deletes them before the guide's objects, endpoint first.
 """
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from lab.amlen import AmlenClient, AmlenObject
-from lab.configure import ObjectAction, ObjectResult, converge
+from lab.amlen.admin import AmlenClient, AmlenObject
+from lab.amlen.configure import ObjectAction, ObjectResult, converge
 from lab.ledger import Ledger
 from lab.settings import Settings
 from lab.workshop.roster import CN_PREFIX

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.adminsec import admin_client
+from lab.amlen.adminsec import admin_client
 from lab.errors import LabError, WorkshopError
 from lab.kit.programs import available_languages
 from lab.kit.proof import ProgramRun, proving_copy, run_program

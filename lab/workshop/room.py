@@ -15,9 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.adminsec import admin_client
-from lab.amlen import AmlenClient, is_ready
-from lab.configure import EndpointProbe, ObjectAction, ObjectResult, confirm_live
+from lab.amlen.admin import AmlenClient, is_ready
+from lab.amlen.adminsec import admin_client
+from lab.amlen.configure import EndpointProbe, ObjectAction, ObjectResult, confirm_live
+from lab.clients.tls import tls_context
 from lab.errors import WorkshopError
 from lab.files import lab_lock
 from lab.ledger import Ledger
@@ -27,7 +28,6 @@ from lab.pki.crl import ensure_crl, read_crl, revoked_serials
 from lab.pki.disk import Action, FileResult
 from lab.pki.paths import pki_paths
 from lab.settings import Settings
-from lab.tls import tls_context
 from lab.workshop.bundle import Access, access, write_bundle
 from lab.workshop.objects import ENDPOINT, apply_workshop, workshop_objects
 from lab.workshop.roster import SeatName, validate

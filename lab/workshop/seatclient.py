@@ -16,7 +16,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from lab.tls import explain, tls_context
+from lab.clients.tls import explain, tls_context
 from lab.workshop.handout import Handout
 from lab.workshop.netloop import NetworkLoop
 

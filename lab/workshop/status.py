@@ -19,7 +19,7 @@ from typing import Any
 
 from cryptography import x509
 
-from lab.adminsec import admin_client
+from lab.amlen.adminsec import admin_client
 from lab.errors import LabError
 from lab.ledger import Ledger
 from lab.pki.crl import read_crl, revoked_serials

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from lab.amlen import AmlenClient, AmlenObject
+from lab.amlen.admin import AmlenClient, AmlenObject
 from lab.deadline import Deadline
 from lab.errors import AmlenError, CheckError
 from lab.pki.info import describe_certificate
@@ -216,7 +216,7 @@ def endpoint_probes(settings: Settings, pki: PkiPaths, host: str, tls_port: int,
     """The guide's two endpoints as clients reach them at `host`: trusting only the lab CA and checking the
     lab's host name (sent by TLS even when dialling an address); the mutual one with the first client
     certificate."""
-    from lab.tls import tls_context
+    from lab.clients.tls import tls_context
 
     if not settings.client_names:
         raise CheckError("no client certificate is configured (LAB_CLIENT_NAMES is empty), so the mutual-TLS "
@@ -251,7 +251,7 @@ def confirm_live(
 
 
 def _prove(admin: AmlenClient, probe: EndpointProbe, timeout: float, diagnose: Callable[[str], list[str]]) -> None:
-    from lab.mqtt import try_connect  # paho only for this proof
+    from lab.clients.mqtt import try_connect  # paho only for this proof
 
     deadline = Deadline(timeout)
     problem = ""

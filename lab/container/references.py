@@ -15,7 +15,7 @@ from docker.models.containers import Container
 from docker.models.images import Image
 from docker.utils import parse_repository_tag
 
-from lab.engine import docker_error_text
+from lab.container.engine import docker_error_text
 from lab.errors import ContainerError
 
 __all__ = ["canonical_reference", "digest_alias", "ensure_image", "image_matches", "is_pinned", "resolve_image"]

@@ -11,7 +11,7 @@ import shlex
 
 from cryptography import x509
 
-from lab.manual import PASSPHRASE_VAR, Command, ManualStep
+from lab.learn.manual import PASSPHRASE_VAR, Command, ManualStep
 from lab.pki import build as certs
 from lab.pki.chain import after_leaf as chain_after_leaf
 from lab.pki.info import EKU_NAMES, KEY_USAGE_NAMES
@@ -99,7 +99,7 @@ def leaf(settings: Settings, name: str, *, server: bool, files: tuple[str, str] 
     """A server certificate (SAN DNS:<hostname>, serverAuth) or a client certificate (CN=<name>, clientAuth).
 
     `files` (key, certificate) and `sans` (extra `IP:...`/`DNS:...` names) and `about` (plan step, chapter,
-    title, why) make other leaves the same way: the admin plane's (`lab.explain_admin`)."""
+    title, why) make other leaves the same way: the admin plane's (`lab.learn.explain_admin`)."""
     _ca_key, ca_cert, server_key, server_cert = pki_names(settings)
     signer_key, signer_cert = issuer_names(settings)
     key, cert = files or ((server_key, server_cert) if server else (f"{name}.key", f"{name}.crt"))

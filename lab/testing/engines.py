@@ -18,9 +18,9 @@ import docker.errors
 from docker.models.containers import Container
 from testcontainers.core.config import testcontainers_config
 
-from lab.engine import Engine, connect
+from lab.container.engine import Engine, connect, docker_error_text
+from lab.container.runtime import published_ports
 from lab.errors import ContainerError, LabError
-from lab.runtime import docker_error_text, published_ports
 
 __all__ = ["Published", "docker_unreachable", "found_engine_url", "memory_not_limited", "podman_published",
            "settle_reaper"]
@@ -98,7 +98,7 @@ def settle_reaper(client: docker.DockerClient, *, podman: bool = False) -> None:
 
 
 def found_engine_url() -> str:
-    """The engine `invoke up` would use (lab.engine: the usual sockets); the default socket when none answers,
+    """The engine `invoke up` would use (lab.container.engine: the usual sockets); the default socket when none answers,
     so the error below names what testcontainers tried."""
     try:
         engine = connect()

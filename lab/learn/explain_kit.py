@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import shlex
 
-from lab import explain_pki as manual_pki
 from lab.kit.pkcs12 import TRUSTSTORE_ALIAS
-from lab.manual import Command, ManualStep
+from lab.learn import explain_pki as manual_pki
+from lab.learn.manual import Command, ManualStep
 from lab.settings import Settings
 
 __all__ = ["kit_steps"]

@@ -19,10 +19,8 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from lab import __version__
-from lab.engine import docker_error_text
-from lab.errors import ContainerError
-from lab.references import (
+from lab.container.engine import docker_error_text
+from lab.container.references import (
     _local_reference,
     canonical_reference,
     digest_alias,
@@ -31,7 +29,11 @@ from lab.references import (
     is_pinned,
     resolve_image,
 )
-from lab.settings import Settings, memory_bytes
+from lab.container.volume import AMLEN_DATA_PATH
+from lab.errors import ContainerError
+from lab.settings import Settings
+from lab.values import memory_bytes
+from lab.version import __version__
 
 __all__ = [
     "AMLEN_ADMIN_PORT",
@@ -39,7 +41,6 @@ __all__ = [
     "AMLEN_LOG_DIR",
     "ContainerSpec",
     "canonical_reference",
-    "connection_log_findings",
     "digest_alias",
     "docker_client",
     "docker_error_text",
@@ -61,7 +62,6 @@ __all__ = [
 ]
 
 AMLEN_ADMIN_PORT = 9089  # inside the container; the host side is settings.admin_port
-AMLEN_DATA_PATH = "/var/lib/amlen-server"
 AMLEN_LOG_DIR = f"{AMLEN_DATA_PATH}/diag/logs"
 # Amlen stops cleanly in about 1.5 s; a short timeout keeps `down` fast when something hangs.
 STOP_TIMEOUT = 5
@@ -116,8 +116,8 @@ class ContainerSpec:
 
 
 def docker_client() -> docker.DockerClient:
-    """A connected docker client for the engine `lab.engine.connect` finds (DOCKER_HOST, context, sockets)."""
-    from lab.engine import connect
+    """A connected docker client for the engine `lab.container.engine.connect` finds (DOCKER_HOST, context, sockets)."""
+    from lab.container.engine import connect
 
     return connect().client
 
@@ -171,7 +171,7 @@ def start_container(client: docker.DockerClient, spec: ContainerSpec) -> tuple[C
             )
             created = True
             if fresh_volume:
-                from lab.volume import bound_store
+                from lab.container.volume import bound_store
 
                 bound_store(container, spec.store_file_mb)
         if container.status != "running":
@@ -257,21 +257,6 @@ def read_server_logs(container: Container, *, lines: int = 30, names: Iterable[s
         with contextlib.suppress(docker.errors.DockerException):
             chunks.append(container.logs(tail=lines).decode("utf-8", "replace"))
     return "\n".join(chunks).strip()
-
-
-def connection_log_findings(container: Container, *endpoints: str) -> list[str]:
-    """Why Amlen takes no connection on `endpoints`, in words, from its own log files (newest finding first).
-
-    The POST that made an endpoint answered 200 either way; only the log says CWLNA1119 (too little memory)
-    or CWLNA1102 (port taken). See `lab.amlen.LOG_FINDINGS`.
-    """
-    from lab.amlen import explain_server_log
-
-    text = read_server_logs(container, lines=400, names=("imaserver-connection.log", "imaserver-default.log"))
-    findings: list[str] = []
-    for endpoint in endpoints:
-        findings += [words for words in explain_server_log(text, endpoint) if words not in findings]
-    return findings
 
 
 def follow_server_log(container: Container, *, lines: int = 50) -> Iterator[str]:

@@ -35,7 +35,7 @@ __all__ = [
     "serve_page",
 ]
 
-STATIC_DIR = Path(__file__).parent / "static"
+STATIC_DIR = Path(__file__).parent.parent / "static"
 # MQTT.js's default WebSocket path; Amlen accepts MQTT over WebSocket on any path of an endpoint port.
 WS_PATH = "/mqtt"
 DEFAULT_TOPIC = "amlen-lab/browser"

@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import Any
 
-from lab.adminfiles import admin_files, read_credentials
-from lab.amlen import AmlenClient
+from lab.amlen.admin import AmlenClient
+from lab.amlen.adminfiles import admin_files, read_credentials
 from lab.deadline import Deadline
 from lab.errors import AmlenError, CertError
 from lab.settings import Settings
@@ -352,5 +352,5 @@ def _refused(exc: AmlenError) -> bool:
 
 
 def on_rungs(settings: Settings) -> Callable[[Rung], AmlenClient]:
-    """A client maker for the securing sequence (`lab.adminsec_step`)."""
+    """A client maker for the securing sequence (`lab.steps.admin`)."""
     return lambda rung: admin_client(settings, rung=rung)

@@ -25,7 +25,8 @@ from typing import IO
 from docker import DockerClient
 from docker.models.images import Image
 
-from lab import runtime
+from lab.container import runtime
+from lab.container.engine import docker_error_text
 from lab.errors import ContainerError
 from lab.settings import Settings
 
@@ -135,7 +136,7 @@ def load_image(settings: Settings, path: Path) -> LoadedImage:
         with path.open("rb") as handle:
             loaded = client.images.load(handle)
     except Exception as exc:  # the docker SDK raises its own family and requests' errors; report any as one line
-        raise ContainerError(f"docker could not load {path}: {runtime.docker_error_text(exc)}",
+        raise ContainerError(f"docker could not load {path}: {docker_error_text(exc)}",
                              "check `docker info`; the file itself passed its digest checks") from exc
     image = next((i for i in loaded if i.id == record.id), None) or runtime.resolve_image(client, record.id)
     if image is None:

@@ -2,13 +2,14 @@
 
 `AmlenLabContainer` starts an Amlen image on random free host ports and, before `start()` returns, runs the
 same sequence as `invoke up` minus the hosts file: the lab's certificates (`lab.pki`), readiness through the
-status API (`lab.waits`), the guide's objects (`lab.configure.converge`) and a TLS handshake on both endpoints
-(`lab.configure.confirm_live`). Certificates are made in a thread while Docker starts the container.
+status API (`lab.amlen.waits`), the guide's objects (`lab.amlen.configure.converge`) and a TLS handshake on both
+endpoints
+(`lab.amlen.configure.confirm_live`). Certificates are made in a thread while Docker starts the container.
 
 No hosts entry is needed: clients dial `host:port` by address and verify the certificate against
 `server_hostname` (testserver.getting.started). `ssl_context()` returns a context that does exactly that,
 also for paho, which otherwise checks the name it dialled (paho #133/#734): the context substitutes the
-lab's name in `wrap_socket` (see `lab.tls.tls_context`), so hostname verification stays on while paho
+lab's name in `wrap_socket` (see `lab.clients.tls.tls_context`), so hostname verification stays on while paho
 connects to an IP address.
 
     with AmlenLabContainer("quay.io/amlen/amlen-server:main") as amlen:
@@ -16,11 +17,11 @@ connects to an IP address.
             client.publish("demo/topic", b"hello", qos=1).wait_for_publish()
 
 The engine is found the way testcontainers finds it (DOCKER_HOST, TC_HOST, ~/.testcontainers.properties, the
-docker context), else on the usual sockets as `invoke up` finds it (`lab.engine`). Ryuk, testcontainers'
+docker context), else on the usual sockets as `invoke up` finds it (`lab.container.engine`). Ryuk, testcontainers'
 reaper, is used on Docker when its image is present or can be pulled; when it cannot be had (no registry),
 and always on Podman, it is switched off with a log line instead of failing the start, and `stop()` (the
 context manager, the pytest fixtures) removes the container and, when this object made it, the lab
-directory. What differs on Podman is in `lab.testing_engines`.
+directory. What differs on Podman is in `lab.testing.engines`.
 """
 
 from __future__ import annotations
@@ -32,39 +33,32 @@ import secrets
 import shutil
 import ssl
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self
 
 import docker.errors
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.docker_client import get_docker_host
 from testcontainers.core.exceptions import ContainerStartException
 
-from lab.adminfiles import admin_files, ensure_admin_files
-from lab.adminsec import AdminSource, admin_client, admin_ssl_context
-from lab.adminsec_step import secure
-from lab.amlen import AmlenClient
-from lab.configure import confirm_live, converge, desired_objects, endpoint_probes
-from lab.engine import Engine, identify
-from lab.errors import CheckError, ContainerError
+from lab.amlen.admin import AmlenClient
+from lab.amlen.adminfiles import admin_files, ensure_admin_files
+from lab.amlen.adminsec import AdminSource, admin_client, admin_ssl_context
+from lab.amlen.configure import confirm_live, converge, desired_objects, endpoint_probes
+from lab.amlen.logs import connection_log_findings
+from lab.amlen.waits import wait_until_ready
+from lab.container.engine import Engine, docker_error_text, identify
+from lab.container.runtime import AMLEN_ADMIN_PORT, ensure_image, lab_labels, read_server_logs
+from lab.container.volume import bound_store
+from lab.errors import ContainerError
 from lab.pki.leaves import ensure_certificates, issue_client_certs
 from lab.pki.paths import pki_paths
-from lab.runtime import (
-    AMLEN_ADMIN_PORT,
-    connection_log_findings,
-    docker_error_text,
-    ensure_image,
-    lab_labels,
-    read_server_logs,
-)
 from lab.settings import Settings, load_settings
-from lab.testing_engines import (
+from lab.steps.admin import secure
+from lab.testing.clients import LabClients
+from lab.testing.engines import (
     Published,
     docker_unreachable,
     found_engine_url,
@@ -72,21 +66,16 @@ from lab.testing_engines import (
     podman_published,
     settle_reaper,
 )
-from lab.tls import explain, tls_context
-from lab.volume import bound_store
-from lab.waits import wait_until_ready
 
 __all__ = ["AmlenLabContainer"]
 
 logger = logging.getLogger(__name__)
 
-# MQTT CONNACK on loopback arrives in milliseconds; five seconds absorbs a loaded CI machine.
-CONNECT_TIMEOUT = 5.0
 # Marks containers started by this module, next to the lab's own amlen-lab.* labels and testcontainers'.
 _ROLE_LABEL = "amlen-lab.role"
 
 
-class AmlenLabContainer(DockerContainer):
+class AmlenLabContainer(LabClients, DockerContainer):
     """An Amlen container with the guide's TLS (`tls_port`) and mutual-TLS (`mtls_port`) endpoints ready.
 
     `image` defaults to the settings' image (LAB_IMAGE); `pki="intermediate"` makes the two-tier PKI
@@ -284,7 +273,7 @@ class AmlenLabContainer(DockerContainer):
         return self._admin_settings().admin_base_url
 
     def admin_client(self) -> AmlenClient:
-        """A ready admin API client (lab.amlen.AmlenClient) on one keep-alive TLS session with the lab.admin
+        """A ready admin API client (lab.amlen.admin.AmlenClient) on one keep-alive TLS session with the lab.admin
         certificate; close it (or use `with`)."""
         return admin_client(self._admin_settings())
 
@@ -340,117 +329,3 @@ class AmlenLabContainer(DockerContainer):
         return self.pki.client_presented(name)
 
     # -- clients -----------------------------------------------------------------------------------------
-
-    def ssl_context(self, client: str | None = None, *, server_hostname: str | None = None) -> ssl.SSLContext:
-        """A client context trusting only the lab CA and always verifying `server_hostname`.
-
-        `client` names a client certificate to present (the default one is `client_name`; others come from
-        `issue_client_cert`). The name is substituted in `wrap_socket`, so paho or a plain socket can dial
-        `host` by address and still check the certificate's name. `server_hostname` replaces the name to
-        verify, for tests that prove a wrong name is refused.
-        """
-        cert = key = None
-        if client is not None:
-            key, cert = self.pki.client_presented(client)
-            if not cert.exists():
-                raise CheckError(f"no client certificate {cert}", f"call issue_client_cert({client!r}) first")
-        name = server_hostname or self.server_hostname
-        context = tls_context(ca_file=self.ca_file, cert=cert, key=key, server_name=name)
-        # paho does not close the socket when the handshake fails in connect(); this class does, so a
-        # refused connection leaves no ResourceWarning (an error under `-W error`).
-        context.sslsocket_class = _ClosingSSLSocket
-        return context
-
-    def connection_params(self, mutual: bool = False, client_name: str | None = None) -> dict[str, Any]:
-        """Everything another MQTT client needs: host, port, server_hostname and the PEM file paths.
-
-        With `mutual`, the mutual-TLS port and a client pair (`client_name`, default `client_name`).
-        """
-        params: dict[str, Any] = {
-            "host": self.host,
-            "port": self.mtls_port if mutual else self.tls_port,
-            "server_hostname": self.server_hostname,
-            "ca_certs": str(self.ca_file),
-            "certfile": None,
-            "keyfile": None,
-        }
-        if mutual or client_name:
-            key, cert = self.pki.client_presented(client_name or self.client_name)
-            params.update(certfile=str(cert), keyfile=str(key))
-        return params
-
-    def mqtt_client(
-        self, *, mutual: bool = False, client_name: str | None = None, **paho_kwargs: Any
-    ) -> paho.Client:
-        """A paho client with the lab's TLS context set, not yet connected.
-
-        Connect it with `client.connect(amlen.host, amlen.mtls_port if mutual else amlen.tls_port)`.
-        `paho_kwargs` go to `paho.Client` (callback API version 2 unless given).
-        """
-        paho_kwargs.setdefault("callback_api_version", CallbackAPIVersion.VERSION2)
-        client = paho.Client(**paho_kwargs)
-        client.tls_set_context(self.ssl_context(client_name or (self.client_name if mutual else None)))
-        return client
-
-    @contextlib.contextmanager
-    def connected_client(
-        self,
-        *,
-        mutual: bool = False,
-        client_name: str | None = None,
-        timeout: float = CONNECT_TIMEOUT,
-        **paho_kwargs: Any,
-    ) -> Iterator[paho.Client]:
-        """A paho client connected (CONNACK received) with its network loop running; disconnected after.
-
-        Raises CheckError naming the reason (TLS alert, hostname mismatch, no CONNACK) when it cannot connect.
-        """
-        client = self.mqtt_client(mutual=mutual, client_name=client_name, **paho_kwargs)
-        port = self.mtls_port if mutual else self.tls_port
-        connack = threading.Event()
-        outcome: list[Any] = []
-
-        def on_connect(_client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
-            outcome.append(reason)
-            connack.set()
-
-        def on_disconnect(*_args: Any) -> None:
-            # A refused client certificate (TLS 1.3) shows up here, after connect() returned: stop waiting.
-            connack.set()
-
-        client.on_connect = on_connect
-        client.on_disconnect = on_disconnect
-        try:
-            client.connect(self.host, port)
-        except (OSError, ssl.SSLError) as exc:
-            raise CheckError(f"cannot connect to {self.host}:{port}: {explain(exc)}", _CONNECT_HINT) from exc
-        client.loop_start()
-        try:
-            answered = connack.wait(timeout)
-            if not outcome or outcome[0].is_failure:
-                reason = (
-                    f"CONNACK {outcome[0]}" if outcome
-                    else "the server closed the connection before CONNACK" if answered
-                    else f"no CONNACK within {timeout:.0f} s"
-                )
-                raise CheckError(f"MQTT connect to {self.host}:{port} failed: {reason}", _CONNECT_HINT)
-            client.on_connect = client.on_disconnect = None
-            yield client
-        finally:
-            with contextlib.suppress(Exception):  # the server may already have closed the connection
-                client.disconnect()
-            client.loop_stop()
-
-
-class _ClosingSSLSocket(ssl.SSLSocket):
-    """An SSLSocket that closes itself when its handshake fails (paho leaves that socket to the GC)."""
-
-    def do_handshake(self, block: bool = False) -> None:
-        try:
-            super().do_handshake(block)
-        except BaseException:
-            self.close()
-            raise
-
-
-_CONNECT_HINT = "mutual TLS needs a client certificate from this lab's CA (issue_client_cert)"

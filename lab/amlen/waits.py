@@ -13,16 +13,16 @@ from typing import Any, Protocol
 import docker.errors
 from docker.models.containers import Container
 
-from lab.amlen import is_ready
+from lab.amlen.admin import is_ready
+from lab.container.runtime import read_server_logs
 from lab.deadline import Deadline
 from lab.errors import AmlenError, ContainerError
-from lab.runtime import read_server_logs
 
 __all__ = ["StatusSource", "wait_until_ready"]
 
 
 class StatusSource(Protocol):
-    """What readiness polls: an `AmlenClient`, or `lab.adminsec.AdminSource` (the lab's Amlen on any lock)."""
+    """What readiness polls: an `AmlenClient`, or `lab.amlen.adminsec.AdminSource` (the lab's Amlen on any lock)."""
 
     base_url: str
 

@@ -7,7 +7,7 @@
 - `amlen_lab` (session): a started `lab.testing.AmlenLabContainer`, stopped and removed after the session.
 - `amlen_tls_client` / `amlen_mtls_client` (function): paho clients connected to the TLS / mutual-TLS
   endpoint (the latter with the default client certificate), loop running, disconnected after the test.
-- `amlen_admin` (function): a ready `lab.amlen.AmlenClient` for the admin API, which the container locks as
+- `amlen_admin` (function): a ready `lab.amlen.admin.AmlenClient` for the admin API, which the container locks as
   `invoke up` does (HTTPS, the lab.admin client certificate); closed after the test.
 
 Importing this module is cheap and touches nothing: docker, testcontainers and paho are imported, and a
@@ -82,7 +82,7 @@ def amlen_mtls_client(amlen_lab: AmlenLabContainer) -> Iterator[Any]:
 
 @pytest.fixture
 def amlen_admin(amlen_lab: AmlenLabContainer) -> Iterator[Any]:
-    """The admin API client (lab.amlen.AmlenClient) on one keep-alive TLS session, closed after the test."""
+    """The admin API client (lab.amlen.admin.AmlenClient) on one keep-alive TLS session, closed after the test."""
     with amlen_lab.admin_client() as client:
         yield client
 

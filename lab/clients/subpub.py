@@ -20,7 +20,7 @@ from lab.pki.paths import pki_paths
 from lab.settings import Settings
 
 if TYPE_CHECKING:
-    from lab.mqtt import SessionOptions
+    from lab.clients.mqtt import SessionOptions
 
 __all__ = ["ClientFlags", "ClientTarget", "GuideSession", "client_target", "guide_publish", "guide_session",
            "guide_subscribe", "parse_number", "resolve_file"]
@@ -68,8 +68,8 @@ def guide_session(settings: Settings, flags: ClientFlags, *, log: Callable[[str]
                   ) -> GuideSession:
     """Check every value of the flags (before any file is looked at, so a typo is named first), then find the
     files and build the TLS context; `log` receives paho's log lines (the examples' -D)."""
-    from lab.checks import parse_protocols
-    from lab.mqtt import SessionOptions
+    from lab.clients.checks import parse_protocols
+    from lab.clients.mqtt import SessionOptions
 
     qos = int(parse_number("-q/--qos", flags.qos, low=0, high=2))
     options = SessionOptions(
@@ -84,7 +84,7 @@ def guide_subscribe(settings: Settings, flags: ClientFlags, topic: str, say: Cal
                     stop_after: int = 0, debug: bool = False) -> None:
     """`invoke sub`: subscribe to `topic` and `say` each message as it arrives, until `stop_after` of them
     (0: until Ctrl-C); `debug` says paho's log too."""
-    from lab.mqtt import subscribe
+    from lab.clients.mqtt import subscribe
 
     session = guide_session(settings, flags, log=say if debug else None)
     target = session.target
@@ -100,7 +100,7 @@ def guide_subscribe(settings: Settings, flags: ClientFlags, topic: str, say: Cal
 def guide_publish(settings: Settings, flags: ClientFlags, topic: str, payloads: list[str],
                   say: Callable[[str], None], *, delay: float = 0, debug: bool = False) -> None:
     """`invoke pub`: publish `payloads` to `topic`, `delay` seconds apart, and say how many went out."""
-    from lab.mqtt import publish
+    from lab.clients.mqtt import publish
 
     session = guide_session(settings, flags, log=say if debug else None)
     target = session.target
@@ -175,7 +175,7 @@ def client_target(settings: Settings, flags: ClientFlags) -> ClientTarget:
     for path in (ca_file, cert, key):
         if path is not None and not path.is_file():
             raise CheckError(f"{path} does not exist", "run `invoke certs`, or give --cacerts/-C/-K")
-    from lab.tls import tls_context  # the TLS half only when TLS is used
+    from lab.clients.tls import tls_context  # the TLS half only when TLS is used
 
     context = tls_context(ca_file=None if flags.insecure else ca_file, cert=cert, key=key,
                           system_trust=not flags.insecure and ca_file is None)

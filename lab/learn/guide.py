@@ -1,4 +1,4 @@
-"""The manual steps of `lab.explain` as text: the guide in Markdown, one bash script, and `--explain` blocks.
+"""The manual steps of `lab.learn.explain` as text: the guide in Markdown, one bash script, and `--explain` blocks.
 
 All three show the same command text. The script adds only what running unattended needs: `set -euo
 pipefail`, the two variables, a `retry` for listeners that take a moment, a check that what must fail does
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.errors import GuideError
-from lab.explain import guide_steps, teardown_steps
 from lab.files import atomic_write
-from lab.manual import ADMIN_URL_VAR, OPEN_URL_VAR, PASSPHRASE_VAR, Command, ManualStep
+from lab.learn.explain import guide_steps, teardown_steps
+from lab.learn.manual import ADMIN_URL_VAR, OPEN_URL_VAR, PASSPHRASE_VAR, Command, ManualStep
 from lab.settings import Settings
 
 __all__ = ["Explanation", "GuideResult", "explanation", "guide_markdown", "guide_script", "write_guide"]

@@ -1,6 +1,7 @@
 """The guide's steps by hand, as data: a command, a section of commands, and the variables the reader sets.
 
-`lab.explain` lists the sections for this lab; `lab.explain_pki` writes its certificate sections; `lab.guide`
+`lab.learn.explain` lists the sections for this lab; `lab.learn.explain_pki` writes its certificate sections;
+`lab.learn.guide`
 renders them as Markdown, a bash script and `--explain` blocks.
 """
 

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 from lab.errors import CertError
 from lab.files import atomic_write, private_dir
 from lab.pki.paths import chain_of, pki_paths
-from lab.settings import RESERVED_CLIENT, Settings
+from lab.settings import Settings
+from lab.values import RESERVED_CLIENT
 
 if TYPE_CHECKING:  # the PKI code is loaded only to make or check files: `status` and every admin call skip it
     from cryptography import x509

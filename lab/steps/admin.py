@@ -14,7 +14,7 @@ lab out. Each POST answers over the transport it was sent on; the next rung is p
 1, 2 and 3 go as one POST (Amlen applies a POST's object types in that order, whatever the JSON's), with every
 file staged before it; 4, 5, 6 and 7 are a POST each, every one answered before the next is sent.
 
-A re-run finds the rung the server is on (`lab.adminsec.find_rung`, done by readiness) and goes on from there;
+A re-run finds the rung the server is on (`lab.amlen.adminsec.find_rung`, done by readiness) and goes on from there;
 on the target with the wanted properties it does nothing.
 """
 
@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab.adminfiles import ADMIN_CLIENT, admin_files, ensure_admin_files, read_credentials
-from lab.adminsec import LOCKED_HINT, OPEN_WARNING, Rung, admin_curl, lab_owns_admin, target_rung, wait_for_rung
-from lab.amlen import AmlenClient
+from lab.amlen.admin import AmlenClient
+from lab.amlen.adminfiles import ADMIN_CLIENT, admin_files, ensure_admin_files, read_credentials
+from lab.amlen.adminsec import LOCKED_HINT, OPEN_WARNING, Rung, admin_curl, lab_owns_admin, target_rung, wait_for_rung
 from lab.errors import AmlenError
 from lab.pki.disk import Action
 from lab.settings import Settings

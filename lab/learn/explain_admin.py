@@ -1,6 +1,6 @@
 """The admin plane by hand: the admin certificates, a password, and the curl calls that lock Amlen's admin API.
 
-The same calls `lab.adminsec_step` makes (`securing_calls`, without secrets), in its order: each over the
+The same calls `lab.steps.admin` makes (`securing_calls`, without secrets), in its order: each over the
 transport the server still accepts, then a status call over the next one (retried: Amlen reopens its listener
 some 30 ms later). Every later call of the guide goes with `admin_curl_options`: `--cacert myCA.pem --cert
 lab.admin.crt --key lab.admin.key` to `https://127.0.0.1:<port>`. No secret is written out: the password is made
@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import shlex
 
-from lab import explain_pki as manual_pki
-from lab.adminfiles import ADMIN_CLIENT, LOOPBACK, SERVER_NAME
-from lab.adminsec import OPEN_WARNING, Rung, lab_owns_admin, remote_curl_options
-from lab.adminsec_step import securing_calls
-from lab.manual import ADMIN_URL_VAR, OPEN_URL_VAR, Command, ManualStep
+from lab.amlen.adminfiles import ADMIN_CLIENT, LOOPBACK, SERVER_NAME
+from lab.amlen.adminsec import OPEN_WARNING, Rung, lab_owns_admin, remote_curl_options
+from lab.learn import explain_pki as manual_pki
+from lab.learn.manual import ADMIN_URL_VAR, OPEN_URL_VAR, Command, ManualStep
 from lab.settings import Settings
+from lab.steps.admin import securing_calls
 
 __all__ = ["ADMIN_FILES", "admin_curl_options", "admin_steps"]
 

@@ -1,7 +1,7 @@
 """MQTT with paho-mqtt 2.x, in the lab's words: connect, round trips, and the guide's sub/pub sessions.
 
 Every paho return code and log line is turned into a sentence here (TLS and socket errors through
-`lab.tls.explain`). Callers get data (`ConnectOutcome`, `RoundTrip`, `Message`) and decide what it means.
+`lab.clients.tls.explain`). Callers get data (`ConnectOutcome`, `RoundTrip`, `Message`) and decide what it means.
 Each session has its own pause-aware deadline (`lab.deadline`), and says when it failed only because
 nothing answered in time (`silent`), so a caller can retry once on a fresh connection: after a machine
 pause every pending timeout fires at once, though the server never had its turn.
@@ -20,9 +20,9 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
+from lab.clients.tls import DEFAULT_TIMEOUT, LabTLSContext, explain, is_silence
 from lab.deadline import Deadline
 from lab.errors import CheckError
-from lab.tls import DEFAULT_TIMEOUT, LabTLSContext, explain, is_silence
 
 __all__ = [
     "DEFAULT_TIMEOUT",

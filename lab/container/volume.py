@@ -18,10 +18,11 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
+from lab.container.engine import docker_error_text
 from lab.errors import ContainerError
-from lab.runtime import AMLEN_DATA_PATH, docker_error_text
 
 __all__ = [
+    "AMLEN_DATA_PATH",
     "STORE_KEY",
     "VolumeUsage",
     "bound_store",
@@ -30,6 +31,10 @@ __all__ = [
     "set_cfg_value",
     "volume_usage",
 ]
+
+
+AMLEN_DATA_PATH = "/var/lib/amlen-server"
+
 
 # Amlen's static configuration, inside the data volume; the server runs as ima (uid/gid 463).
 AMLEN_SERVER_CFG = f"{AMLEN_DATA_PATH}/data/config/server.cfg"

@@ -2,8 +2,9 @@
 
 Each `ManualStep` is a section of the guide tagged with the plan step that does the same for you, so `up
 --explain` prints a step's sections as it runs and `invoke guide` all of them in the guide's order. Values come
-from the code the lab runs: REST bodies from `lab.amlen.payload` over `lab.configure.desired_objects`,
-certificate profiles from `lab.pki.build`, the container from `lab.runtime.ContainerSpec`. No secret is written
+from the code the lab runs: REST bodies from `lab.amlen.admin.payload` over `lab.amlen.configure.desired_objects`,
+certificate profiles from `lab.pki.build`, the container from `lab.container.runtime.ContainerSpec`. No secret is
+written
 out: openssl reads the CA passphrase from `$LAB_CA_PASSPHRASE`, and no key is read (curl reads the uploads).
 """
 
@@ -16,19 +17,20 @@ import tempfile
 import urllib.parse
 from pathlib import Path
 
-from lab import explain_pki as manual_pki
-from lab.amlen import AmlenObject, payload
-from lab.checks import DEFAULT_COUNT, TOPIC, TOPIC_FILTER
-from lab.configure import desired_objects
-from lab.explain_admin import CURL, admin_curl_options, admin_steps
-from lab.explain_kit import kit_steps
-from lab.manual import ADMIN_URL_VAR, KEY_PASSWORD_VAR, OPEN_URL_VAR, Command, ManualStep
+from lab.amlen.admin import AmlenObject, payload
+from lab.amlen.configure import desired_objects
+from lab.clients.checks import DEFAULT_COUNT
+from lab.clients.rows import TOPIC, TOPIC_FILTER
+from lab.container.runtime import AMLEN_LOG_DIR, ContainerSpec
+from lab.container.volume import AMLEN_DATA_PATH, AMLEN_SERVER_CFG, STORE_KEY
+from lab.learn import explain_pki as manual_pki
+from lab.learn.explain_admin import CURL, admin_curl_options, admin_steps
+from lab.learn.explain_kit import kit_steps
+from lab.learn.manual import ADMIN_URL_VAR, KEY_PASSWORD_VAR, OPEN_URL_VAR, Command, ManualStep
 from lab.pki import build as certs
 from lab.pki.chain import TRUST_ROOT_ONLY
 from lab.pki.paths import pki_paths
-from lab.runtime import AMLEN_DATA_PATH, AMLEN_LOG_DIR, ContainerSpec
 from lab.settings import Settings
-from lab.volume import AMLEN_SERVER_CFG, STORE_KEY
 
 __all__ = ["guide_steps", "teardown_steps"]
 
@@ -166,7 +168,7 @@ def _before_you_start(settings: Settings) -> list[ManualStep]:
 
 
 def _amlen_object(obj: AmlenObject, settings: Settings) -> ManualStep:
-    """The uploads and the POST for one object, exactly as `lab.amlen.AmlenClient.apply` sends them."""
+    """The uploads and the POST for one object, exactly as `lab.amlen.admin.AmlenClient.apply` sends them."""
     mutual = _is_mutual(obj, settings)
     webui = _webui(obj, settings)
     uploads = tuple(Command(f"{_curl(settings)} -X PUT --data-binary @{name} {_api(f'file/{name}')}", webui=webui,
@@ -306,7 +308,7 @@ def _round_trip(settings: Settings, chapter: str, title: str, why: str, *, port:
 
 
 def _objects(settings: Settings) -> list[AmlenObject]:
-    """The lab's Amlen objects as `lab.configure` makes them, without reading a certificate or key.
+    """The lab's Amlen objects as `lab.amlen.configure` makes them, without reading a certificate or key.
 
     `desired_objects` reads the files it uploads; the guide needs only their names and may be written before
     they exist, so it gets empty files of the same names.
@@ -339,7 +341,7 @@ def _webui(obj: AmlenObject, settings: Settings) -> str:
 
 def _curl(settings: Settings) -> str:
     """curl as the guide runs it against the admin API once it is locked (the lab's CA, the lab.admin
-    certificate: `lab.explain_admin.admin_curl_options`)."""
+    certificate: `lab.learn.explain_admin.admin_curl_options`)."""
     return CURL + admin_curl_options(settings)
 
 

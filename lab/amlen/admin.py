@@ -17,7 +17,7 @@ import requests
 
 from lab.errors import AmlenError
 
-__all__ = ["CODE_HINTS", "LOG_FINDINGS", "AmlenClient", "AmlenObject", "explain_server_log", "is_ready", "payload"]
+__all__ = ["CODE_HINTS", "AmlenClient", "AmlenObject", "is_ready", "payload"]
 
 # Every error code the reference records (amlen-admin-api.md, section 2.3 and the appendix), with what a
 # lab user should do about it. tests/test_amlen.py keeps this list complete.
@@ -71,36 +71,6 @@ CODE_HINTS: dict[str, str] = {
     "CWLNA6207": "password authentication cannot be off with an LTPA profile or AllowNullPassword",
 }
 
-# Messages in Amlen's own log files that explain an endpoint which was accepted but takes no connection.
-# The POST answered 200 in both cases: only the log (and a real connection) tells.
-LOG_FINDINGS: dict[str, str] = {
-    "CWLNA1119": (
-        "Amlen closes every connection at once (CWLNA1119 'too many active connections'): it allows "
-        "2 x 4000 connections per whole GiB of memory, so under 1 GiB none; give the container at least 1g "
-        "(LAB_MEMORY=1g or more, then `invoke down` and `invoke up`)"
-    ),
-    "CWLNA1102": (
-        "Amlen could not open the endpoint's port (CWLNA1102, e.g. Errno=98: another endpoint or process holds "
-        "it inside the container); free it, then `invoke up` posts the endpoint again"
-    ),
-}
-
-
-def explain_server_log(text: str, endpoint: str | None = None) -> list[str]:
-    """What Amlen's log says about why an endpoint takes no connections, in words (newest finding first).
-
-    Only lines naming `endpoint` count when it is given (Amlen writes `Endpoint="TLSTestPort"` or
-    `Endpoint=TLSTestPort`).
-    """
-    found: list[str] = []
-    for line in reversed(text.splitlines()):
-        for code, words in LOG_FINDINGS.items():
-            if code not in line or words in found:
-                continue
-            if endpoint is None or f"Endpoint={endpoint}" in line or f'Endpoint="{endpoint}"' in line:
-                found.append(words)
-    return found
-
 
 # Codes that mean "not there", for reads and deletes that must succeed when there is nothing to do.
 _NOT_FOUND = {"CWLNA0113", "CWLNA0136"}
@@ -153,7 +123,7 @@ class AmlenClient:
 
     Over HTTPS, `verify` is the CA file that signed the admin certificate (True: the system's trust store),
     `cert` the (certificate, key) files to present, `auth` a (user, password) for HTTP Basic. One keep-alive
-    session carries every request, so a TLS handshake is paid once per client. `lab.adminsec.admin_client`
+    session carries every request, so a TLS handshake is paid once per client. `lab.amlen.adminsec.admin_client`
     builds the lab's (use it rather than this constructor).
     """
 
