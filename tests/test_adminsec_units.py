@@ -63,3 +63,35 @@ def test_the_curl_line_carries_files_only_and_nothing_listening_is_did_not_answe
     with pytest.raises(AmlenError, match="did not answer"):
         admin_client(settings)
     assert find_rung(settings, timeout=0.5) is None  # nothing answers: still starting, not locked
+
+
+class _Answers:
+    """An admin client whose status call fails as a real server's listener would: refused, or silent."""
+
+    def __init__(self, error: AmlenError) -> None:
+        self.error = error
+
+    def status(self, timeout: float) -> dict[str, object]:
+        raise self.error
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_refusal_after_a_silent_rung_is_a_restart_still_opening_not_another_labs_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen in CI: a restarted container opened its listener between two tries, so the lab's own rung (CERT) got
+    no answer and the next one was refused; that is a server still starting, not one locked by another lab."""
+    settings = load_settings(env_file=None, dir=tmp_path, admin_port=free_port())
+    refused = AmlenError("Amlen's admin API did not answer (TLS handshake failed: TLSV13_ALERT_CERTIFICATE_REQUIRED)")
+    silent = AmlenError("Amlen's admin API did not answer (connection refused)")
+
+    def clients(first: AmlenError) -> object:
+        return lambda _settings, timeout, rung: _Answers(first if rung is Rung.CERT else refused)
+
+    monkeypatch.setattr("lab.amlen.adminsec.admin_client", clients(silent))
+    assert find_rung(settings, timeout=0.5) is None  # polled again by readiness
+    monkeypatch.setattr("lab.amlen.adminsec.admin_client", clients(refused))
+    with pytest.raises(AmlenError, match="locked by another lab directory"):
+        find_rung(settings, timeout=0.5)

@@ -163,6 +163,9 @@ def find_rung(settings: Settings, *, timeout: float = 2.0, first: Iterable[Rung]
     it, or this one lost its files."""
     order = list(dict.fromkeys((*first, *_LADDER)))
     refusals: list[str] = []
+    # A rung tried before the first refusal that got no answer at all may be the server's own, still starting (a
+    # restarted container opens its listener between two tries): then a later refusal proves nothing yet.
+    silent_first = False
     for rung in order:
         try:
             client = admin_client(settings, timeout=timeout, rung=rung)
@@ -170,6 +173,7 @@ def find_rung(settings: Settings, *, timeout: float = 2.0, first: Iterable[Rung]
             refusals.append(f"{rung}: {exc.message}")
             continue
         except AmlenError:
+            silent_first = silent_first or not refusals
             continue  # nothing listens yet
         try:
             status = client.status(timeout=timeout)
@@ -182,8 +186,11 @@ def find_rung(settings: Settings, *, timeout: float = 2.0, first: Iterable[Rung]
                 # The reason alone: "...did not answer (TLS handshake failed: ...)" -> "TLS handshake failed: ..."
                 reason = exc.message.split(" did not answer (", 1)[-1].removesuffix(")")
                 refusals.append(f"{rung}: {reason}")
-    # No rung answered. One that refused outright says the server is up; all silent: it is still starting.
-    if refusals:
+            else:
+                silent_first = silent_first or not refusals
+    # No rung answered. One that refused outright, with none silent before it, says the server is up and not this
+    # lab's; silence first: it is still starting (the caller polls again).
+    if refusals and not silent_first:
         raise AdminLocked(
             f"the Amlen admin API on 127.0.0.1:{settings.admin_port} is locked by another lab directory (or this "
             f"one lost its admin files in {settings.admin_dir}): {refusals[0]}",
