@@ -87,12 +87,14 @@ podman_rootless() {
   podman_load "$image" "$user"
   podman_serve "/run/user/$uid/podman/podman.sock" /tmp/amlen-lab-ci-podman-rootless.log "$user"
   # The user's own clone of what is committed and changed here (as tests/test_nonroot.py makes one), with the
-  # browser driver's node_modules so scripts/test does not fetch them again.
+  # browser driver's and the docs' node_modules so scripts/test does not fetch them again (as that user, npm has
+  # not the machine's registry settings).
   rm -rf "$home/amlen-lab"
   git ls-files -co --exclude-standard | while read -r file; do
     [ -f "$file" ] && install -D -m "$(stat -c %a "$file")" "$file" "$home/amlen-lab/$file"
   done
   [ -d tests/browser/node_modules ] && cp -a tests/browser/node_modules "$home/amlen-lab/tests/browser/"
+  [ -d docs/node_modules ] && cp -a docs/node_modules "$home/amlen-lab/docs/"
   chown -R "$user:$user" "$home/amlen-lab"
 }
 
